@@ -1,0 +1,30 @@
+"""Namespaced caches for Django. Public names only; importing reads no settings."""
+
+from __future__ import annotations
+
+from agenthub_cache.exceptions import (
+    CacheError,
+    CacheUnavailable,
+    InvalidKey,
+    LockError,
+    NotSupported,
+    UnknownNamespace,
+)
+from agenthub_cache.factory import CacheFactory, CacheType, namespaces
+from agenthub_cache.registry import register_provider
+from agenthub_cache.service import FOREVER, CacheService
+
+__all__ = [
+    "FOREVER",
+    "CacheError",
+    "CacheFactory",
+    "CacheService",
+    "CacheType",
+    "CacheUnavailable",
+    "InvalidKey",
+    "LockError",
+    "NotSupported",
+    "UnknownNamespace",
+    "namespaces",
+    "register_provider",
+]

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.core import checks
+
+
+class AgentHubCacheConfig(AppConfig):
+    name = "agenthub_cache"
+    verbose_name = "AgentHub cache namespaces"
+
+    def ready(self) -> None:
+        from agenthub_cache.checks import check_settings
+
+        checks.register(check_settings, checks.Tags.caches)

@@ -1,0 +1,60 @@
+"""The one key builder: every stored key of the app is made here.
+
+Each part (namespace, key, index name, index value) is percent-encoded with nothing left
+"safe" but letters, digits and ``_.-~``, so a part can never contain the ``:`` that joins
+parts, nor a glob character (``* ? [ ] \\``), brace, space or control character. Percent-
+encoding is injective, hence so is the whole layout; and a prefix built for one namespace can
+never be a prefix of another's keys, which is what makes listing and flushing by prefix safe.
+
+Layout (before the Django backend adds its own ``KEY_PREFIX`` and version)::
+
+    ahc:<namespace>[@<generation>]:<kind>:<part>[:<part>]
+"""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import quote, unquote
+
+APP_PREFIX = "ahc"
+
+ENTRY = "k"  # the cached value
+META = "m"  # which index values an entry is filed under
+INDEX = "i"  # one index value's members
+LOCK = "l"  # lock and stampede-guard keys
+GENERATION = "g"  # the namespace generation counter (stores that cannot list)
+HASHED = "h"  # an entry key too long for the store, replaced by its digest
+
+
+def escape(part: str) -> str:
+    """Percent-encode ``part`` so that it holds only ``[A-Za-z0-9_.~%-]``."""
+    return quote(part, safe="")
+
+
+def unescape(part: str) -> str:
+    return unquote(part)
+
+
+def namespace_prefix(namespace: str, generation: str | None = None) -> str:
+    """The prefix every key of ``namespace`` starts with (ends with ``:``)."""
+    scope = escape(namespace) if generation is None else f"{escape(namespace)}@{generation}"
+    return f"{APP_PREFIX}:{scope}:"
+
+
+def build_key(namespace: str, kind: str, *parts: str, generation: str | None = None) -> str:
+    """Build the stored key of ``parts`` of ``kind`` in ``namespace``."""
+    return namespace_prefix(namespace, generation) + ":".join((kind, *map(escape, parts)))
+
+
+def hashed_key(namespace: str, kind: str, *parts: str, generation: str | None = None) -> str:
+    """A fixed-length stand-in for a key too long for the store (kind stays in the clear)."""
+    digest = hashlib.sha256("\0".join(map(escape, parts)).encode()).hexdigest()
+    return namespace_prefix(namespace, generation) + f"{HASHED}{kind}:{digest}"
+
+
+def entry_key_from_stored(stored_suffix: str) -> str | None:
+    """Turn ``k:<escaped>`` (a stored key with its namespace prefix cut off) back into the key."""
+    kind, _, rest = stored_suffix.partition(":")
+    if kind != ENTRY or not rest or ":" in rest:
+        return None
+    return unescape(rest)

@@ -1,0 +1,116 @@
+"""DatabaseCache: list, count and flush with SQL on the cache table; indexes in transactions.
+
+Every index write runs in one transaction that first updates a per-namespace lock row, so
+writers of a namespace are serialized across processes (a row lock on PostgreSQL/MySQL, the
+write lock on SQLite). Nothing here ever deletes the whole table: flush selects the
+namespace's keys by prefix and deletes exactly those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, ClassVar
+
+from django.core.cache.backends.db import DatabaseCache
+from django.db import InterfaceError, OperationalError, connections, models, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils.timezone import now as tz_now
+
+from agenthub_cache import keys
+from agenthub_cache.providers.base import Capabilities
+from agenthub_cache.providers.listing import ListingProvider
+
+BATCH = 500  # keys per DELETE ... IN (...), well under every database's parameter limit
+
+
+class DatabaseProvider(ListingProvider):
+    backend: DatabaseCache
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        list_keys=True, flush="prefix", indexes="cross-process", ttl=True, distributed_lock=True
+    )
+    unavailable_errors = (ConnectionError, TimeoutError, InterfaceError, OperationalError)
+
+    def _connection(self, write: bool = False) -> BaseDatabaseWrapper:
+        route = router.db_for_write if write else router.db_for_read
+        return connections[route(self.backend.cache_model_class)]
+
+    def _sql(self, connection: BaseDatabaseWrapper, template: str) -> str:
+        quote = connection.ops.quote_name
+        return template.format(
+            table=quote(self.backend._table), key=quote("cache_key"), expires=quote("expires")
+        )
+
+    def _expires(self, connection: BaseDatabaseWrapper, value: Any) -> datetime:
+        """Read an ``expires`` column the way DatabaseCache does (aware or naive alike)."""
+        expression = models.Expression(output_field=models.DateTimeField())
+        for convert in connection.ops.get_db_converters(expression) + expression.get_db_converters(
+            connection
+        ):
+            value = convert(value, expression, connection)
+        result: datetime = value
+        return result
+
+    @contextmanager
+    def index_guard(self) -> Iterator[None]:
+        """Process lock, then a transaction holding the namespace's lock row."""
+        with self._lock:
+            connection = self._connection(write=True)
+            with transaction.atomic(using=connection.alias):
+                lock_row = self.backend.make_key(keys.build_key(self.namespace, keys.LOCK))
+                update = self._sql(
+                    connection, "UPDATE {table} SET {expires} = {expires} WHERE {key} = %s"
+                )
+                with connection.cursor() as cursor:
+                    cursor.execute(update, [lock_row])
+                    if cursor.rowcount == 0:
+                        self.backend.add(keys.build_key(self.namespace, keys.LOCK), 0, None)
+                        cursor.execute(update, [lock_row])
+                yield
+
+    def list_stored(self, prefix: str, live_only: bool) -> list[str]:
+        connection = self._connection()
+        like = connection.operators["startswith"] % "%s"
+        query = self._sql(connection, "SELECT {key}, {expires} FROM {table} WHERE {key} ") + like
+        pattern = connection.ops.prep_for_like_query(prefix) + "%"
+        with connection.cursor() as cursor:
+            cursor.execute(query, [pattern])
+            rows = cursor.fetchall()
+        now = tz_now()
+        return [
+            key
+            for key, expires in rows
+            if key.startswith(prefix)
+            and (not live_only or self._expires(connection, expires) > now)
+        ]
+
+    def delete_stored(self, stored_keys: list[str]) -> int:
+        connection = self._connection(write=True)
+        deleted = 0
+        with connection.cursor() as cursor:
+            for start in range(0, len(stored_keys), BATCH):
+                batch = stored_keys[start : start + BATCH]
+                placeholders = ", ".join(["%s"] * len(batch))
+                cursor.execute(
+                    self._sql(connection, "DELETE FROM {table} WHERE {key} IN ")
+                    + f"({placeholders})",
+                    batch,
+                )
+                deleted += cursor.rowcount
+        return deleted
+
+    def stored_ttl(self, stored: str) -> float | None:
+        connection = self._connection()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                self._sql(connection, "SELECT {expires} FROM {table} WHERE {key} = %s"),
+                [self.backend.make_key(stored)],
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return 0.0
+        expires = self._expires(connection, row[0])
+        if expires.year == datetime.max.year:
+            return None
+        return max(0.0, (expires - tz_now()).total_seconds())

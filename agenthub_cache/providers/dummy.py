@@ -1,0 +1,25 @@
+"""DummyCache stores nothing; the provider says so truthfully (and a system check warns)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import ClassVar
+
+from agenthub_cache.providers.base import Capabilities, Provider
+
+
+class DummyProvider(Provider):
+    capabilities: ClassVar[Capabilities] = Capabilities(list_keys=True, flush="none", ttl=True)
+    max_key_length = None
+
+    def scope(self) -> str | None:
+        return None
+
+    def iter_keys(self, pattern: str = "*") -> Iterator[str]:
+        return iter(())
+
+    def clear(self) -> int:
+        return 0
+
+    def stored_ttl(self, stored: str) -> float | None:
+        return 0.0

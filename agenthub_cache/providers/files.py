@@ -1,0 +1,26 @@
+"""FileBasedCache: generation flush (it cannot list), TTL read from each file's header."""
+
+from __future__ import annotations
+
+import pickle
+import time
+from typing import ClassVar
+
+from django.core.cache.backends.filebased import FileBasedCache
+
+from agenthub_cache.providers.base import Capabilities, Provider
+
+
+class FileProvider(Provider):
+    backend: FileBasedCache
+    capabilities: ClassVar[Capabilities] = Capabilities(flush="generation", ttl=True)
+    max_key_length = None  # the backend stores each key under its md5 file name
+
+    def stored_ttl(self, stored: str) -> float | None:
+        """FileBasedCache writes the expiry (epoch seconds or None) as the file's first pickle."""
+        try:
+            with open(self.backend._key_to_file(stored), "rb") as f:
+                expires: float | None = pickle.load(f)
+        except (FileNotFoundError, EOFError, pickle.UnpicklingError):
+            return 0.0
+        return None if expires is None else max(0.0, expires - time.time())

@@ -1,0 +1,187 @@
+"""Secondary indexes kept as cache records, for stores with no native sets.
+
+Three kinds of record, all ordinary cache entries of the namespace:
+
+* a **meta** record per entry: ``{index: value}``, what the entry is filed under now;
+* an **index** record per (index, value): ``{key: expires_at or None}``, living as long as
+  its longest-lived member;
+* a **directory** of every (index, value) that has a record, so ``prune`` can find them.
+
+Writers hold ``index_guard()`` (one process-wide lock per store and namespace; the database
+provider adds a transaction). Readers trust nothing: a key is returned only if its entry
+exists and its meta record still names that index value, so a stale member (expired,
+deleted, re-filed, or left by a racing process) is never returned; ``prune`` removes them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+from agenthub_cache import keys
+
+if TYPE_CHECKING:
+    from django.core.cache.backends.base import BaseCache
+
+_ABSENT: Any = object()
+
+
+def _timeout_for(members: Mapping[str, float | None]) -> float | None:
+    """A record lives as long as its longest-lived member."""
+    expiries = list(members.values())
+    if any(expiry is None for expiry in expiries):
+        return None
+    return max(1.0, max(e for e in expiries if e is not None) - time.time())
+
+
+class RecordIndexes:
+    """Mixin of ``Provider``: index bookkeeping through get/set/delete of records."""
+
+    backend: BaseCache
+    namespace: str
+
+    if TYPE_CHECKING:
+
+        def scope(self) -> str | None: ...
+        def stored_key(self, kind: str, *parts: str, scope: str | None) -> str: ...
+        def entry_key(self, key: str, scope: str | None) -> str: ...
+        def index_guard(self) -> AbstractContextManager[Any]: ...
+
+    # -- writing (callers hold index_guard) ----------------------------------------------------
+
+    def file_entry(
+        self, key: str, indexes: Mapping[str, str], timeout: float | None, scope: str | None
+    ) -> None:
+        """File ``key`` under exactly ``indexes`` (its value is already written)."""
+        meta_key = self.stored_key(keys.META, key, scope=scope)
+        old: dict[str, str] = self.backend.get(meta_key) or {}
+        if not old and not indexes:
+            return
+        expires = None if timeout is None else time.time() + timeout
+        for index, value in old.items():
+            if indexes.get(index) != value:
+                self._remove_member(index, value, key, scope)
+        for index, value in indexes.items():
+            self._add_member(index, value, key, expires, scope)
+        if indexes:
+            self.backend.set(meta_key, dict(indexes), timeout)
+        else:
+            self.backend.delete(meta_key)
+
+    def unfile_entry(self, key: str, scope: str | None) -> None:
+        """Take ``key`` out of every index it is filed under."""
+        meta_key = self.stored_key(keys.META, key, scope=scope)
+        old: dict[str, str] | None = self.backend.get(meta_key)
+        if old:
+            for index, value in old.items():
+                self._remove_member(index, value, key, scope)
+            self.backend.delete(meta_key)
+
+    def unfile_entries(self, keys_: Iterable[str], scope: str | None) -> None:
+        """``unfile_entry`` for many keys, with one read to find those that have indexes."""
+        by_meta = {self.stored_key(keys.META, key, scope=scope): key for key in keys_}
+        for meta_key in self.backend.get_many(list(by_meta)):
+            self.unfile_entry(by_meta[meta_key], scope)
+
+    def _index_key(self, index: str, value: str, scope: str | None) -> str:
+        return self.stored_key(keys.INDEX, index, value, scope=scope)
+
+    def _add_member(
+        self, index: str, value: str, key: str, expires: float | None, scope: str | None
+    ) -> None:
+        record_key = self._index_key(index, value, scope)
+        members: dict[str, float | None] = self.backend.get(record_key) or {}
+        created = not members
+        now = time.time()
+        members = {k: e for k, e in members.items() if e is None or e > now}
+        members[key] = expires
+        self.backend.set(record_key, members, _timeout_for(members))
+        if created:
+            self._update_directory(add=[(index, value)], scope=scope)
+
+    def _remove_member(self, index: str, value: str, key: str, scope: str | None) -> None:
+        record_key = self._index_key(index, value, scope)
+        members: dict[str, float | None] | None = self.backend.get(record_key)
+        if not members or key not in members:
+            return
+        del members[key]
+        if members:
+            self.backend.set(record_key, members, _timeout_for(members))
+        else:
+            self.backend.delete(record_key)
+
+    def index_directory(self, scope: str | None) -> set[tuple[str, str]]:
+        stored = self.backend.get(self.stored_key(keys.INDEX, scope=scope)) or []
+        return {(index, value) for index, value in stored}
+
+    def _update_directory(
+        self,
+        scope: str | None,
+        add: Iterable[tuple[str, str]] = (),
+        remove: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        directory = (self.index_directory(scope) | set(add)) - set(remove)
+        self.backend.set(self.stored_key(keys.INDEX, scope=scope), sorted(directory), None)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _live_members(self, index: str, value: str, scope: str | None) -> dict[str, Any]:
+        """Entries filed under (index, value) now: checked against their values and metas."""
+        members: dict[str, float | None] = (
+            self.backend.get(self._index_key(index, value, scope)) or {}
+        )
+        now = time.time()
+        candidates = [k for k, e in members.items() if e is None or e > now]
+        if not candidates:
+            return {}
+        entry_keys = {self.entry_key(k, scope): k for k in candidates}
+        meta_keys = {self.stored_key(keys.META, k, scope=scope): k for k in candidates}
+        found = self.backend.get_many([*entry_keys, *meta_keys])
+        filed = {
+            meta_keys[stored]
+            for stored, meta in found.items()
+            if stored in meta_keys and isinstance(meta, dict) and meta.get(index) == value
+        }
+        return {
+            key: found[stored]
+            for stored, key in entry_keys.items()
+            if stored in found and key in filed
+        }
+
+    def find(self, index: str, value: str) -> list[str]:
+        return list(self._live_members(index, value, self.scope()))
+
+    def get_by_index(self, index: str, value: str) -> dict[str, Any]:
+        return self._live_members(index, value, self.scope())
+
+    def delete_by_index(self, index: str, value: str) -> int:
+        scope = self.scope()
+        with self.index_guard():
+            members = self._live_members(index, value, scope)
+            for key in members:
+                self.unfile_entry(key, scope)
+                self.backend.delete(self.entry_key(key, scope))
+            return len(members)
+
+    def prune(self) -> int:
+        """Drop members that are expired, gone or re-filed; return how many were dropped."""
+        scope = self.scope()
+        dropped = 0
+        with self.index_guard():
+            emptied = []
+            for index, value in sorted(self.index_directory(scope)):
+                record_key = self._index_key(index, value, scope)
+                members: dict[str, float | None] = self.backend.get(record_key) or {}
+                live = self._live_members(index, value, scope)
+                kept = {k: e for k, e in members.items() if k in live}
+                dropped += len(members) - len(kept)
+                if kept:
+                    self.backend.set(record_key, kept, _timeout_for(kept))
+                else:
+                    self.backend.delete(record_key)
+                    emptied.append((index, value))
+            if emptied:
+                self._update_directory(scope, remove=emptied)
+        return dropped

@@ -1,0 +1,56 @@
+"""Base of providers whose store can list keys by prefix: no generation, flush by prefix."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterator
+from typing import ClassVar
+
+from agenthub_cache import keys
+from agenthub_cache.exceptions import NotSupported
+from agenthub_cache.providers.base import Capabilities, Provider
+
+
+class ListingProvider(Provider):
+    """Subclasses say how to list and delete the stored keys under a prefix."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities(list_keys=True, flush="prefix", ttl=True)
+    hash_long_keys = False  # a hashed key could not be listed back
+
+    def scope(self) -> str | None:
+        return None
+
+    def stored_prefix(self) -> str:
+        """The namespace prefix as the backend stores it (with KEY_PREFIX and version)."""
+        prefix = keys.namespace_prefix(self.namespace)
+        stored = self.backend.make_key(prefix)
+        if self.backend.make_key(prefix + "k") != stored + "k":
+            raise NotSupported(
+                f"Cache namespace {self.namespace!r}: the {self.alias!r} cache's KEY_FUNCTION does "
+                "not keep key prefixes, so the namespace cannot be listed or flushed."
+            )
+        return stored
+
+    def list_stored(self, prefix: str, live_only: bool) -> list[str]:
+        """Stored keys that start with ``prefix`` (exactly, case-sensitively)."""
+        raise NotImplementedError
+
+    def delete_stored(self, stored_keys: list[str]) -> int:
+        """Delete these stored keys; return how many existed."""
+        raise NotImplementedError
+
+    def iter_keys(self, pattern: str = "*") -> Iterator[str]:
+        prefix = self.stored_prefix()
+        for stored in self.list_stored(prefix, live_only=True):
+            key = keys.entry_key_from_stored(stored[len(prefix) :])
+            if key is not None and fnmatch.fnmatchcase(key, pattern):
+                yield key
+
+    def clear(self) -> int:
+        """Delete every stored key of the namespace (entries, records, locks)."""
+        prefix = self.stored_prefix()
+        entries = prefix + keys.ENTRY + ":"
+        with self.index_guard():
+            live = sum(1 for k in self.list_stored(prefix, live_only=True) if k.startswith(entries))
+            self.delete_stored(self.list_stored(prefix, live_only=False))
+        return live

@@ -1,0 +1,42 @@
+"""PyMemcacheCache and PyLibMCCache: generation flush, hashed long keys, native incr/add.
+
+memcached cannot list keys, so listing raises ``NotSupported`` and a flush starts a new
+namespace generation in O(1); the old entries age out or are evicted by the server's LRU.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.core.cache.backends.base import BaseCache
+
+from agenthub_cache.providers.base import Capabilities, Provider
+
+
+def _client_errors() -> tuple[type[BaseException], ...]:
+    """The memcached clients' "server gone" errors, for whichever client is installed."""
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    try:
+        from pymemcache.exceptions import MemcacheUnexpectedCloseError
+
+        errors.append(MemcacheUnexpectedCloseError)
+    except ImportError:
+        pass
+    try:
+        import pylibmc
+
+        errors += [pylibmc.ConnectionError, pylibmc.ServerDown, pylibmc.ServerDead]
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+class MemcachedProvider(Provider):
+    capabilities: ClassVar[Capabilities] = Capabilities(flush="generation", distributed_lock=True)
+
+    def __init__(self, backend: BaseCache, alias: str, namespace: str) -> None:
+        super().__init__(backend, alias, namespace)
+        self.unavailable_errors = _client_errors()
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "location": getattr(self.backend, "_servers", None)}

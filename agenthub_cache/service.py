@@ -1,0 +1,567 @@
+"""``CacheService``: the namespaced cache API, and the policy that is the same on every store.
+
+The service validates arguments (naming the namespace and the argument), turns ``ttl`` into a
+Django timeout, applies ``FAIL_SILENTLY`` and translates errors; its provider does the work.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import pickle
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final
+
+from agenthub_cache import conf
+from agenthub_cache.exceptions import CacheUnavailable, InvalidKey
+from agenthub_cache.factory import CacheFactory, CacheType
+
+if TYPE_CHECKING:
+    from agenthub_cache.providers.base import Capabilities, Provider
+    from agenthub_cache.providers.locking import CacheLock
+
+logger = logging.getLogger("agenthub_cache")
+
+
+class _Forever:
+    def __repr__(self) -> str:
+        return "FOREVER"
+
+    def __reduce__(self) -> str:
+        return "FOREVER"
+
+
+#: ``ttl=FOREVER``: the entry never expires (``ttl=None`` means the namespace default).
+FOREVER: Final = _Forever()
+_UNSET: Any = object()
+#: How long ``get_or_set`` waits for another caller's computation before computing itself.
+STAMPEDE_WAIT = 5.0
+#: At most one "cache unavailable" warning per namespace in this many seconds.
+WARNING_INTERVAL = 10.0
+_last_warning: dict[str, float] = {}
+
+
+class _FailurePolicy:
+    """Turns store errors into the §5 policy; suppresses them only under ``FAIL_SILENTLY``."""
+
+    def __init__(
+        self, service: CacheService, operation: str, writes: bool = False, silenceable: bool = True
+    ) -> None:
+        self.service = service
+        self.operation = operation
+        self.writes = writes
+        self.silenceable = silenceable
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if exc is None:
+            return False
+        service = self.service
+        if isinstance(exc, service.provider.unavailable_errors):
+            if service.fail_silently and self.silenceable:
+                service._warn_unavailable(self.operation, exc)
+                return True
+            raise CacheUnavailable(
+                f"Cache namespace {service.namespace!r}: the {service.cache_alias!r} cache is "
+                f"unavailable during {self.operation}(): {exc}"
+            ) from exc
+        if self.writes and isinstance(exc, (pickle.PicklingError, TypeError, AttributeError)):
+            raise ValueError(
+                f"Cache namespace {service.namespace!r}: {self.operation}() got a value that "
+                f"cannot be serialized: {exc}"
+            ) from exc
+        return False
+
+
+class CacheService:
+    """A namespace of one ``CACHES`` alias, with its default TTL, indexes and flush."""
+
+    def __init__(
+        self,
+        namespace: str,
+        default_ttl: int | None = _UNSET,
+        cache: str | None = None,
+        cache_type: CacheType | str | None = None,
+        *,
+        fail_silently: bool = False,
+        sensitive: bool = False,
+    ) -> None:
+        if not conf.is_valid_name(namespace):
+            raise InvalidKey(
+                f"Invalid cache namespace name {namespace!r}: use 1-64 letters, digits, "
+                "'_', '-' or '.', starting with a letter or digit."
+            )
+        if default_ttl is _UNSET:
+            default_ttl = conf.get_settings().default_ttl
+        if not conf.is_valid_ttl(default_ttl):
+            raise ValueError(
+                f"Cache namespace {namespace!r}: default_ttl must be a positive number of "
+                f"seconds or None, not {default_ttl!r}."
+            )
+        self.namespace = namespace
+        self.default_ttl: int | None = default_ttl
+        self.fail_silently = fail_silently
+        self.sensitive = sensitive
+        self.provider: Provider = CacheFactory.create_cache(
+            cache_type=cache_type, namespace=namespace, default_ttl=default_ttl, cache=cache
+        )
+        self.cache_alias = self.provider.alias
+
+    @classmethod
+    def from_settings(cls, options: conf.NamespaceSettings) -> CacheService:
+        return cls(
+            options.name,
+            default_ttl=options.ttl,
+            cache=options.cache,
+            fail_silently=options.fail_silently,
+            sensitive=options.sensitive,
+        )
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.provider.capabilities
+
+    def __repr__(self) -> str:
+        return f"<CacheService {self.namespace!r} on {self.cache_alias!r}>"
+
+    # -- validation and policy ----------------------------------------------------------------
+
+    def _error(self, argument: str, problem: str) -> InvalidKey:
+        return InvalidKey(f"Cache namespace {self.namespace!r}: {argument} {problem}")
+
+    def _text(self, value: object, argument: str) -> str:
+        if not isinstance(value, str):
+            raise self._error(argument, f"must be a str, not {type(value).__name__}.")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise self._error(argument, f"{value!r} is not valid Unicode text.") from None
+        return value
+
+    def _key(self, key: object, argument: str = "key") -> str:
+        if self._text(key, argument) == "":
+            raise self._error(argument, "must not be empty.")
+        return str(key)
+
+    def _keys(self, keys: Iterable[object], argument: str = "keys") -> list[str]:
+        if isinstance(keys, str):
+            raise self._error(argument, "must be an iterable of keys, not one str.")
+        return [self._key(key, argument) for key in keys]
+
+    def _index(self, index: object, value: object) -> tuple[str, str]:
+        if not conf.is_valid_name(index):
+            raise self._error(
+                "index name",
+                f"{index!r} is invalid: use 1-64 of [A-Za-z0-9_.-], starting with a letter or digit.",
+            )
+        return str(index), self._text(value, f"value of index {index!r}")
+
+    def _indexes(self, indexes: Mapping[str, str] | None) -> dict[str, str] | None:
+        if indexes is None:
+            return None
+        if not isinstance(indexes, Mapping):
+            raise self._error("indexes", "must be a dict of index name to value.")
+        return dict(self._index(name, value) for name, value in indexes.items())
+
+    def _timeout(self, ttl: object, argument: str = "ttl") -> float | None:
+        """``None`` -> the namespace default; ``FOREVER`` -> no expiry; else seconds (0 expires)."""
+        if ttl is None:
+            return self.default_ttl
+        if ttl is FOREVER:
+            return None
+        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not math.isfinite(ttl):
+            raise ValueError(
+                f"Cache namespace {self.namespace!r}: {argument} must be a number of seconds, "
+                f"None (the namespace default) or FOREVER, not {ttl!r}."
+            )
+        if ttl < 0:
+            raise ValueError(
+                f"Cache namespace {self.namespace!r}: {argument} must not be negative, got {ttl!r}."
+            )
+        return ttl
+
+    def _delta(self, delta: object) -> int:
+        if isinstance(delta, bool) or not isinstance(delta, int):
+            raise ValueError(
+                f"Cache namespace {self.namespace!r}: delta must be an int, not {delta!r}."
+            )
+        return delta
+
+    def _policy(self, operation: str, writes: bool = False) -> _FailurePolicy:
+        return _FailurePolicy(self, operation, writes)
+
+    def _admin(self, operation: str) -> _FailurePolicy:
+        """Whole-namespace operations always raise: an operator must see a failed flush."""
+        return _FailurePolicy(self, operation, silenceable=False)
+
+    def _warn_unavailable(self, operation: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - _last_warning.get(self.namespace, -math.inf) >= WARNING_INTERVAL:
+            _last_warning[self.namespace] = now
+            logger.warning(
+                "Cache namespace %r: %r cache unavailable during %s(); failing silently: %s",
+                self.namespace,
+                self.cache_alias,
+                operation,
+                exc,
+            )
+
+    # -- entries ------------------------------------------------------------------------------
+
+    def make_key(self, key: str) -> str:
+        """The key under which ``caches[cache_alias]`` holds this entry (before KEY_PREFIX)."""
+        key = self._key(key)
+        with self._policy("make_key"):
+            return self.provider.make_key(key)
+        raise CacheUnavailable(f"Cache namespace {self.namespace!r}: cannot build keys now.")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of ``key``, or ``default`` when missing or expired."""
+        key = self._key(key)
+        with self._policy("get"):
+            return self.provider.get(key, default)
+        return default
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        key = self._key(key)
+        with self._policy("get"):
+            return await self.provider.aget(key, default)
+        return default
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The found entries among ``keys``, as a dict."""
+        keys_ = self._keys(keys)
+        with self._policy("get_many"):
+            return self.provider.get_many(keys_) if keys_ else {}
+        return {}
+
+    async def aget_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        keys_ = self._keys(keys)
+        with self._policy("get_many"):
+            return await self.provider.aget_many(keys_) if keys_ else {}
+        return {}
+
+    def set(
+        self, key: str, value: Any, ttl: Any = None, indexes: Mapping[str, str] | None = None
+    ) -> bool:
+        """Store ``value``; file it under ``indexes`` (and out of any it was filed under)."""
+        key, timeout, indexes_ = self._key(key), self._timeout(ttl), self._indexes(indexes)
+        with self._policy("set", writes=True):
+            return self.provider.set(key, value, timeout, indexes_)
+        return False
+
+    async def aset(
+        self, key: str, value: Any, ttl: Any = None, indexes: Mapping[str, str] | None = None
+    ) -> bool:
+        key, timeout, indexes_ = self._key(key), self._timeout(ttl), self._indexes(indexes)
+        with self._policy("set", writes=True):
+            return await self.provider.aset(key, value, timeout, indexes_)
+        return False
+
+    def add(
+        self, key: str, value: Any, ttl: Any = None, indexes: Mapping[str, str] | None = None
+    ) -> bool:
+        """``set`` only if ``key`` is absent; True if this call stored it."""
+        key, timeout, indexes_ = self._key(key), self._timeout(ttl), self._indexes(indexes)
+        with self._policy("add", writes=True):
+            return self.provider.add(key, value, timeout, indexes_)
+        return False
+
+    async def aadd(
+        self, key: str, value: Any, ttl: Any = None, indexes: Mapping[str, str] | None = None
+    ) -> bool:
+        key, timeout, indexes_ = self._key(key), self._timeout(ttl), self._indexes(indexes)
+        with self._policy("add", writes=True):
+            return await self.provider.aadd(key, value, timeout, indexes_)
+        return False
+
+    def set_many(self, mapping: Mapping[str, Any], ttl: Any = None) -> list[str]:
+        """Store every item (unindexed); return the keys that could not be stored."""
+        if not isinstance(mapping, Mapping):
+            raise self._error("mapping", "must be a dict of key to value.")
+        self._keys(mapping, "key in mapping")
+        timeout = self._timeout(ttl)
+        with self._policy("set_many", writes=True):
+            return self.provider.set_many(mapping, timeout) if mapping else []
+        return list(mapping)
+
+    async def aset_many(self, mapping: Mapping[str, Any], ttl: Any = None) -> list[str]:
+        if not isinstance(mapping, Mapping):
+            raise self._error("mapping", "must be a dict of key to value.")
+        self._keys(mapping, "key in mapping")
+        timeout = self._timeout(ttl)
+        with self._policy("set_many", writes=True):
+            return await self.provider.aset_many(mapping, timeout) if mapping else []
+        return list(mapping)
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key`` and its index filings; True if it existed."""
+        key = self._key(key)
+        with self._policy("delete"):
+            return self.provider.delete(key)
+        return False
+
+    async def adelete(self, key: str) -> bool:
+        key = self._key(key)
+        with self._policy("delete"):
+            return await self.provider.adelete(key)
+        return False
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        """Remove every key; return how many existed."""
+        keys_ = self._keys(keys)
+        with self._policy("delete_many"):
+            return self.provider.delete_many(keys_) if keys_ else 0
+        return 0
+
+    async def adelete_many(self, keys: Iterable[str]) -> int:
+        keys_ = self._keys(keys)
+        with self._policy("delete_many"):
+            return await self.provider.adelete_many(keys_) if keys_ else 0
+        return 0
+
+    def has_key(self, key: str) -> bool:
+        key = self._key(key)
+        with self._policy("has_key"):
+            return self.provider.has_key(key)
+        return False
+
+    async def ahas_key(self, key: str) -> bool:
+        key = self._key(key)
+        with self._policy("has_key"):
+            return await self.provider.ahas_key(key)
+        return False
+
+    def __contains__(self, key: object) -> bool:
+        return self.has_key(key)  # type: ignore[arg-type]  # validated inside
+
+    def pop(self, key: str, default: Any = None) -> Any:
+        """Atomically get and delete: of racing callers, exactly one gets the value."""
+        key = self._key(key)
+        with self._policy("pop"):
+            return self.provider.pop(key, default)
+        return default
+
+    async def apop(self, key: str, default: Any = None) -> Any:
+        key = self._key(key)
+        with self._policy("pop"):
+            return await self.provider.apop(key, default)
+        return default
+
+    def incr(self, key: str, delta: int = 1, ttl: Any = None) -> int:
+        """Atomically add ``delta``; a missing key starts at 0 and gets ``ttl`` once."""
+        key, delta, timeout = self._key(key), self._delta(delta), self._timeout(ttl)
+        with self._policy("incr"):
+            return self.provider.incr(key, delta, timeout)
+        return 0
+
+    async def aincr(self, key: str, delta: int = 1, ttl: Any = None) -> int:
+        key, delta, timeout = self._key(key), self._delta(delta), self._timeout(ttl)
+        with self._policy("incr"):
+            return await self.provider.aincr(key, delta, timeout)
+        return 0
+
+    def decr(self, key: str, delta: int = 1, ttl: Any = None) -> int:
+        """``incr`` by ``-delta``."""
+        return self.incr(key, -self._delta(delta), ttl)
+
+    async def adecr(self, key: str, delta: int = 1, ttl: Any = None) -> int:
+        return await self.aincr(key, -self._delta(delta), ttl)
+
+    def ttl(self, key: str) -> int | None:
+        """Seconds left (rounded up); ``None`` if it never expires, ``0`` if missing."""
+        key = self._key(key)
+        with self._policy("ttl"):
+            remaining = self.provider.ttl(key)
+            return None if remaining is None else math.ceil(remaining)
+        return 0
+
+    async def attl(self, key: str) -> int | None:
+        key = self._key(key)
+        with self._policy("ttl"):
+            remaining = await self.provider.attl(key)
+            return None if remaining is None else math.ceil(remaining)
+        return 0
+
+    def touch(self, key: str, ttl: Any = None) -> bool:
+        """Give ``key`` a new TTL (the namespace default if ``None``); False if missing."""
+        key, timeout = self._key(key), self._timeout(ttl)
+        with self._policy("touch"):
+            return self.provider.touch(key, timeout)
+        return False
+
+    async def atouch(self, key: str, ttl: Any = None) -> bool:
+        key, timeout = self._key(key), self._timeout(ttl)
+        with self._policy("touch"):
+            return await self.provider.atouch(key, timeout)
+        return False
+
+    def persist(self, key: str) -> bool:
+        """Make ``key`` never expire; False if missing."""
+        return self.touch(key, FOREVER)
+
+    async def apersist(self, key: str) -> bool:
+        return await self.atouch(key, FOREVER)
+
+    def get_or_set(
+        self, key: str, default: Any, ttl: Any = None, wait: float = STAMPEDE_WAIT
+    ) -> Any:
+        """The value of ``key``, else ``default`` (called if callable) stored and returned.
+
+        Concurrent misses compute ``default`` once; the others wait up to ``wait`` seconds.
+        """
+        key, timeout = self._key(key), self._timeout(ttl)
+        with self._policy("get_or_set", writes=True):
+            return self.provider.get_or_set(key, default, timeout, wait)
+        return default() if callable(default) else default
+
+    async def aget_or_set(
+        self, key: str, default: Any, ttl: Any = None, wait: float = STAMPEDE_WAIT
+    ) -> Any:
+        key, timeout = self._key(key), self._timeout(ttl)
+        with self._policy("get_or_set", writes=True):
+            return await self.provider.aget_or_set(key, default, timeout, wait)
+        return default() if callable(default) else default
+
+    def lock(
+        self, name: str, timeout: float | None = 60.0, blocking_timeout: float | None = 10.0
+    ) -> CacheLock:
+        """A lock for ``with``/``async with``; distributed where the store is shared."""
+        name = self._key(name, "lock name")
+        self._timeout(timeout, "timeout")
+        return self.provider.lock(name, timeout, blocking_timeout)
+
+    # -- secondary indexes --------------------------------------------------------------------
+
+    def find(self, index: str, value: str) -> list[str]:
+        """Keys of the live entries filed under ``index`` = ``value``."""
+        index, value = self._index(index, value)
+        with self._policy("find"):
+            return self.provider.find(index, value)
+        return []
+
+    async def afind(self, index: str, value: str) -> list[str]:
+        index, value = self._index(index, value)
+        with self._policy("find"):
+            return await self.provider.afind(index, value)
+        return []
+
+    def get_by_index(self, index: str, value: str) -> dict[str, Any]:
+        """``{key: value}`` of the live entries filed under ``index`` = ``value``."""
+        index, value = self._index(index, value)
+        with self._policy("get_by_index"):
+            return self.provider.get_by_index(index, value)
+        return {}
+
+    async def aget_by_index(self, index: str, value: str) -> dict[str, Any]:
+        index, value = self._index(index, value)
+        with self._policy("get_by_index"):
+            return await self.provider.aget_by_index(index, value)
+        return {}
+
+    def delete_by_index(self, index: str, value: str) -> int:
+        """Delete the entries filed under ``index`` = ``value`` (and their other filings)."""
+        index, value = self._index(index, value)
+        with self._policy("delete_by_index"):
+            return self.provider.delete_by_index(index, value)
+        return 0
+
+    async def adelete_by_index(self, index: str, value: str) -> int:
+        index, value = self._index(index, value)
+        with self._policy("delete_by_index"):
+            return await self.provider.adelete_by_index(index, value)
+        return 0
+
+    def prune(self) -> int:
+        """Reclaim index members whose entries expired, went or were re-filed."""
+        with self._policy("prune"):
+            return self.provider.prune()
+        return 0
+
+    async def aprune(self) -> int:
+        with self._policy("prune"):
+            return await self.provider.aprune()
+        return 0
+
+    # -- the namespace as a whole -------------------------------------------------------------
+
+    def _pattern(self, pattern: object) -> str:
+        return self._text(pattern, "pattern")
+
+    def iter_keys(self, pattern: str = "*") -> Iterator[str]:
+        """This namespace's keys matching the glob ``pattern`` (over the key alone)."""
+        return self._iter_keys(self._pattern(pattern))
+
+    def _iter_keys(self, pattern: str) -> Iterator[str]:
+        with self._admin("keys"):
+            yield from self.provider.iter_keys(pattern)
+
+    async def aiter_keys(self, pattern: str = "*") -> AsyncIterator[str]:
+        for key in await self.akeys(pattern):
+            yield key
+
+    def keys(self, pattern: str = "*") -> list[str]:
+        """``list(iter_keys(pattern))``."""
+        return list(self.iter_keys(pattern))
+
+    async def akeys(self, pattern: str = "*") -> list[str]:
+        pattern = self._pattern(pattern)
+        with self._admin("keys"):
+            return await self.provider.akeys(pattern)
+        raise AssertionError("unreachable")
+
+    def count(self) -> int:
+        """How many live entries the namespace holds."""
+        with self._admin("count"):
+            return self.provider.count()
+        raise AssertionError("unreachable")
+
+    async def acount(self) -> int:
+        with self._admin("count"):
+            return await self.provider.acount()
+        raise AssertionError("unreachable")
+
+    def clear(self) -> int | None:
+        """Drop this namespace (entries and indexes) and nothing else; the count if known."""
+        with self._admin("clear"):
+            return self.provider.clear()
+        raise AssertionError("unreachable")
+
+    async def aclear(self) -> int | None:
+        with self._admin("clear"):
+            return await self.provider.aclear()
+        raise AssertionError("unreachable")
+
+    def stats(self) -> dict[str, Any]:
+        """Entries, indexes and memory (``None`` where the store cannot tell)."""
+        with self._admin("stats"):
+            return {**self._description(), **self.provider.stats()}
+        raise AssertionError("unreachable")
+
+    async def astats(self) -> dict[str, Any]:
+        with self._admin("stats"):
+            return {**self._description(), **await self.provider.astats()}
+        raise AssertionError("unreachable")
+
+    def _description(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "default_ttl": self.default_ttl,
+            **self.provider.describe(),
+            "capabilities": self.capabilities.as_dict(),
+        }
+
+    def close(self) -> None:
+        self.provider.close()
+
+    async def aclose(self) -> None:
+        await self.provider.aclose()

