@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from agenthub_cache.service import CacheService
 
 
-class CacheType(str, enum.Enum):
+class CacheType(enum.StrEnum):
     """Where a service keeps its data, for code that does not name a ``CACHES`` alias."""
 
     #: The ``CACHES`` alias from settings (``AGENTHUB_CACHE["CACHE"]`` unless one is named).

@@ -1,0 +1,134 @@
+"""Real stores for every test: private servers on free loopback ports, SQLite and temp files.
+
+``CACHES`` gets one alias per backend for the whole session (see ``BACKENDS``). Each test
+works in namespaces of its own (``unique_namespace``), so nothing depends on test order and
+no test touches data it did not write.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.cache import caches
+from django.core.management import call_command
+from django.test.utils import override_settings
+
+from agenthub_cache import CacheService
+from tests import servers
+
+DB_CACHE_TABLE = "agenthub_cache_test_table"
+BIG = {"MAX_ENTRIES": 10_000_000}
+
+#: Contract-suite backends: alias -> what it needs. The suite runs once per alias.
+BACKENDS = ["locmem", "db", "files", "memcached", "redis", "redis_django", "in_memory"]
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[servers.Server]:
+    server = servers.redis_server().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def memcached_server() -> Iterator[servers.Server | None]:
+    server = servers.memcached_server()
+    if server is None:
+        yield None
+        return
+    server.start()
+    yield server
+    server.stop()
+
+
+def cache_settings(
+    redis: servers.Server, memcached: servers.Server | None, files_dir: str
+) -> dict[str, Any]:
+    caches_ = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "default",
+            "OPTIONS": BIG,
+        },
+        "locmem": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "contract",
+            "OPTIONS": BIG,
+        },
+        "db": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": DB_CACHE_TABLE,
+            "OPTIONS": BIG,
+        },
+        "files": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": files_dir,
+            "OPTIONS": BIG,
+        },
+        "redis": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"{redis.url}/1",
+            "KEY_PREFIX": "dr",
+        },
+        "redis_django": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"{redis.url}/2",
+            "KEY_PREFIX": "dj",
+        },
+        "dummy": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
+    }
+    if memcached is not None:
+        caches_["memcached"] = {
+            "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+            "LOCATION": memcached.location,
+            "KEY_PREFIX": "mc",
+        }
+    return caches_
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stores(
+    django_db_blocker: Any, redis_server: servers.Server, memcached_server: servers.Server | None
+) -> Iterator[dict[str, Any]]:
+    """Point CACHES at the private stores and create the DB cache table, once per session."""
+    files_dir = tempfile.mkdtemp(prefix="agenthub-cache-files-")
+    configured = cache_settings(redis_server, memcached_server, files_dir)
+    with django_db_blocker.unblock(), override_settings(CACHES=configured):
+        call_command("createcachetable", verbosity=0)
+        yield configured
+        caches.close_all()
+    shutil.rmtree(files_dir, ignore_errors=True)
+
+
+def unique_namespace(stem: str = "t") -> str:
+    return f"{stem}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, stores: dict[str, Any]) -> str:
+    """One contract-suite backend alias (``in_memory`` is ``CacheType.IN_MEMORY``)."""
+    alias: str = request.param
+    if alias == "memcached" and alias not in stores:
+        pytest.skip(
+            "memcached is not installed (apt-get install memcached); its contract tests did not run"
+        )
+    return alias
+
+
+def make_service(alias: str, namespace: str | None = None, **kwargs: Any) -> CacheService:
+    namespace = namespace or unique_namespace()
+    if alias == "in_memory":
+        return CacheService(namespace, cache_type="in_memory", **kwargs)
+    return CacheService(namespace, cache=alias, **kwargs)
+
+
+@pytest.fixture
+def service(backend: str) -> Iterator[CacheService]:
+    svc = make_service(backend, default_ttl=60)
+    yield svc
+    svc.clear()
