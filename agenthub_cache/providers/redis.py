@@ -1,0 +1,373 @@
+"""The Redis provider: django-redis and Django's own ``RedisCache``, natively.
+
+* One round trip per single-key operation, on one client per pool (``redis_connections``),
+  with the backend's key function (``redis_layout``) and its own serializer/compressor, so
+  ``caches[alias].get(backend_key)`` and the app read each other's values.
+* Value and index membership change together in one Lua script (``redis_scripts``).
+* Listing and flushing by incremental SCAN + pipelined UNLINK; never KEYS or FLUSHDB.
+* Every ``aX`` runs on ``redis.asyncio`` on the running loop's own client: no thread hop.
+  Operations of several round trips are written once as steps (``redis_steps``).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar
+
+from django.core.cache.backends.base import BaseCache
+from redis.exceptions import ResponseError
+
+from agenthub_cache import keys
+from agenthub_cache.providers.base import Capabilities, Provider
+from agenthub_cache.providers.redis_connections import UNAVAILABLE, connection_for
+from agenthub_cache.providers.redis_layout import KeyLayout, escape
+from agenthub_cache.providers.redis_lock import RedisLock
+from agenthub_cache.providers.redis_scripts import CHUNK
+from agenthub_cache.providers.redis_steps import Lua, arun, chunks, run
+from agenthub_cache.providers.redis_steps import clear as clear_steps
+from agenthub_cache.providers.redis_steps import count as count_steps
+from agenthub_cache.providers.redis_steps import delete_by_index as delete_by_index_steps
+from agenthub_cache.providers.redis_steps import get_or_set as get_or_set_steps
+from agenthub_cache.providers.redis_steps import live_entries as live_entries_steps
+from agenthub_cache.providers.redis_steps import prune as prune_steps
+from agenthub_cache.providers.redis_steps import stats as stats_steps
+
+ScriptCall = tuple[list[str], list[Any]]
+
+
+def codec_for(backend: BaseCache) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """The backend's own (encode, decode): ints stay plain so INCR works on them."""
+    from django.core.cache.backends.redis import RedisCache
+
+    if isinstance(backend, RedisCache):
+        cache_client: Any = backend._cache  # RedisCacheClient
+        serializer = cache_client._serializer
+        return serializer.dumps, serializer.loads
+    client = backend.client  # type: ignore[attr-defined]  # django-redis's DefaultClient
+    return client.encode, client.decode
+
+
+def px(timeout: float | None) -> str:
+    """A Django timeout as the scripts take it: '' never expires, '0' expires at once."""
+    if timeout is None:
+        return ""
+    if timeout <= 0:
+        return "0"
+    return str(max(1, int(timeout * 1000)))
+
+
+def _value_error(exc: ResponseError, namespace: str, key: str) -> ValueError | ResponseError:
+    message = str(exc)
+    if "not an integer" in message or "overflow" in message:
+        return ValueError(
+            f"Cache namespace {namespace!r}: cannot increment {key!r}: "
+            f"its value is not an integer or would overflow ({message})."
+        )
+    return exc
+
+
+class RedisProvider(Provider):
+    """Native provider for ``django_redis.cache.RedisCache`` and Django's ``RedisCache``."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        list_keys=True,
+        flush="scan",
+        indexes="atomic",
+        ttl=True,
+        distributed_lock=True,
+        native_async=True,
+    )
+    max_key_length: ClassVar[int | None] = None  # Redis keys may be 512 MB
+    hash_long_keys: ClassVar[bool] = False
+    unavailable_errors: ClassVar[tuple[type[BaseException], ...]] = UNAVAILABLE
+
+    def __init__(self, backend: BaseCache, alias: str, namespace: str) -> None:
+        super().__init__(backend, alias, namespace)
+        self.connection = connection_for(backend)
+        self.layout = KeyLayout(backend, namespace)
+        self.encode, self.decode = codec_for(backend)
+        self._client = self.connection.client
+        self._scripts = self.connection.scripts
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "location": self.connection.location}
+
+    def scope(self) -> str | None:
+        return None  # Redis lists keys: no generation
+
+    def _entry(self, key: str) -> str:
+        return self.layout.entry(escape(key))
+
+    # -- how each single-round-trip operation is called (shared by sync and async) ----------
+
+    def _set_call(
+        self,
+        key: str,
+        value: Any,
+        timeout: float | None,
+        indexes: Mapping[str, str] | None,
+        only_if_absent: bool,
+    ) -> ScriptCall:
+        member, layout = escape(key), self.layout
+        stored = [layout.entry(member), layout.meta(member)]
+        args = [self.encode(value), px(timeout), "1" if only_if_absent else "", member]
+        for name, value_ in (indexes or {}).items():
+            stored.append(layout.index(name, value_))
+            args.append(name)
+        return stored, args
+
+    def _set_many_calls(
+        self, mapping: Mapping[str, Any], timeout: float | None
+    ) -> list[ScriptCall]:
+        encode, layout, expiry = self.encode, self.layout, px(timeout)
+        calls = []
+        for group in chunks(list(mapping.items()), CHUNK):
+            stored: list[str] = []
+            args: list[Any] = [expiry]
+            for key, value in group:
+                member = escape(key)
+                stored += (layout.entry(member), layout.meta(member))
+                args += (encode(value), member)
+            calls.append((stored, args))
+        return calls
+
+    def _keyed_calls(self, keys_: Iterable[str]) -> list[ScriptCall]:
+        layout, calls = self.layout, []
+        for group in chunks([escape(key) for key in keys_], CHUNK):
+            stored: list[str] = []
+            for member in group:
+                stored += (layout.entry(member), layout.meta(member))
+            calls.append((stored, list(group)))
+        return calls
+
+    def _keyed_call(self, key: str, *args: Any) -> ScriptCall:
+        member = escape(key)
+        return [self.layout.entry(member), self.layout.meta(member)], [*args, member]
+
+    def _decode_many(self, keys_: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
+        decode = self.decode
+        return {k: decode(v) for k, v in zip(keys_, values, strict=True) if v is not None}
+
+    @staticmethod
+    def _seconds(pttl: int) -> float | None:
+        if pttl == -2:
+            return 0.0
+        return None if pttl == -1 else pttl / 1000
+
+    def _store(self, key: str, timeout: float | None) -> Callable[[Any, bool], Lua]:
+        def store(value: Any, only_if_absent: bool) -> Lua:
+            stored, args = self._set_call(key, value, timeout, None, only_if_absent)
+            return Lua("set", stored, args)
+
+        return store
+
+    # -- single entries ---------------------------------------------------------------------
+
+    def make_key(self, key: str) -> str:
+        return keys.build_key(self.namespace, keys.ENTRY, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        raw = self._client.get(self._entry(key))
+        return default if raw is None else self.decode(raw)
+
+    def get_many(self, keys_: Iterable[str]) -> dict[str, Any]:
+        keys_ = list(keys_)
+        return self._decode_many(keys_, self._client.mget([self._entry(k) for k in keys_]))
+
+    def set(
+        self, key: str, value: Any, timeout: float | None, indexes: Mapping[str, str] | None = None
+    ) -> bool:
+        stored, args = self._set_call(key, value, timeout, indexes, False)
+        return bool(self._scripts["set"](stored, args))
+
+    def add(
+        self, key: str, value: Any, timeout: float | None, indexes: Mapping[str, str] | None = None
+    ) -> bool:
+        stored, args = self._set_call(key, value, timeout, indexes, True)
+        return bool(self._scripts["set"](stored, args))
+
+    def set_many(self, mapping: Mapping[str, Any], timeout: float | None) -> list[str]:
+        for stored, args in self._set_many_calls(mapping, timeout):
+            self._scripts["set_many"](stored, args)
+        return []
+
+    def delete(self, key: str) -> bool:
+        return bool(self._scripts["delete"](*self._keyed_call(key)))
+
+    def delete_many(self, keys_: Iterable[str]) -> int:
+        return sum(int(self._scripts["delete"](*call)) for call in self._keyed_calls(keys_))
+
+    def has_key(self, key: str) -> bool:
+        return bool(self._client.exists(self._entry(key)))
+
+    def pop(self, key: str, default: Any = None) -> Any:
+        raw = self._scripts["pop"](*self._keyed_call(key))
+        return default if raw is None else self.decode(raw)
+
+    def incr(self, key: str, delta: int, timeout: float | None) -> int:
+        try:
+            return int(self._scripts["incr"](*self._keyed_call(key, delta, px(timeout))))
+        except ResponseError as exc:
+            raise _value_error(exc, self.namespace, key) from exc
+
+    def ttl(self, key: str) -> float | None:
+        return self._seconds(int(self._client.pttl(self._entry(key))))
+
+    def touch(self, key: str, timeout: float | None) -> bool:
+        return bool(self._scripts["touch"](*self._keyed_call(key, px(timeout))))
+
+    def get_or_set(self, key: str, default: Any, timeout: float | None, wait: float) -> Any:
+        steps = get_or_set_steps(
+            self.layout, key, default, wait, self.decode, self._store(key, timeout)
+        )
+        return run(self.connection, steps)
+
+    def lock(self, name: str, timeout: float | None, blocking_timeout: float | None) -> RedisLock:
+        return RedisLock(self, name, timeout, blocking_timeout)
+
+    # -- indexes and the namespace as a whole -----------------------------------------------
+
+    def find(self, index: str, value: str) -> list[str]:
+        return [
+            key for key, _ in run(self.connection, live_entries_steps(self.layout, index, value))
+        ]
+
+    def get_by_index(self, index: str, value: str) -> dict[str, Any]:
+        found = run(self.connection, live_entries_steps(self.layout, index, value))
+        decode = self.decode
+        return {key: decode(raw) for key, raw in found}
+
+    def delete_by_index(self, index: str, value: str) -> int:
+        return run(self.connection, delete_by_index_steps(self.layout, index, value))
+
+    def prune(self) -> int:
+        return run(self.connection, prune_steps(self.layout))
+
+    def iter_keys(self, pattern: str = "*") -> Iterator[str]:
+        layout, seen = self.layout, set()
+        for stored in self._client.scan_iter(match=layout.entries_match(pattern), count=1000):
+            if stored not in seen:
+                seen.add(stored)
+                key = layout.key_of(stored)
+                if fnmatch.fnmatchcase(key, pattern):
+                    yield key
+
+    def count(self) -> int:
+        return run(self.connection, count_steps(self.layout))
+
+    def clear(self, progress: Callable[[int], None] | None = None) -> int:
+        """Delete the namespace; ``progress(entries_deleted_so_far)`` after each batch."""
+        return run(self.connection, clear_steps(self.layout, progress))
+
+    def stats(self) -> dict[str, Any]:
+        return run(self.connection, stats_steps(self.layout))
+
+    def close(self) -> None:
+        """Nothing to do: the pool is shared by every namespace on this server."""
+
+    # -- async twins ------------------------------------------------------------------------
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        raw = await self.connection.async_handle().client.get(self._entry(key))
+        return default if raw is None else self.decode(raw)
+
+    async def aget_many(self, keys_: Iterable[str]) -> dict[str, Any]:
+        keys_ = list(keys_)
+        client = self.connection.async_handle().client
+        return self._decode_many(keys_, await client.mget([self._entry(k) for k in keys_]))
+
+    async def aset(
+        self, key: str, value: Any, timeout: float | None, indexes: Mapping[str, str] | None = None
+    ) -> bool:
+        stored, args = self._set_call(key, value, timeout, indexes, False)
+        return bool(await self.connection.async_handle().scripts["set"](stored, args))
+
+    async def aadd(
+        self, key: str, value: Any, timeout: float | None, indexes: Mapping[str, str] | None = None
+    ) -> bool:
+        stored, args = self._set_call(key, value, timeout, indexes, True)
+        return bool(await self.connection.async_handle().scripts["set"](stored, args))
+
+    async def aset_many(self, mapping: Mapping[str, Any], timeout: float | None) -> list[str]:
+        script = self.connection.async_handle().scripts["set_many"]
+        for stored, args in self._set_many_calls(mapping, timeout):
+            await script(stored, args)
+        return []
+
+    async def adelete(self, key: str) -> bool:
+        script = self.connection.async_handle().scripts["delete"]
+        return bool(await script(*self._keyed_call(key)))
+
+    async def adelete_many(self, keys_: Iterable[str]) -> int:
+        script = self.connection.async_handle().scripts["delete"]
+        return sum([int(await script(*call)) for call in self._keyed_calls(keys_)])
+
+    async def ahas_key(self, key: str) -> bool:
+        return bool(await self.connection.async_handle().client.exists(self._entry(key)))
+
+    async def apop(self, key: str, default: Any = None) -> Any:
+        raw = await self.connection.async_handle().scripts["pop"](*self._keyed_call(key))
+        return default if raw is None else self.decode(raw)
+
+    async def aincr(self, key: str, delta: int, timeout: float | None) -> int:
+        script = self.connection.async_handle().scripts["incr"]
+        try:
+            return int(await script(*self._keyed_call(key, delta, px(timeout))))
+        except ResponseError as exc:
+            raise _value_error(exc, self.namespace, key) from exc
+
+    async def attl(self, key: str) -> float | None:
+        return self._seconds(
+            int(await self.connection.async_handle().client.pttl(self._entry(key)))
+        )
+
+    async def atouch(self, key: str, timeout: float | None) -> bool:
+        script = self.connection.async_handle().scripts["touch"]
+        return bool(await script(*self._keyed_call(key, px(timeout))))
+
+    async def aget_or_set(self, key: str, default: Any, timeout: float | None, wait: float) -> Any:
+        steps = get_or_set_steps(
+            self.layout, key, default, wait, self.decode, self._store(key, timeout)
+        )
+        return await arun(self.connection.async_handle(), steps)
+
+    async def afind(self, index: str, value: str) -> list[str]:
+        found = await arun(
+            self.connection.async_handle(), live_entries_steps(self.layout, index, value)
+        )
+        return [key for key, _ in found]
+
+    async def aget_by_index(self, index: str, value: str) -> dict[str, Any]:
+        found = await arun(
+            self.connection.async_handle(), live_entries_steps(self.layout, index, value)
+        )
+        decode = self.decode
+        return {key: decode(raw) for key, raw in found}
+
+    async def adelete_by_index(self, index: str, value: str) -> int:
+        steps = delete_by_index_steps(self.layout, index, value)
+        return await arun(self.connection.async_handle(), steps)
+
+    async def aprune(self) -> int:
+        return await arun(self.connection.async_handle(), prune_steps(self.layout))
+
+    async def akeys(self, pattern: str = "*") -> list[str]:
+        layout, found = self.layout, dict[bytes, None]()
+        client = self.connection.async_handle().client
+        async for stored in client.scan_iter(match=layout.entries_match(pattern), count=1000):
+            found[stored] = None
+        return [k for k in map(layout.key_of, found) if fnmatch.fnmatchcase(k, pattern)]
+
+    async def acount(self) -> int:
+        return await arun(self.connection.async_handle(), count_steps(self.layout))
+
+    async def aclear(self, progress: Callable[[int], None] | None = None) -> int:
+        return await arun(self.connection.async_handle(), clear_steps(self.layout, progress))
+
+    async def astats(self) -> dict[str, Any]:
+        return await arun(self.connection.async_handle(), stats_steps(self.layout))
+
+    async def aclose(self) -> None:
+        """Close this event loop's connections to the server (reopened on next use)."""
+        await self.connection.aclose()

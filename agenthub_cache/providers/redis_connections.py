@@ -1,0 +1,267 @@
+"""Connections of the Redis provider, built from the Django backend's own settings.
+
+One ``Connection`` per distinct server configuration in the process, shared by every
+namespace on it:
+
+* **sync**: one ``redis.Redis`` per pool. With django-redis it is the backend's own client on
+  its (process-wide) pool; with Django's ``RedisCache``, which builds a client per call and a
+  pool per thread, it is one client on one pool built from the same ``LOCATION``/``OPTIONS``.
+* **async**: one ``redis.asyncio.Redis`` per event loop, on a pool built from the same URL and
+  options. Each loop's clients are closed when the loop shuts down its async generators
+  (``asyncio.run``, ``asyncio.Runner``, pytest-asyncio, uvicorn, asgiref all do), or earlier
+  by ``RedisProvider.aclose()``; so several ``asyncio.run()`` in a row just work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import weakref
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+import redis.asyncio as aredis
+import redis.asyncio.connection as aconnection
+import redis.asyncio.retry as aretry
+from django.core.cache.backends.base import BaseCache
+from redis.commands.core import AsyncScript, Script
+
+from agenthub_cache.exceptions import NotSupported
+from agenthub_cache.providers.redis_scripts import SOURCES
+
+#: redis-py's "server unreachable / timed out" errors (AuthenticationError is a subclass).
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+@dataclass(eq=False)
+class AsyncHandle:
+    """This event loop's client on one connection, with its scripts."""
+
+    client: aredis.Redis
+    scripts: dict[str, AsyncScript]
+
+
+@dataclass(eq=False)
+class Connection:
+    """One server configuration: its sync client and a factory of per-loop async clients."""
+
+    signature: str
+    location: str
+    client: redis.Redis
+    make_async_pool: Callable[[], aredis.ConnectionPool]
+    scripts: dict[str, Script] = field(init=False)
+    _last: tuple[asyncio.AbstractEventLoop, AsyncHandle] | None = None
+
+    def __post_init__(self) -> None:
+        self.scripts = {name: self.client.register_script(src) for name, src in SOURCES.items()}
+
+    def async_handle(self) -> AsyncHandle:
+        """The running loop's client on this connection (created, and its close armed, once)."""
+        loop = asyncio.get_running_loop()
+        last = self._last
+        if last is not None and last[0] is loop:
+            return last[1]
+        handle = _loop_handles(loop).get(self.signature)
+        if handle is None:
+            client = aredis.Redis(connection_pool=self.make_async_pool())
+            scripts = {name: client.register_script(src) for name, src in SOURCES.items()}
+            handle = _loop_handles(loop).setdefault(self.signature, AsyncHandle(client, scripts))
+        self._last = (loop, handle)
+        return handle
+
+    async def aclose(self) -> None:
+        """Close the running loop's client on this connection (a later call opens a new one)."""
+        loop = asyncio.get_running_loop()
+        self._last = None
+        handle = _loop_handles(loop).pop(self.signature, None)
+        if handle is not None:
+            await handle.client.aclose(close_connection_pool=True)
+
+
+# -- per-loop clients, closed at loop shutdown ------------------------------------------------
+
+_handles: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncHandle]] = (
+    weakref.WeakKeyDictionary()
+)
+_closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = (
+    weakref.WeakKeyDictionary()
+)
+_guard = threading.Lock()
+
+
+def _loop_handles(loop: asyncio.AbstractEventLoop) -> dict[str, AsyncHandle]:
+    handles = _handles.get(loop)
+    if handles is not None:
+        return handles
+    with _guard:
+        for old in [old for old in _handles if old.is_closed()]:  # loops closed without
+            _handles.pop(old, None)  # shutting down async generators: forget them
+            _closers.pop(old, None)
+        handles = _handles.setdefault(loop, {})
+        if loop not in _closers:
+            closer = _close_at_shutdown(handles)
+            # The first step registers it with the loop (the firstiter hook) and parks it.
+            with contextlib.suppress(StopIteration):
+                closer.__anext__().send(None)
+            _closers[loop] = closer
+    return handles
+
+
+async def _close_at_shutdown(handles: dict[str, AsyncHandle]) -> AsyncGenerator[None, None]:
+    """Parked in the loop's async generators; ``shutdown_asyncgens()`` runs the ``finally``."""
+    try:
+        yield
+    finally:
+        loop = asyncio.get_running_loop()
+        while handles:
+            _, handle = handles.popitem()
+            await handle.client.aclose(close_connection_pool=True)
+        with _guard:
+            _handles.pop(loop, None)
+            _closers.pop(loop, None)
+
+
+# -- from Django backends to connections ------------------------------------------------------
+
+_connections: dict[str, Connection] = {}
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """A backend's server settings: the first (primary) URL, pool class and pool options."""
+
+    kind: str
+    url: str
+    pool_class: type[Any]
+    options: dict[str, Any]
+    sync_client: Callable[[], redis.Redis]
+
+    @property
+    def signature(self) -> str:
+        return repr((self.kind, self.url, self.pool_class, sorted(self.options.items(), key=repr)))
+
+
+def connection_for(backend: BaseCache) -> Connection:
+    """The shared ``Connection`` for this backend's server settings."""
+    spec = _spec(backend)
+    signature = spec.signature
+    found = _connections.get(signature)
+    if found is not None:
+        return found
+    with _guard:
+        found = _connections.get(signature)
+        if found is None:
+            client = spec.sync_client()
+            found = _connections[signature] = Connection(
+                signature,
+                _location(client.connection_pool),
+                client,
+                lambda: async_pool(spec.url, spec.pool_class, spec.options),
+            )
+    return found
+
+
+def _spec(backend: BaseCache) -> _Spec:
+    from django.core.cache.backends.redis import RedisCache
+
+    if isinstance(backend, RedisCache):
+        return _django_spec(backend)
+    return _django_redis_spec(backend)
+
+
+def _django_spec(backend: Any) -> _Spec:
+    cache_client = backend._cache  # RedisCacheClient: servers, pool class and options
+    url: str = cache_client._servers[0]
+    pool_class: type[redis.ConnectionPool] = cache_client._pool_class
+    options: dict[str, Any] = dict(cache_client._pool_options)
+
+    def sync_client() -> redis.Redis:
+        return redis.Redis(connection_pool=pool_class.from_url(url, **options))
+
+    return _Spec("django", url, pool_class, options, sync_client)
+
+
+def _django_redis_spec(backend: Any) -> _Spec:
+    from django_redis.client import HerdClient, ShardClient
+
+    client = backend.client
+    if isinstance(client, HerdClient | ShardClient):
+        raise NotSupported(
+            f"The Redis provider does not support django-redis's {type(client).__name__} "
+            "(it changes where keys go or how values are stored); use DefaultClient."
+        )
+    url: str = client._server[0]
+    factory = client.connection_factory
+    options = {**factory.make_connection_params(url), **factory.pool_cls_kwargs}
+    del options["url"]
+
+    def sync_client() -> redis.Redis:
+        own: redis.Redis = client.get_client(write=True)  # its client, on its shared pool
+        return own
+
+    return _Spec(
+        f"django_redis:{type(client).__qualname__}", url, factory.pool_cls, options, sync_client
+    )
+
+
+def _location(pool: Any) -> str:
+    """Where the pool connects, without credentials."""
+    kwargs = getattr(pool, "connection_kwargs", {})
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
+    return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+
+
+def _sentinel(pool_class: type[Any]) -> bool:
+    from redis.sentinel import SentinelConnectionPool
+
+    return issubclass(pool_class, SentinelConnectionPool)
+
+
+def async_pool(url: str, pool_class: type[Any], options: dict[str, Any]) -> aredis.ConnectionPool:
+    """A ``redis.asyncio`` pool equivalent to the sync ``pool_class.from_url(url, **options)``."""
+    if _sentinel(pool_class):
+        raise NotSupported(
+            "The Redis provider's async methods do not support Sentinel pools yet; "
+            "use the sync methods or a direct redis:// LOCATION."
+        )
+    kwargs = {k: v for k, v in options.items() if k != "parser_class"}  # sync parsers only
+    connection_class = kwargs.get("connection_class")
+    if connection_class is not None:
+        kwargs["connection_class"] = getattr(aconnection, connection_class.__name__)
+    retry = kwargs.get("retry")
+    if isinstance(retry, redis.retry.Retry):
+        errors: Any = retry._supported_errors
+        kwargs["retry"] = aretry.Retry(retry._backoff, retry._retries, errors)
+    apool_class: type[aredis.ConnectionPool] = (
+        aredis.BlockingConnectionPool
+        if issubclass(pool_class, redis.BlockingConnectionPool)
+        else aredis.ConnectionPool
+    )
+    return apool_class.from_url(url, **kwargs)
+
+
+def probe_client(backend: BaseCache, timeout: float) -> redis.Redis | None:
+    """A throw-away client for the backend's server: short timeouts, no retries, one socket.
+
+    ``None`` where the server cannot be reached from the URL alone (Sentinel).
+    """
+    spec = _spec(backend)
+    if _sentinel(spec.pool_class):
+        return None
+    options = {
+        **spec.options,
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": redis.retry.Retry(redis.backoff.NoBackoff(), 0),
+        "max_connections": 1,
+    }
+    return redis.Redis(connection_pool=redis.ConnectionPool.from_url(spec.url, **options))

@@ -1,0 +1,298 @@
+"""Operations of the Redis provider that take more than one round trip, written once.
+
+Each is a generator that yields the commands it needs (``Cmd``, ``Lua``, a pipelined
+``Batch``, or a ``Sleep``) and receives their replies; ``run`` drives it on the sync client,
+``arun`` on the event loop's ``redis.asyncio`` client. So the sync and async twins share
+every line of logic, and neither hops threads. Errors from a command are thrown back into
+the generator, so its ``finally`` blocks (releasing a guard) still talk to the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from agenthub_cache import keys
+from agenthub_cache.providers.locking import resolve_default
+from agenthub_cache.providers.redis_connections import AsyncHandle, Connection
+from agenthub_cache.providers.redis_layout import KeyLayout, escape
+from agenthub_cache.providers.redis_scripts import CHUNK
+
+T = TypeVar("T")
+
+#: SCAN's COUNT hint: ~1000 keys examined per call keeps each call well under a millisecond.
+SCAN_COUNT = 1000
+#: Most keys per MGET when reading an index.
+MGET_CHUNK = 10_000
+#: How many keys ``stats()`` samples with MEMORY USAGE.
+MEMORY_SAMPLES = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Cmd:
+    args: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Lua:
+    script: str
+    keys: Sequence[Any]
+    args: Sequence[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Commands sent together in one non-transactional pipeline; replies as a list."""
+
+    calls: Sequence[Cmd | Lua]
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    seconds: float
+
+
+Step = Cmd | Lua | Batch | Sleep
+Steps = Generator[Step, Any, T]
+
+
+# -- drivers ----------------------------------------------------------------------------------
+
+
+def run(connection: Connection, steps: Steps[T]) -> T:
+    """Drive ``steps`` on the sync client."""
+    client, scripts = connection.client, connection.scripts
+    execute: Callable[..., Any] = client.execute_command
+    try:
+        step = next(steps)
+        while True:
+            try:
+                if isinstance(step, Cmd):
+                    reply = execute(*step.args)
+                elif isinstance(step, Lua):
+                    reply = scripts[step.script](step.keys, step.args)
+                elif isinstance(step, Batch):
+                    pipe = client.pipeline(transaction=False)
+                    for call in step.calls:
+                        if isinstance(call, Cmd):
+                            queue(pipe, call.args)
+                        else:
+                            scripts[call.script](call.keys, call.args, client=pipe)
+                    reply = pipe.execute()
+                else:
+                    time.sleep(step.seconds)
+                    reply = None
+            except BaseException as exc:  # cancellation too: let the steps' finally run
+                step = steps.throw(exc)
+            else:
+                step = steps.send(reply)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+
+
+async def arun(handle: AsyncHandle, steps: Steps[T]) -> T:
+    """Drive ``steps`` on this event loop's ``redis.asyncio`` client."""
+    client, scripts = handle.client, handle.scripts
+    execute: Callable[..., Awaitable[Any]] = client.execute_command
+    try:
+        step = next(steps)
+        while True:
+            try:
+                if isinstance(step, Cmd):
+                    reply = await execute(*step.args)
+                elif isinstance(step, Lua):
+                    reply = await scripts[step.script](step.keys, step.args)
+                elif isinstance(step, Batch):
+                    pipe = client.pipeline(transaction=False)
+                    for call in step.calls:
+                        if isinstance(call, Cmd):
+                            queue(pipe, call.args)
+                        else:
+                            await scripts[call.script](call.keys, call.args, client=pipe)
+                    reply = await pipe.execute()
+                else:
+                    await asyncio.sleep(step.seconds)
+                    reply = None
+            except BaseException as exc:  # cancellation too: let the steps' finally run
+                step = steps.throw(exc)
+            else:
+                step = steps.send(reply)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+
+
+def queue(pipe: Any, args: tuple[Any, ...]) -> None:
+    """Add a command to a (sync or async) pipeline; it only buffers, so it never awaits."""
+    pipe.execute_command(*args)
+
+
+def chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+# -- listing ----------------------------------------------------------------------------------
+
+
+def scan(match: str) -> Steps[list[bytes]]:
+    """Every key matching ``match``, deduplicated (SCAN may repeat keys while rehashing)."""
+    found: dict[bytes, None] = {}
+    cursor = 0
+    while True:
+        cursor, batch = yield Cmd(("SCAN", cursor, "MATCH", match, "COUNT", SCAN_COUNT))
+        found.update(dict.fromkeys(batch))
+        if cursor == 0:
+            return list(found)
+
+
+def count(layout: KeyLayout) -> Steps[int]:
+    return len((yield from scan(layout.match(f"{keys.ENTRY}:"))))
+
+
+def clear(layout: KeyLayout, progress: Callable[[int], None] | None) -> Steps[int]:
+    """SCAN the namespace and UNLINK what it finds, each batch sent with the next SCAN.
+
+    Never KEYS, FLUSHDB or a long script: the server serves other clients between calls,
+    and UNLINK frees memory in a background thread. Returns how many entries were deleted.
+    """
+    match = layout.match()
+    entry_prefix = f"{layout.listed_prefix()}{keys.ENTRY}:".encode()
+    deleted = 0
+    cursor, found = yield Cmd(("SCAN", 0, "MATCH", match, "COUNT", SCAN_COUNT))
+    while True:
+        entries = [k for k in found if k.startswith(entry_prefix)]
+        others = [k for k in found if not k.startswith(entry_prefix)]
+        calls = [Cmd(("UNLINK", *group)) for group in (entries, others) if group]
+        if cursor != 0:
+            calls.append(Cmd(("SCAN", cursor, "MATCH", match, "COUNT", SCAN_COUNT)))
+        if not calls:
+            return deleted
+        replies = yield (Batch(calls) if len(calls) > 1 else calls[0])
+        replies = replies if isinstance(replies, list) else [replies]
+        if entries:
+            deleted += int(replies[0])
+        if progress is not None:
+            progress(deleted)
+        if cursor == 0:
+            return deleted
+        cursor, found = replies[-1]
+
+
+def stats(layout: KeyLayout) -> Steps[dict[str, Any]]:
+    """Entries and indexes by SCAN; memory from MEMORY USAGE of a random sample of keys."""
+    stored = yield from scan(layout.match())
+    kinds = [layout.kind_of(k) for k in stored]
+    sample = random.sample(stored, min(MEMORY_SAMPLES, len(stored)))
+    sizes = (yield Batch([Cmd(("MEMORY USAGE", k)) for k in sample])) if sample else []
+    known = [int(size) for size in sizes if size is not None]
+    memory = round(sum(known) / len(known) * len(stored)) if known else 0
+    return {
+        "entries": kinds.count(keys.ENTRY.encode()),
+        "indexes": kinds.count(keys.INDEX.encode()),
+        "memory_bytes": memory,
+        "memory_sampled_keys": len(known),
+        "stored_keys": len(stored),
+    }
+
+
+# -- indexes ----------------------------------------------------------------------------------
+
+
+def live_entries(layout: KeyLayout, name: str, value: str) -> Steps[list[tuple[str, bytes]]]:
+    """``[(key, stored value)]`` of the entries filed under (name, value) and still there."""
+    members = [_text(m) for m in (yield Lua("live_members", [layout.index(name, value)], []))]
+    if not members:
+        return []
+    groups = [list(group) for group in chunks(members, MGET_CHUNK)]
+    calls = [Cmd(("MGET", *(layout.entry(m) for m in group))) for group in groups]
+    replies = yield (Batch(calls) if len(calls) > 1 else calls[0])
+    values = [v for reply in (replies if len(calls) > 1 else [replies]) for v in reply]
+    return [
+        (keys.unescape(member), raw)
+        for member, raw in zip(members, values, strict=True)
+        if raw is not None
+    ]
+
+
+def _filed_call(layout: KeyLayout, script: str, idx: str, name: str, group: Sequence[str]) -> Lua:
+    stored: list[str] = [idx]
+    for member in group:
+        stored += (layout.entry(member), layout.meta(member))
+    return Lua(script, stored, [name, *group])
+
+
+def delete_by_index(layout: KeyLayout, name: str, value: str) -> Steps[int]:
+    """Delete the entries still filed under (name, value), a bounded chunk per script."""
+    idx = layout.index(name, value)
+    members = [_text(m) for m in (yield Cmd(("ZRANGE", idx, 0, -1)))]
+    deleted = 0
+    for group in chunks(members, CHUNK):
+        deleted += int((yield _filed_call(layout, "delete_filed", idx, name, group)))
+    return deleted
+
+
+def prune(layout: KeyLayout) -> Steps[int]:
+    """Drop expired members by score, then re-check the rest against entries and metas."""
+    dropped = 0
+    for idx_raw in (yield from scan(layout.match(f"{keys.INDEX}:"))):
+        idx, name = idx_raw.decode(), layout.index_name_of(idx_raw)
+        dropped += int((yield Lua("prune_expired", [idx], [])))
+        members = [_text(m) for m in (yield Cmd(("ZRANGE", idx, 0, -1)))]
+        for group in chunks(members, CHUNK):
+            dropped += int((yield _filed_call(layout, "prune_members", idx, name, group)))
+    return dropped
+
+
+# -- get_or_set -------------------------------------------------------------------------------
+
+
+def get_or_set(
+    layout: KeyLayout,
+    key: str,
+    default: Any,
+    wait: float,
+    decode: Callable[[Any], Any],
+    store: Callable[[Any, bool], Lua],
+) -> Steps[Any]:
+    """One caller computes a missing value under a short guard; the others poll for it.
+
+    Waiters give up after ``wait`` seconds and compute it themselves (storing it only if
+    still absent), so a crashed computer delays the others by at most ``wait``.
+    """
+    entry = layout.entry(escape(key))
+    raw = yield Cmd(("GET", entry))
+    if raw is not None:
+        return decode(raw)
+    guard, token = layout.lock("get_or_set", key), secrets.token_hex(8)
+    guard_ms = max(1000, int(wait * 1000))
+    if (yield Cmd(("SET", guard, token, "NX", "PX", guard_ms))):
+        try:
+            raw = yield Cmd(("GET", entry))
+            if raw is not None:
+                return decode(raw)
+            value = resolve_default(default)
+            yield store(value, False)
+            return value
+        finally:
+            yield Lua("release", [guard], [token])
+    deadline, delay = time.monotonic() + wait, 0.005
+    while time.monotonic() < deadline:
+        yield Sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 0.05)
+        raw = yield Cmd(("GET", entry))
+        if raw is not None:
+            return decode(raw)
+    value = resolve_default(default)
+    yield store(value, True)
+    return value
