@@ -76,7 +76,8 @@ def run_threads(count: int, target: Callable[[int], None]) -> None:
 
 def test_both_backends_and_subclasses_get_the_native_provider(svc: CacheService) -> None:
     assert type(svc.provider) is RedisProvider
-    assert svc.capabilities.native_async and svc.capabilities.indexes == "atomic"
+    assert svc.capabilities.native_async
+    assert svc.capabilities.indexes == "atomic"
     assert svc.capabilities.flush == "scan"
 
     class MyDjangoRedis(DjangoRedisCache):
@@ -116,7 +117,8 @@ def test_values_in_the_backends_own_format_both_ways(svc: CacheService, raw: red
         "obj2": {"from": "app"},
     }
     svc.set("flag", True)
-    assert svc.get("flag") is True and cache.get(svc.make_key("flag")) is True
+    assert svc.get("flag") is True
+    assert cache.get(svc.make_key("flag")) is True
 
 
 def test_index_expires_with_its_longest_lived_member(svc: CacheService, raw: redis.Redis) -> None:
@@ -153,7 +155,8 @@ def test_dangling_members_skipped_then_pruned_with_their_meta(
     assert sorted(svc.find("grp", "a")) == ["e0", "e2", "e4"]
     assert svc.prune() == 4  # e1 and e3, each from two indexes
     assert not raw.exists(stored(svc, "e1").replace(":k:", ":m:"))
-    assert svc.find("other", "1") == [] and svc.find("other", "2") == ["e2"]
+    assert svc.find("other", "1") == []
+    assert svc.find("other", "2") == ["e2"]
     assert svc.prune() == 0
 
 
@@ -172,7 +175,7 @@ def test_twelve_threads_pop_one_token(svc: CacheService) -> None:
     for round_ in range(5):
         svc.set("token", f"secret-{round_}", indexes={"user": "42"})
         won: list[Any] = []
-        run_threads(12, lambda n: won.append(svc.pop("token", None)))
+        run_threads(12, lambda n, won=won: won.append(svc.pop("token", None)))
         assert [w for w in won if w is not None] == [f"secret-{round_}"]
         assert svc.find("user", "42") == []
 
@@ -211,7 +214,8 @@ def test_concurrent_get_or_set_computes_once(svc: CacheService) -> None:
 
     results: list[Any] = []
     run_threads(10, lambda n: results.append(svc.get_or_set("slow", compute, wait=5)))
-    assert results == ["computed"] * 10 and len(calls) == 1
+    assert results == ["computed"] * 10
+    assert len(calls) == 1
 
 
 def test_get_or_set_waiter_computes_itself_when_the_first_never_finishes(
@@ -262,11 +266,13 @@ def test_glob_hostile_keys_index_values_and_patterns(svc: CacheService) -> None:
     for n, value in enumerate(HOSTILE):
         assert svc.find("v", value or "empty") == [keys_[n]]
     assert sorted(svc.find("all", "*")) == sorted(keys_)
-    assert svc.find("all", "?") == [] and svc.find("all", "[*]") == []
+    assert svc.find("all", "?") == []
+    assert svc.find("all", "[*]") == []
     assert sorted(svc.keys()) == sorted(keys_)
     assert sorted(svc.keys("key[*]")) == ["key*"]
     assert sorted(svc.keys("key[[]*")) == ["key[!a]", "key[a]"]
     assert sorted(svc.keys("key?")) == sorted(k for k in keys_ if len(k) == 4)
     assert sorted(svc.keys("key\\*")) == ["key\\", "key\\*"]  # fnmatch: no escapes
-    assert svc.delete_by_index("v", "*") == 1 and not svc.has_key("key*")
+    assert svc.delete_by_index("v", "*") == 1
+    assert not svc.has_key("key*")
     assert svc.count() == len(keys_) - 1

@@ -20,7 +20,7 @@ from redis.exceptions import ResponseError
 
 from agenthub_cache import keys
 from agenthub_cache.providers.base import Capabilities, Provider
-from agenthub_cache.providers.redis_connections import UNAVAILABLE, connection_for
+from agenthub_cache.providers.redis_connections import UNAVAILABLE, connection_for, eviction_policy
 from agenthub_cache.providers.redis_layout import KeyLayout, escape
 from agenthub_cache.providers.redis_lock import RedisLock
 from agenthub_cache.providers.redis_scripts import CHUNK
@@ -89,6 +89,11 @@ class RedisProvider(Provider):
         self.encode, self.decode = codec_for(backend)
         self._client = self.connection.client
         self._scripts = self.connection.scripts
+
+    @staticmethod
+    def eviction_policy(backend: BaseCache) -> str | None:
+        """The server's ``maxmemory-policy`` (system check W003); ``None`` if unreachable."""
+        return eviction_policy(backend)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "location": self.connection.location}

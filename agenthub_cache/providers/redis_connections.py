@@ -265,3 +265,21 @@ def probe_client(backend: BaseCache, timeout: float) -> redis.Redis | None:
         "max_connections": 1,
     }
     return redis.Redis(connection_pool=redis.ConnectionPool.from_url(spec.url, **options))
+
+
+def eviction_policy(backend: BaseCache, timeout: float = 1.0) -> str | None:
+    """The server's ``maxmemory-policy``, or ``None`` if it cannot be asked right now."""
+    try:
+        client = probe_client(backend, timeout)
+    except (NotSupported, ValueError):
+        return None
+    if client is None:
+        return None
+    try:
+        info = client.info("memory")
+    except redis.exceptions.RedisError:
+        return None
+    finally:
+        client.connection_pool.disconnect()
+    policy = info.get("maxmemory_policy")
+    return None if policy is None else str(policy)

@@ -1,0 +1,283 @@
+"""The Redis provider against servers of its own: what it sends, what it leaves, outages, W003.
+
+Each test here starts the redis-server it needs (``tests.servers``), so it can reset command
+statistics, fill a database, stop the server or run it with an eviction policy without
+touching the session's server or any other Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from django.core import checks
+from django.test.utils import override_settings
+
+from agenthub_cache import CacheService, CacheUnavailable, NotSupported
+from agenthub_cache.checks import W003, check_redis_eviction
+from tests import servers
+
+pytestmark = pytest.mark.filterwarnings("error")
+
+FAST = {"SOCKET_TIMEOUT": 0.5, "SOCKET_CONNECT_TIMEOUT": 0.5}
+FAST_DJANGO = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+
+
+def hashed_key_func(key: str, key_prefix: str, version: int) -> str:
+    """A KEY_FUNCTION that hides prefixes: the namespace cannot be listed, only used."""
+    return hashlib.sha256(f"{key_prefix}:{version}:{key}".encode()).hexdigest()
+
+
+def redis_caches(server: servers.Server, stores: dict[str, Any]) -> dict[str, Any]:
+    url = f"{server.url}/0"
+    return {
+        **stores,
+        "star": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url, "KEY_PREFIX": "p*"},
+        "qmark": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": "p?[x]",
+        },
+        "decoy1": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url, "KEY_PREFIX": "pX"},
+        "decoy2": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": "pax",
+        },
+        "hashed": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": url,
+            "KEY_FUNCTION": f"{__name__}.hashed_key_func",
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def own_server() -> Iterator[servers.Server]:
+    server = servers.redis_server().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own(own_server: servers.Server, stores: dict[str, Any]) -> Iterator[redis.Redis]:
+    """CACHES with aliases on the private server; yields a plain client on its database 0."""
+    with override_settings(CACHES=redis_caches(own_server, stores)):
+        client = redis.Redis(host=own_server.host, port=own_server.port, db=0)
+        yield client
+        client.flushdb()  # our own throw-away server: the one place a FLUSHDB is fine
+        client.config_resetstat()
+        client.connection_pool.disconnect()
+
+
+def command_stats(client: redis.Redis) -> dict[str, int]:
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
+
+
+def exercise(svc: CacheService) -> None:
+    """Every sync and async operation of the API, once."""
+    svc.set("a", 1, indexes={"i": "1"})
+    svc.add("b", 2, indexes={"i": "1"})
+    svc.set_many({"c": 3, "d": 4})
+    svc.get("a"), svc.get_many(["a", "b"]), svc.has_key("a"), svc.ttl("a")
+    svc.touch("a", 30), svc.persist("a"), svc.incr("n"), svc.pop("d")
+    svc.get_or_set("e", 5), svc.find("i", "1"), svc.get_by_index("i", "1")
+    with svc.lock("l"):
+        pass
+    svc.keys(), svc.count(), svc.stats(), svc.prune(), svc.delete_by_index("i", "1")
+    svc.delete("c"), svc.delete_many(["e"]), svc.clear()
+
+    async def async_twins() -> None:
+        await svc.aset("a", 1, indexes={"i": "1"})
+        await svc.aget("a"), await svc.afind("i", "1"), await svc.akeys(), await svc.acount()
+        await svc.astats(), await svc.aprune(), await svc.adelete_by_index("i", "1")
+        await svc.aget_or_set("g", 1), await svc.apop("g"), await svc.aclear()
+
+    asyncio.run(async_twins())
+
+
+def test_never_keys_flushdb_or_flushall(own: redis.Redis) -> None:
+    own.config_resetstat()
+    for alias in ("star", "qmark"):
+        exercise(CacheService("stats", default_ttl=60, cache=alias))
+    used = command_stats(own)
+    assert not {"keys", "flushdb", "flushall"} & set(used), used
+    assert {"scan", "unlink", "evalsha", "mget"} <= set(used), used
+
+
+def test_glob_characters_in_key_prefixes_reach_nothing_else(own: redis.Redis) -> None:
+    services = {alias: CacheService("shared", cache=alias) for alias in ("star", "qmark")}
+    decoys = {alias: CacheService("shared", cache=alias) for alias in ("decoy1", "decoy2")}
+    for alias, svc in {**services, **decoys}.items():
+        svc.set_many({f"{alias}-{n}": n for n in range(50)})
+        svc.set(f"{alias}-indexed", 1, indexes={"i": "*"})
+    assert sorted(services["star"].keys()) == sorted(
+        [f"star-{n}" for n in range(50)] + ["star-indexed"]
+    )
+    assert services["star"].clear() == 51
+    assert services["qmark"].clear() == 51
+    for alias, decoy in decoys.items():
+        assert decoy.count() == 51
+        assert decoy.find("i", "*") == [f"{alias}-indexed"]
+    assert own.dbsize() == 2 * (51 + 2)  # each decoy: 51 entries, one meta, one index
+
+
+def test_flush_200k_keys_leaves_every_other_key(own: redis.Redis) -> None:
+    big, other = CacheService("big", cache="star"), CacheService("big", cache="decoy1")
+    neighbour = CacheService("big.more", cache="star")
+    chunk = 5_000
+    for start in range(0, 200_000, chunk):
+        big.set_many({f"k{n}": n for n in range(start, start + chunk)}, ttl=600)
+    big.set("indexed", 1, indexes={"user": "1"})
+    other.set_many({f"k{n}": n for n in range(1_000)})
+    neighbour.set_many({f"k{n}": n for n in range(1_000)})
+    own.set("plain-key", b"untouched")
+    before = own.dbsize()
+    seen: list[int] = []
+    provider: Any = big.provider  # the service does not forward ``progress`` (yet)
+    assert provider.clear(progress=seen.append) == 200_001
+    assert seen == sorted(seen)
+    assert seen[-1] == 200_001
+    assert len(seen) > 10
+    assert own.dbsize() == before - 200_003  # the entries, one meta and one index
+    assert big.count() == 0
+    assert big.find("user", "1") == []
+    assert other.count() == 1_000
+    assert neighbour.count() == 1_000
+    assert own.get("plain-key") == b"untouched"
+
+
+def test_key_function_that_hides_prefixes(own: redis.Redis) -> None:
+    svc = CacheService("hidden", cache="hashed")
+    svc.set("a", 1, indexes={"i": "x"})
+    svc.set("b", 2, indexes={"i": "x"})
+    assert svc.get("a") == 1
+    assert sorted(svc.find("i", "x")) == ["a", "b"]
+    assert svc.pop("a") == 1
+    assert svc.find("i", "x") == ["b"]
+    with pytest.raises(NotSupported, match="KEY_FUNCTION"):
+        svc.keys()
+    with pytest.raises(NotSupported, match="KEY_FUNCTION"):
+        svc.clear()
+    assert svc.delete_by_index("i", "x") == 1
+    assert own.dbsize() == 0
+
+
+# -- outages ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fragile(stores: dict[str, Any]) -> Iterator[servers.Server]:
+    server = servers.redis_server().start()
+    url = f"{server.url}/0"
+    with override_settings(
+        CACHES={
+            **stores,
+            "dr": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url, "OPTIONS": FAST},
+            "dj": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": url,
+                "OPTIONS": FAST_DJANGO,
+            },
+        }
+    ):
+        yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("alias", ["dr", "dj"])
+def test_down_server_is_unavailable_then_recovers(fragile: servers.Server, alias: str) -> None:
+    svc = CacheService("fragile", default_ttl=60, cache=alias)
+    quiet = CacheService("fragile", default_ttl=60, cache=alias, fail_silently=True)
+    assert svc.set("k", 1)
+    fragile.kill()
+    with pytest.raises(CacheUnavailable) as caught:
+        svc.get("k")
+    assert isinstance(caught.value.__cause__, redis.exceptions.ConnectionError)
+    with pytest.raises(CacheUnavailable):
+        asyncio.run(svc.aget("k"))
+    assert quiet.get("k", "default") == "default"
+    assert quiet.set("k", 2) is False
+    assert asyncio.run(quiet.aget("k", "default")) == "default"
+    fragile.start()
+    assert svc.set("k", 3)
+    assert svc.get("k") == 3
+    assert asyncio.run(svc.aget("k")) == 3
+
+
+@pytest.mark.parametrize("alias", ["dr", "dj"])
+def test_frozen_server_times_out(fragile: servers.Server, alias: str) -> None:
+    svc = CacheService("frozen", default_ttl=60, cache=alias)
+    svc.set("k", 1)
+    fragile.freeze()
+    try:
+        started = time.monotonic()
+        with pytest.raises(CacheUnavailable):
+            svc.get("k")
+        assert time.monotonic() - started < 10
+    finally:
+        fragile.thaw()
+    assert svc.get("k") == 1
+
+
+# -- W003 ------------------------------------------------------------------------------------
+
+
+def eviction_settings(stores: dict[str, Any], url: str) -> dict[str, Any]:
+    return {
+        "CACHES": {
+            **stores,
+            "evicting": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url},
+            "evicting_dj": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": url,
+            },
+        },
+        "AGENTHUB_CACHE": {
+            "CACHE": "locmem",
+            "NAMESPACES": {
+                "signup": {"CACHE": "evicting"},
+                "session": {"CACHE": "evicting_dj"},
+                "temp": {},
+            },
+        },
+    }
+
+
+def w003(include_deployment_checks: bool) -> list[checks.CheckMessage]:
+    found = checks.run_checks(
+        include_deployment_checks=include_deployment_checks, tags=[checks.Tags.caches]
+    )
+    return [message for message in found if message.id == W003]
+
+
+def test_w003_warns_for_allkeys_policies(stores: dict[str, Any]) -> None:
+    server = servers.redis_server(None, "--maxmemory-policy", "allkeys-lru").start()
+    try:
+        with override_settings(**eviction_settings(stores, f"{server.url}/0")):
+            warnings_ = w003(include_deployment_checks=True)
+            assert [w.id for w in warnings_] == [W003, W003]
+            assert "signup" in warnings_[0].msg
+            assert "allkeys-lru" in warnings_[0].msg
+            assert warnings_[0].hint
+            assert w003(include_deployment_checks=False) == []  # not on every command
+    finally:
+        server.stop()
+
+
+def test_w003_quiet_for_safe_policy_and_unreachable_server(
+    stores: dict[str, Any], redis_server: servers.Server
+) -> None:
+    with override_settings(**eviction_settings(stores, f"{redis_server.url}/0")):
+        assert check_redis_eviction() == []
+    nobody = f"redis://127.0.0.1:{servers.free_port()}/0"
+    with override_settings(**eviction_settings(stores, nobody)):
+        started = time.monotonic()
+        assert check_redis_eviction() == []
+        assert time.monotonic() - started < 5
