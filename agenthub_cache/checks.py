@@ -188,3 +188,44 @@ def check_hazards() -> list[CheckMessage]:
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     errors = settings_errors()
     return errors if errors else check_hazards()
+
+
+def check_redis_eviction(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W003: a Redis whose ``maxmemory-policy`` is ``allkeys-*`` may evict index sets.
+
+    Registered as a deployment check (``manage.py check --deploy``): it asks each server once,
+    with a one-second timeout, and a server that cannot be reached is not a check failure
+    (the app reports an unreachable cache when it is used).
+    """
+    from django.core.cache import caches
+
+    from agenthub_cache.registry import provider_class_for
+
+    if settings_errors():
+        return []
+    app_settings = conf.get_settings()
+    by_alias: dict[str, list[str]] = {app_settings.cache: []}
+    for ns in app_settings.namespaces.values():
+        by_alias.setdefault(ns.cache, []).append(ns.name)
+    warnings: list[CheckMessage] = []
+    for alias, names in sorted(by_alias.items()):
+        backend = _backend_class(alias)
+        if backend is None:
+            continue
+        probe = getattr(provider_class_for(backend), "eviction_policy", None)
+        policy = probe(caches[alias]) if probe is not None else None
+        if policy is not None and policy.startswith("allkeys-"):
+            which = f"namespaces {', '.join(sorted(names))}" if names else "ad hoc namespaces"
+            warnings.append(
+                Warning(
+                    f"The Redis behind the cache alias {alias!r} ({which}) has "
+                    f"maxmemory-policy {policy!r}: under memory pressure it may evict the sorted "
+                    "sets that hold secondary indexes, so find()/get_by_index() would miss "
+                    "entries that still exist.",
+                    hint="Use 'noeviction' or a 'volatile-*' policy on this server (CONFIG SET "
+                    "maxmemory-policy volatile-lru), or a separate Redis database server for "
+                    "namespaces that use indexes.",
+                    id=W003,
+                )
+            )
+    return warnings
