@@ -52,7 +52,8 @@ class CacheFactory:
         """
         if cache_type is not None and CacheType(cache_type) is CacheType.IN_MEMORY:
             backend = _private_backend(namespace)
-            return provider_class_for(type(backend))(backend, f"<in-memory {namespace}>", namespace)
+            provider = provider_class_for(type(backend))
+            return provider(backend, f"<in-memory {namespace}>", namespace, shared=False)
         alias = cache or conf.get_settings().cache
         backend = caches[alias]
         return provider_class_for(type(backend))(backend, alias, namespace)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -103,6 +104,24 @@ def stores(
         yield configured
         caches.close_all()
     shutil.rmtree(files_dir, ignore_errors=True)
+
+
+def run_threads(count: int, target: Callable[[], Any]) -> None:
+    """Run ``target`` in ``count`` threads at once; each closes its own cache clients after."""
+    barrier = threading.Barrier(count)
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            target()
+        finally:
+            caches.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def unique_namespace(stem: str = "t") -> str:

@@ -21,9 +21,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 from asgiref.sync import sync_to_async
+from django.core.cache import caches
 from django.core.cache.backends.base import MEMCACHE_MAX_KEY_LENGTH, BaseCache
 
-from agenthub_cache import keys
+from agenthub_cache import keys, registry
 from agenthub_cache.exceptions import InvalidKey, NotSupported
 from agenthub_cache.providers.indexes import RecordIndexes
 from agenthub_cache.providers.locking import CacheLock, stampede_get_or_set
@@ -64,19 +65,29 @@ class Provider(RecordIndexes):
     max_key_length: ClassVar[int | None] = MEMCACHE_MAX_KEY_LENGTH
     #: Replace over-long keys by a digest instead of refusing them (stores that cannot list).
     hash_long_keys: ClassVar[bool] = True
+    #: The store's counters cannot go below zero (memcached's own rule).
+    counters_floor_at_zero: ClassVar[bool] = False
     #: Errors that mean "the store is unreachable or timed out" (``FAIL_SILENTLY`` covers these).
     unavailable_errors: ClassVar[tuple[type[BaseException], ...]] = (ConnectionError, TimeoutError)
 
-    def __init__(self, backend: BaseCache, alias: str, namespace: str) -> None:
-        self.backend = backend
+    def __init__(
+        self, backend: BaseCache, alias: str, namespace: str, *, shared: bool = True
+    ) -> None:
+        self._own_backend = None if shared else backend
+        self._backend_class = type(backend)
         self.alias = alias
         self.namespace = namespace
         self._lock = process_lock(self.store_id, namespace)
 
     @property
+    def backend(self) -> BaseCache:
+        """This thread's backend object: Django's cache clients are not shared across threads."""
+        return self._own_backend if self._own_backend is not None else caches[self.alias]
+
+    @property
     def store_id(self) -> str:
         """Names the store (not this thread's backend object) for process-wide locks."""
-        return f"{type(self.backend).__module__}.{type(self.backend).__qualname__}:{self.alias}"
+        return f"{registry.dotted_path(self._backend_class)}:{self.alias}"
 
     def index_guard(self) -> AbstractContextManager[Any]:
         """Held by every write that changes index records (a process-wide lock here)."""
@@ -85,8 +96,8 @@ class Provider(RecordIndexes):
     def describe(self) -> dict[str, Any]:
         return {
             "alias": self.alias,
-            "backend": f"{type(self.backend).__module__}.{type(self.backend).__qualname__}",
-            "provider": f"{type(self).__module__}.{type(self).__qualname__}",
+            "backend": registry.dotted_path(self._backend_class),
+            "provider": registry.dotted_path(type(self)),
         }
 
     # -- keys -------------------------------------------------------------------------------
@@ -96,8 +107,9 @@ class Provider(RecordIndexes):
         gen_key = keys.build_key(self.namespace, keys.GENERATION)
         generation = self.backend.get(gen_key)
         if generation is None:
-            self.backend.add(gen_key, secrets.token_hex(4), None)
-            generation = self.backend.get(gen_key)
+            with self._lock:  # the file cache's add() is not atomic: one creator per process
+                self.backend.add(gen_key, secrets.token_hex(4), None)
+                generation = self.backend.get(gen_key)
         return str(generation) if generation is not None else secrets.token_hex(4)
 
     def stored_key(self, kind: str, *parts: str, scope: str | None) -> str:
@@ -157,7 +169,7 @@ class Provider(RecordIndexes):
                 {stored: mapping[key] for stored, key in by_stored.items()}, timeout
             )
             self.unfile_entries(mapping, scope)
-        return [by_stored[stored] for stored in failed]
+        return [by_stored[stored] for stored in failed or []]
 
     def delete(self, key: str) -> bool:
         scope = self.scope()
@@ -186,7 +198,7 @@ class Provider(RecordIndexes):
         """Start a missing key at 0 with ``timeout``, then add ``delta`` keeping its expiry."""
         stored = self.entry_key(key, self.scope())
         with self.index_guard():
-            if type(self.backend).incr is BaseCache.incr:
+            if self._backend_class.incr is BaseCache.incr:
                 return self._incr_keeping_expiry(stored, delta, timeout)
             self.backend.add(stored, 0, timeout)
             try:
@@ -230,7 +242,7 @@ class Provider(RecordIndexes):
     def iter_keys(self, pattern: str = "*") -> Iterator[str]:
         raise NotSupported(
             f"Cache namespace {self.namespace!r}: the {self.alias!r} cache "
-            f"({type(self.backend).__name__}) cannot list its keys."
+            f"({self._backend_class.__name__}) cannot list its keys."
         )
 
     def count(self) -> int:

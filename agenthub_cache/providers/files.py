@@ -14,7 +14,6 @@ from agenthub_cache.providers.base import Capabilities, Provider
 class FileProvider(Provider):
     backend: FileBasedCache
     capabilities: ClassVar[Capabilities] = Capabilities(flush="generation", ttl=True)
-    max_key_length = None  # the backend stores each key under its md5 file name
 
     def stored_ttl(self, stored: str) -> float | None:
         """FileBasedCache writes the expiry (epoch seconds or None) as the file's first pickle."""

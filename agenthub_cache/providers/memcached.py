@@ -33,9 +33,12 @@ def _client_errors() -> tuple[type[BaseException], ...]:
 
 class MemcachedProvider(Provider):
     capabilities: ClassVar[Capabilities] = Capabilities(flush="generation", distributed_lock=True)
+    counters_floor_at_zero = True
 
-    def __init__(self, backend: BaseCache, alias: str, namespace: str) -> None:
-        super().__init__(backend, alias, namespace)
+    def __init__(
+        self, backend: BaseCache, alias: str, namespace: str, *, shared: bool = True
+    ) -> None:
+        super().__init__(backend, alias, namespace, shared=shared)
         self.unavailable_errors = _client_errors()
 
     def describe(self) -> dict[str, Any]:

@@ -1,0 +1,446 @@
+"""The contract suite: every §3 behaviour, on every backend, on a real store.
+
+Each test runs once per alias in ``conftest.BACKENDS`` through the ``service`` fixture (a fresh
+namespace with a 60 s default TTL). Where a store cannot do something natively the provider
+must say so with ``NotSupported`` and its ``capabilities`` must agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.core.cache import caches
+
+from agenthub_cache import FOREVER, CacheService, InvalidKey, NotSupported
+from tests.conftest import make_service, run_threads
+
+HOSTILE_KEYS = [
+    "a:b",
+    "a%3Ab",
+    "*",
+    "?",
+    "[x]",
+    "\\",
+    "{tag}",
+    "with space",
+    "tab\tand\nnewline",
+    "ümlaut-日本語-🙂",
+    "k:i:x",
+    "%",
+    "ahc:other:k:x",
+]
+
+
+def plain_cache(service: CacheService) -> Any:
+    """The Django cache object behind ``service`` (the private store for in-memory services)."""
+    return service.provider.backend
+
+
+# -- single entries -------------------------------------------------------------------------
+
+
+def test_set_get_default(service: CacheService) -> None:
+    assert service.get("missing") is None
+    assert service.get("missing", "dflt") == "dflt"
+    assert service.set("k", {"a": [1, 2]}) is True
+    assert service.get("k") == {"a": [1, 2]}
+    assert service.set("k", "replaced") is True
+    assert service.get("k") == "replaced"
+
+
+def test_add_only_if_absent(service: CacheService) -> None:
+    assert service.add("k", 1) is True
+    assert service.add("k", 2) is False
+    assert service.get("k") == 1
+
+
+def test_get_many_set_many(service: CacheService) -> None:
+    assert service.set_many({"a": 1, "b": 2, "c": 3}) == []
+    assert service.get_many(["a", "b", "missing"]) == {"a": 1, "b": 2}
+    assert service.get_many([]) == {}
+
+
+def test_delete_and_has_key(service: CacheService) -> None:
+    service.set("k", 1)
+    assert service.has_key("k")
+    assert "k" in service
+    assert service.delete("k") is True
+    assert service.delete("k") is False
+    assert not service.has_key("k")
+    assert "k" not in service
+
+
+def test_delete_many_counts_existing(service: CacheService) -> None:
+    service.set_many({"a": 1, "b": 2})
+    assert service.delete_many(["a", "b", "missing"]) == 2
+    assert service.get_many(["a", "b"]) == {}
+
+
+def test_hostile_keys_round_trip_without_colliding(service: CacheService) -> None:
+    for i, key in enumerate(HOSTILE_KEYS):
+        assert service.set(key, i)
+    assert service.get_many(HOSTILE_KEYS) == {key: i for i, key in enumerate(HOSTILE_KEYS)}
+    if service.capabilities.list_keys:
+        assert sorted(service.keys()) == sorted(HOSTILE_KEYS)
+
+
+def test_make_key_reads_through_plain_django_cache(service: CacheService) -> None:
+    service.set("shared", {"v": 1})
+    assert plain_cache(service).get(service.make_key("shared")) == {"v": 1}
+
+
+# -- TTLs -----------------------------------------------------------------------------------
+
+
+def test_ttl_default_explicit_forever_missing(service: CacheService) -> None:
+    service.set("default", 1)
+    service.set("explicit", 1, ttl=30)
+    service.set("forever", 1, ttl=FOREVER)
+    if not service.capabilities.ttl:
+        with pytest.raises(NotSupported, match=service.namespace):
+            service.ttl("default")
+        return
+    assert 55 <= service.ttl("default") <= 60
+    assert 25 <= service.ttl("explicit") <= 30
+    assert service.ttl("forever") is None
+    assert service.ttl("missing") == 0
+
+
+def test_ttl_zero_expires_at_once(service: CacheService) -> None:
+    service.set("k", "old")
+    service.set("k", "new", ttl=0)
+    assert service.get("k") is None
+    assert not service.has_key("k")
+
+
+def test_entries_and_index_members_expire(service: CacheService) -> None:
+    service.set("short", 1, ttl=2, indexes={"group": "g"})
+    service.set("long", 2, ttl=60, indexes={"group": "g"})
+    assert sorted(service.find("group", "g")) == ["long", "short"]
+    time.sleep(2.6)
+    assert service.get("short") is None
+    assert service.find("group", "g") == ["long"]
+    assert service.get_by_index("group", "g") == {"long": 2}
+
+
+def test_touch_and_persist(service: CacheService) -> None:
+    service.set("k", 1, ttl=2)
+    assert service.touch("k", ttl=60) is True
+    assert service.touch("missing") is False
+    time.sleep(2.6)
+    assert service.get("k") == 1
+    assert service.persist("k") is True
+    if service.capabilities.ttl:
+        assert service.ttl("k") is None
+    assert service.persist("missing") is False
+
+
+# -- atomic primitives ----------------------------------------------------------------------
+
+
+def test_pop_returns_once_and_unindexes(service: CacheService) -> None:
+    service.set("token", {"user": 7}, indexes={"user": "7"})
+    assert service.pop("token") == {"user": 7}
+    assert service.pop("token", "gone") == "gone"
+    assert service.get("token") is None
+    assert service.find("user", "7") == []
+
+
+def test_pop_racing_threads_one_winner(service: CacheService) -> None:
+    service.set("token", "secret")
+    results: list[Any] = []
+    run_threads(8, lambda: results.append(service.pop("token")))
+    assert results.count("secret") == 1
+    assert results.count(None) == 7
+
+
+def test_incr_starts_at_zero_and_sets_ttl_once(service: CacheService) -> None:
+    assert service.incr("hits", ttl=30) == 1
+    assert service.incr("hits", ttl=FOREVER) == 2
+    assert service.incr("hits", delta=5) == 7
+    assert service.decr("hits", delta=2) == 5
+    assert service.decr("fresh") == (0 if service.provider.counters_floor_at_zero else -1)
+    if service.capabilities.ttl:
+        assert 0 < service.ttl("hits") <= 30
+
+
+def test_incr_window_expires(service: CacheService) -> None:
+    assert service.incr("window", ttl=2) == 1
+    assert service.incr("window") == 2
+    time.sleep(2.6)
+    assert service.incr("window", ttl=2) == 1
+
+
+def test_incr_concurrent_loses_no_count(service: CacheService) -> None:
+    def bump() -> None:
+        for _ in range(25):
+            service.incr("n")
+
+    run_threads(4, bump)
+    assert service.get("n") == 100
+
+
+def test_get_or_set_computes_once_under_concurrency(service: CacheService) -> None:
+    calls: list[int] = []
+    results: list[Any] = []
+
+    def slow() -> str:
+        calls.append(1)
+        time.sleep(0.3)
+        return "computed"
+
+    run_threads(6, lambda: results.append(service.get_or_set("report", slow)))
+    assert results == ["computed"] * 6
+    assert len(calls) == 1
+    assert service.get_or_set("report", "other") == "computed"
+    assert service.get_or_set("plain", 5) == 5
+    assert service.get("plain") == 5
+
+
+def test_lock_excludes_second_holder(service: CacheService) -> None:
+    with service.lock("job", timeout=10, blocking_timeout=0.1):
+        second = service.lock("job", timeout=10, blocking_timeout=0.1)
+        assert second.acquire(blocking=False) is False
+    third = service.lock("job", timeout=10, blocking_timeout=0.1)
+    assert third.acquire(blocking=False) is True
+    third.release()
+
+
+# -- secondary indexes ----------------------------------------------------------------------
+
+
+def test_find_get_by_index(service: CacheService) -> None:
+    service.set("s1", {"n": 1}, indexes={"email": "a@b.c", "user_id": "42"})
+    service.set("s2", {"n": 2}, indexes={"email": "a@b.c"})
+    service.set("s3", {"n": 3}, indexes={"email": "x@y.z"})
+    assert sorted(service.find("email", "a@b.c")) == ["s1", "s2"]
+    assert service.find("user_id", "42") == ["s1"]
+    assert service.get_by_index("email", "x@y.z") == {"s3": {"n": 3}}
+    assert service.find("email", "nobody") == []
+
+
+def test_reset_with_other_indexes_refiles(service: CacheService) -> None:
+    service.set("s1", 1, indexes={"email": "old@x", "user_id": "1"})
+    service.set("s1", 2, indexes={"email": "new@x"})
+    assert service.find("email", "old@x") == []
+    assert service.find("user_id", "1") == []
+    assert service.find("email", "new@x") == ["s1"]
+    service.set("s1", 3)
+    assert service.find("email", "new@x") == []
+    service.set("s1", 4, indexes={"email": "new@x"})
+    service.set_many({"s1": 5})
+    assert service.find("email", "new@x") == []
+
+
+def test_delete_unindexes(service: CacheService) -> None:
+    service.set("s1", 1, indexes={"email": "a@b.c"})
+    service.delete("s1")
+    assert service.find("email", "a@b.c") == []
+    service.set("s1", 1, indexes={"email": "a@b.c"})
+    assert service.find("email", "a@b.c") == ["s1"]
+
+
+def test_delete_by_index_removes_other_filings(service: CacheService) -> None:
+    service.set("s1", 1, indexes={"user_id": "42", "email": "a@b.c"})
+    service.set("s2", 2, indexes={"user_id": "42"})
+    service.set("s3", 3, indexes={"user_id": "7", "email": "a@b.c"})
+    assert service.delete_by_index("user_id", "42") == 2
+    assert service.get_many(["s1", "s2", "s3"]) == {"s3": 3}
+    assert service.find("email", "a@b.c") == ["s3"]
+    assert service.delete_by_index("user_id", "42") == 0
+
+
+def test_index_values_with_separators_and_globs_stay_apart(service: CacheService) -> None:
+    values = ["a:b", "a", "b", "*", "a*", "[a]", "{x}", "", "ü", "a b", "a\\b"]
+    for i, value in enumerate(values):
+        service.set(f"k{i}", i, indexes={"tag": value})
+    for i, value in enumerate(values):
+        assert service.find("tag", value) == [f"k{i}"], value
+
+
+def test_prune_reclaims_dead_members(service: CacheService) -> None:
+    service.set("gone", 1, ttl=1, indexes={"g": "x"})
+    service.set("live", 2, indexes={"g": "x"})
+    time.sleep(1.6)
+    assert service.prune() >= 1
+    assert service.prune() == 0
+    assert service.find("g", "x") == ["live"]
+
+
+def test_dangling_member_is_never_returned(service: CacheService) -> None:
+    """An entry removed behind the index's back (eviction, plain delete) is not returned."""
+    service.set("s1", 1, indexes={"email": "a@b.c"})
+    plain_cache(service).delete(service.make_key("s1"))
+    assert service.find("email", "a@b.c") == []
+    assert service.get_by_index("email", "a@b.c") == {}
+
+
+# -- the namespace as a whole ---------------------------------------------------------------
+
+
+def test_namespaces_are_isolated(backend: str, service: CacheService) -> None:
+    other = make_service(backend, default_ttl=60)
+    if backend == "in_memory":  # private stores: isolation is by construction
+        other = service
+    else:
+        plain_cache(service).set("plain-canary", "keep", None)
+    other.set("canary", "keep", indexes={"email": "a@b.c"})
+    service.set("k", 1, indexes={"email": "a@b.c"})
+    service.set("canary", "mine")
+    if other is not service:
+        assert other.get("canary") == "keep"
+    cleared = service.clear()
+    assert cleared is None or cleared >= 1
+    assert service.get("k") is None
+    assert service.find("email", "a@b.c") == []
+    if other is not service:
+        assert other.get("canary") == "keep"
+        assert other.find("email", "a@b.c") == ["canary"]
+        assert plain_cache(service).get("plain-canary") == "keep"
+        plain_cache(service).delete("plain-canary")
+        other.clear()
+
+
+def test_keys_count_and_patterns(service: CacheService) -> None:
+    service.set_many({"user:1": 1, "user:2": 2, "order:1": 3, "u*": 4})
+    if not service.capabilities.list_keys:
+        with pytest.raises(NotSupported, match=service.namespace):
+            service.keys()
+        with pytest.raises(NotSupported):
+            service.count()
+        return
+    assert sorted(service.keys()) == ["order:1", "u*", "user:1", "user:2"]
+    assert sorted(service.keys("user:*")) == ["user:1", "user:2"]
+    assert sorted(service.iter_keys("u[*]")) == ["u*"]
+    assert service.count() == 4
+    service.set("expired", 1, ttl=0)
+    assert service.count() == 4
+    assert service.clear() == 4
+    assert service.count() == 0
+
+
+def test_keys_never_reach_another_namespace(backend: str, service: CacheService) -> None:
+    if not service.capabilities.list_keys or backend == "in_memory":
+        pytest.skip("listing is NotSupported here (checked in test_keys_count_and_patterns)")
+    longer = CacheService(service.namespace + "x", default_ttl=60, cache=backend)
+    longer.set("theirs", 1)
+    service.set("mine", 1)
+    assert service.keys("*") == ["mine"]
+    longer.clear()
+
+
+def test_stats(service: CacheService) -> None:
+    service.set("a", 1, indexes={"g": "1"})
+    stats = service.stats()
+    assert stats["namespace"] == service.namespace
+    assert stats["alias"] == service.cache_alias
+    assert stats["entries"] == (1 if service.capabilities.list_keys else None)
+    assert stats["indexes"] >= (1 if service.capabilities.list_keys else 0)
+    assert "memory_bytes" in stats
+
+
+# -- bad arguments fail at once, naming namespace and argument; nothing is lost -------------
+
+
+@pytest.mark.parametrize("bad", [None, 1, b"bytes", "", "\ud800"])
+def test_bad_keys_rejected(service: CacheService, bad: Any) -> None:
+    with pytest.raises(InvalidKey, match=service.namespace) as info:
+        service.set(bad, 1)
+    assert "key" in str(info.value)
+
+
+def test_bad_arguments_rejected_and_nothing_lost(service: CacheService) -> None:
+    service.set("k", "kept", indexes={"email": "a@b.c"})
+    with pytest.raises(ValueError, match=rf"{service.namespace}.*ttl"):
+        service.set("k", "x", ttl=-1)
+    with pytest.raises(ValueError, match="ttl"):
+        service.set("k", "x", ttl="10")
+    with pytest.raises(InvalidKey, match="index name"):
+        service.set("k", "x", indexes={"bad name!": "v"})
+    with pytest.raises(InvalidKey, match="index"):
+        service.set("k", "x", indexes={"email": 5})  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match=rf"{service.namespace}.*serialized"):
+        service.set("k", lambda: None, indexes={"email": "other@x"})
+    with pytest.raises(ValueError, match="delta"):
+        service.incr("k", delta="1")  # type: ignore[arg-type]
+    assert service.get("k") == "kept"
+    assert service.find("email", "a@b.c") == ["k"]
+    assert service.find("email", "other@x") == []
+
+
+def test_long_keys_hashed_or_refused(service: CacheService) -> None:
+    key = "x" * 400
+    provider = service.provider
+    if provider.max_key_length is None or provider.hash_long_keys:
+        assert service.set(key, 1, indexes={"long": "v" * 400})
+        assert service.get(key) == 1
+        assert service.find("long", "v" * 400) == [key]
+        assert service.get(key[:-1] + "y") is None
+    else:
+        with pytest.raises(InvalidKey, match=service.namespace):
+            service.set(key, 1)
+
+
+# -- async twins ----------------------------------------------------------------------------
+
+
+async def test_async_twins(service: CacheService) -> None:
+    assert await service.aset("a", 1, indexes={"g": "x"}) is True
+    assert await sync_to_async(service.get)("a") == 1  # async writes, sync reads, and back
+    await sync_to_async(service.set)("b", 2, indexes={"g": "x"})
+    assert await service.aget("b") == 2
+    assert await service.aget("missing", "d") == "d"
+    assert await service.aadd("a", 9) is False
+    assert await service.aset_many({"c": 3}) == []
+    assert await service.aget_many(["a", "c"]) == {"a": 1, "c": 3}
+    assert await service.ahas_key("c")
+    assert sorted(await service.afind("g", "x")) == ["a", "b"]
+    assert await service.aget_by_index("g", "x") == {"a": 1, "b": 2}
+    assert await service.aincr("n", ttl=30) == 1
+    assert await service.adecr("n") == 0
+    assert await service.atouch("c", ttl=30) is True
+    assert await service.apersist("c") is True
+    if service.capabilities.ttl:
+        assert await service.attl("c") is None
+    assert await service.apop("c") == 3
+    assert await service.aget_or_set("gs", lambda: "v") == "v"
+    assert await service.adelete("gs") is True
+    assert await service.adelete_by_index("g", "x") == 2
+    assert await service.adelete_many(["n"]) == 1
+    assert await service.aprune() >= 0
+    if service.capabilities.list_keys:
+        await service.aset("z", 1)
+        assert await service.akeys() == ["z"]
+        assert [k async for k in service.aiter_keys()] == ["z"]
+        assert await service.acount() == 1
+        assert (await service.astats())["entries"] == 1
+    await service.aclear()
+    assert await service.aget("z") is None
+
+
+async def test_async_lock(service: CacheService) -> None:
+    async with service.lock("job", timeout=10, blocking_timeout=0.1):
+        other = service.lock("job", timeout=10, blocking_timeout=0.1)
+        assert await sync_to_async(other.acquire)(False) is False
+
+
+async def test_async_concurrent_tasks(service: CacheService) -> None:
+    await asyncio.gather(*(service.aset(f"k{i}", i, indexes={"g": "all"}) for i in range(20)))
+    assert sorted(await service.afind("g", "all")) == sorted(f"k{i}" for i in range(20))
+    counts = await asyncio.gather(*(service.aincr("c") for _ in range(20)))
+    assert sorted(counts) == list(range(1, 21))
+
+
+def test_plain_cache_keys_untouched_by_clear(backend: str, service: CacheService) -> None:
+    if backend == "in_memory":
+        pytest.skip("a private in-memory store has no plain CACHES alias")
+    cache = caches[backend]
+    cache.set("agenthub-plain-canary", "keep", 60)
+    service.set("k", 1)
+    service.clear()
+    assert cache.get("agenthub-plain-canary") == "keep"
+    cache.delete("agenthub-plain-canary")
