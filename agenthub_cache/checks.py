@@ -147,7 +147,7 @@ def settings_errors() -> list[CheckMessage]:
 
 def _backend_class(alias: str) -> type[Any] | None:
     try:
-        backend: type[Any] = import_string(settings.CACHES[alias]["BACKEND"])
+        backend: type[Any] = import_string(str(settings.CACHES[alias]["BACKEND"]))
     except (ImportError, KeyError, TypeError):
         return None  # Django's own cache checks report a broken CACHES entry
     return backend

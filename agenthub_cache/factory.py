@@ -51,9 +51,9 @@ class CacheFactory:
         ``default_ttl`` is accepted for the seed's signature; TTL policy lives in the service.
         """
         if cache_type is not None and CacheType(cache_type) is CacheType.IN_MEMORY:
-            backend = _private_backend(namespace)
-            provider = provider_class_for(type(backend))
-            return provider(backend, f"<in-memory {namespace}>", namespace, shared=False)
+            private = _private_backend(namespace)
+            provider = provider_class_for(type(private))
+            return provider(private, f"<in-memory {namespace}>", namespace, shared=False)
         alias = cache or conf.get_settings().cache
         backend = caches[alias]
         return provider_class_for(type(backend))(backend, alias, namespace)

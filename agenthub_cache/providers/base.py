@@ -68,7 +68,7 @@ class Provider(RecordIndexes):
     #: The store's counters cannot go below zero (memcached's own rule).
     counters_floor_at_zero: ClassVar[bool] = False
     #: Errors that mean "the store is unreachable or timed out" (``FAIL_SILENTLY`` covers these).
-    unavailable_errors: ClassVar[tuple[type[BaseException], ...]] = (ConnectionError, TimeoutError)
+    unavailable_errors: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
 
     def __init__(
         self, backend: BaseCache, alias: str, namespace: str, *, shared: bool = True

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from django.core.cache.backends.db import DatabaseCache
 from django.db import InterfaceError, OperationalError, connections, models, router, transaction
@@ -26,7 +26,10 @@ BATCH = 500  # keys per DELETE ... IN (...), well under every database's paramet
 
 
 class DatabaseProvider(ListingProvider):
-    backend: DatabaseCache
+    @property
+    def store(self) -> DatabaseCache:
+        return cast(DatabaseCache, self.backend)
+
     capabilities: ClassVar[Capabilities] = Capabilities(
         list_keys=True, flush="prefix", indexes="cross-process", ttl=True, distributed_lock=True
     )
@@ -34,12 +37,14 @@ class DatabaseProvider(ListingProvider):
 
     def _connection(self, write: bool = False) -> BaseDatabaseWrapper:
         route = router.db_for_write if write else router.db_for_read
-        return connections[route(self.backend.cache_model_class)]
+        return connections[route(self.store.cache_model_class)]
 
     def _sql(self, connection: BaseDatabaseWrapper, template: str) -> str:
         quote = connection.ops.quote_name
         return template.format(
-            table=quote(self.backend._table), key=quote("cache_key"), expires=quote("expires")
+            table=quote(cast(Any, self.store)._table),
+            key=quote("cache_key"),
+            expires=quote("expires"),
         )
 
     def _expires(self, connection: BaseDatabaseWrapper, value: Any) -> datetime:
@@ -71,7 +76,7 @@ class DatabaseProvider(ListingProvider):
 
     def list_stored(self, prefix: str, live_only: bool) -> list[str]:
         connection = self._connection()
-        like = connection.operators["startswith"] % "%s"
+        like = cast(Any, connection).operators["startswith"] % "%s"
         query = self._sql(connection, "SELECT {key}, {expires} FROM {table} WHERE {key} ") + like
         pattern = connection.ops.prep_for_like_query(prefix) + "%"
         with connection.cursor() as cursor:

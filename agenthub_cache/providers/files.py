@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import pickle
 import time
-from typing import ClassVar
-
-from django.core.cache.backends.filebased import FileBasedCache
+from typing import Any, ClassVar, cast
 
 from agenthub_cache.providers.base import Capabilities, Provider
 
 
 class FileProvider(Provider):
-    backend: FileBasedCache
     capabilities: ClassVar[Capabilities] = Capabilities(flush="generation", ttl=True)
 
     def stored_ttl(self, stored: str) -> float | None:
         """FileBasedCache writes the expiry (epoch seconds or None) as the file's first pickle."""
         try:
-            with open(self.backend._key_to_file(stored), "rb") as f:
+            with open(cast(Any, self.backend)._key_to_file(stored), "rb") as f:
                 expires: float | None = pickle.load(f)
         except (FileNotFoundError, EOFError, pickle.UnpicklingError):
             return 0.0

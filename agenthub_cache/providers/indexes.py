@@ -39,10 +39,12 @@ def _timeout_for(members: Mapping[str, float | None]) -> float | None:
 class RecordIndexes:
     """Mixin of ``Provider``: index bookkeeping through get/set/delete of records."""
 
-    backend: BaseCache
     namespace: str
 
     if TYPE_CHECKING:
+
+        @property
+        def backend(self) -> BaseCache: ...
 
         def scope(self) -> str | None: ...
         def stored_key(self, kind: str, *parts: str, scope: str | None) -> str: ...

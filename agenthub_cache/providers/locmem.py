@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-from django.core.cache.backends.locmem import LocMemCache
-
 from agenthub_cache.providers.base import Capabilities
 from agenthub_cache.providers.listing import ListingProvider
 
@@ -14,35 +12,39 @@ from agenthub_cache.providers.listing import ListingProvider
 class LocMemProvider(ListingProvider):
     """Reads ``LocMemCache``'s private ``_cache``/``_expire_info`` under its own lock."""
 
-    backend: LocMemCache
+    @property
+    def store(self) -> Any:
+        """The LocMemCache, for its private ``_cache``/``_expire_info``/``_lock`` (untyped)."""
+        return self.backend
+
     capabilities: ClassVar[Capabilities] = Capabilities(list_keys=True, flush="prefix", ttl=True)
 
     def list_stored(self, prefix: str, live_only: bool) -> list[str]:
         now = time.time()
-        with self.backend._lock:
-            expiry = self.backend._expire_info
+        with self.store._lock:
+            expiry = self.store._expire_info
             return [
                 k
-                for k in self.backend._cache
+                for k in self.store._cache
                 if k.startswith(prefix) and (not live_only or _alive(expiry.get(k, -1.0), now))
             ]
 
     def delete_stored(self, stored_keys: list[str]) -> int:
-        with self.backend._lock:
-            return sum(bool(self.backend._delete(k)) for k in stored_keys)
+        with self.store._lock:
+            return sum(1 for k in stored_keys if self.store._delete(k))
 
     def stored_ttl(self, stored: str) -> float | None:
         raw = self.backend.make_key(stored)
-        with self.backend._lock:
-            if raw not in self.backend._cache:
+        with self.store._lock:
+            if raw not in self.store._cache:
                 return 0.0
-            expires = self.backend._expire_info.get(raw, -1.0)
+            expires = self.store._expire_info.get(raw, -1.0)
         return None if expires is None else max(0.0, expires - time.time())
 
     def stats(self) -> dict[str, Any]:
         prefix = self.stored_prefix()
-        with self.backend._lock:
-            size = sum(len(v) for k, v in self.backend._cache.items() if k.startswith(prefix))
+        with self.store._lock:
+            size = sum(len(v) for k, v in self.store._cache.items() if k.startswith(prefix))
         return {**super().stats(), "memory_bytes": size}
 
 

@@ -6,6 +6,7 @@ namespace generation in O(1); the old entries age out or are evicted by the serv
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, ClassVar
 
 from django.core.cache.backends.base import BaseCache
@@ -23,8 +24,7 @@ def _client_errors() -> tuple[type[BaseException], ...]:
     except ImportError:
         pass
     try:
-        import pylibmc
-
+        pylibmc = importlib.import_module("pylibmc")
         errors += [pylibmc.ConnectionError, pylibmc.ServerDown, pylibmc.ServerDead]
     except ImportError:
         pass
