@@ -154,30 +154,30 @@ def _backend_class(alias: str) -> type[Any] | None:
 
 
 def check_hazards() -> list[CheckMessage]:
-    """Warnings for namespaces whose backend cannot keep the app's promises."""
+    """Warnings for aliases whose backend cannot keep the app's promises (one per alias)."""
     from django.core.cache.backends.dummy import DummyCache
     from django.core.cache.backends.locmem import LocMemCache
 
-    warnings: list[CheckMessage] = []
+    by_alias: dict[str, list[str]] = {}
     for ns in conf.get_settings().namespaces.values():
-        backend = _backend_class(ns.cache)
-        if backend is None:
-            continue
-        if issubclass(backend, DummyCache):
+        by_alias.setdefault(ns.cache, []).append(ns.name)
+    warnings: list[CheckMessage] = []
+    for alias, names in by_alias.items():
+        backend = _backend_class(alias)
+        which = f"Cache namespace(s) {', '.join(map(repr, names))} on the alias {alias!r}"
+        if backend is not None and issubclass(backend, DummyCache):
             warnings.append(
                 Warning(
-                    f"Cache namespace {ns.name!r} is on the alias {ns.cache!r}, a DummyCache: "
-                    "nothing it stores is kept.",
-                    hint="Point the namespace at a real cache in settings.CACHES.",
+                    f"{which}: a DummyCache keeps nothing that is stored.",
+                    hint="Point the namespaces at a real cache in settings.CACHES.",
                     id=W001,
                 )
             )
-        elif issubclass(backend, LocMemCache):
+        elif backend is not None and issubclass(backend, LocMemCache):
             warnings.append(
                 Warning(
-                    f"Cache namespace {ns.name!r} is on the alias {ns.cache!r}, a LocMemCache: each "
-                    "process has its own copy, and a flush from a management command cannot reach "
-                    "the server's processes.",
+                    f"{which}: a LocMemCache is private to each process, so a flush from a "
+                    "management command cannot reach the server's processes.",
                     hint="Use a shared cache (Redis, memcached, DatabaseCache) outside development.",
                     id=W002,
                 )
