@@ -71,8 +71,8 @@ def test_hazards_warn_once_per_alias() -> None:
 
 
 def test_manage_py_check_fails_with_the_ids() -> None:
-    with override_settings(AGENTHUB_CACHE={"NAMESPACES": {"bad name": {"TTL": -1}}}):
-        with pytest.raises(SystemCheckError) as info:
-            call_command("check")
+    bad = {"NAMESPACES": {"bad name": {"TTL": -1}}}
+    with override_settings(AGENTHUB_CACHE=bad), pytest.raises(SystemCheckError) as info:
+        call_command("check")
     assert checks.E004 in str(info.value)
     assert checks.E005 in str(info.value)
