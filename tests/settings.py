@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 
 SECRET_KEY = "agenthub-cache-tests"
 USE_TZ = True
 INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "agenthub_cache"]
-_TMP = tempfile.mkdtemp(prefix="agenthub-cache-tests-")
+# Worker processes of the cross-process tests share the parent's database through this variable.
+_TMP = os.environ.get("AGENTHUB_CACHE_TEST_DIR") or tempfile.mkdtemp(prefix="agenthub-cache-tests-")
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": f"{_TMP}/test.sqlite3",
-        "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+        "OPTIONS": {"timeout": 20},  # deferred (Django's default): the lock row must serialize
         "TEST": {"NAME": f"{_TMP}/test.sqlite3"},
     }
 }
