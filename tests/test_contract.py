@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.core.cache import caches
 
 from agenthub_cache import FOREVER, CacheService, InvalidKey, NotSupported
 from tests.conftest import make_service, run_threads
@@ -324,12 +323,20 @@ def test_keys_count_and_patterns(service: CacheService) -> None:
 
 
 def test_keys_never_reach_another_namespace(backend: str, service: CacheService) -> None:
-    if not service.capabilities.list_keys or backend == "in_memory":
-        pytest.skip("listing is NotSupported here (checked in test_keys_count_and_patterns)")
-    longer = CacheService(service.namespace + "x", default_ttl=60, cache=backend)
+    longer = make_service(backend, service.namespace + "x", default_ttl=60)
+    if backend == "in_memory":  # two private stores: give the longer name the same store
+        longer.provider = type(service.provider)(
+            service.provider.backend, service.cache_alias, longer.namespace, shared=False
+        )
     longer.set("theirs", 1)
     service.set("mine", 1)
-    assert service.keys("*") == ["mine"]
+    if not service.capabilities.list_keys:
+        with pytest.raises(NotSupported):
+            service.keys("*")
+    else:
+        assert service.keys("*") == ["mine"]
+    service.clear()
+    assert longer.get("theirs") == 1
     longer.clear()
 
 
@@ -435,10 +442,8 @@ async def test_async_concurrent_tasks(service: CacheService) -> None:
     assert sorted(counts) == list(range(1, 21))
 
 
-def test_plain_cache_keys_untouched_by_clear(backend: str, service: CacheService) -> None:
-    if backend == "in_memory":
-        pytest.skip("a private in-memory store has no plain CACHES alias")
-    cache = caches[backend]
+def test_plain_cache_keys_untouched_by_clear(service: CacheService) -> None:
+    cache = plain_cache(service)  # caches[alias], or the private store of an in-memory service
     cache.set("agenthub-plain-canary", "keep", 60)
     service.set("k", 1)
     service.clear()
