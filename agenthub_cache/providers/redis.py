@@ -80,7 +80,7 @@ class RedisProvider(Provider):
     )
     max_key_length: ClassVar[int | None] = None  # Redis keys may be 512 MB
     hash_long_keys: ClassVar[bool] = False
-    unavailable_errors: ClassVar[tuple[type[BaseException], ...]] = UNAVAILABLE
+    unavailable_errors: tuple[type[BaseException], ...] = UNAVAILABLE
 
     def __init__(self, backend: BaseCache, alias: str, namespace: str) -> None:
         super().__init__(backend, alias, namespace)
@@ -88,7 +88,7 @@ class RedisProvider(Provider):
         self.layout = KeyLayout(backend, namespace)
         self.encode, self.decode = codec_for(backend)
         self._client = self.connection.client
-        self._scripts = self.connection.scripts
+        self._run = self.connection.run_script
 
     @staticmethod
     def eviction_policy(backend: BaseCache) -> str | None:
@@ -184,35 +184,35 @@ class RedisProvider(Provider):
         self, key: str, value: Any, timeout: float | None, indexes: Mapping[str, str] | None = None
     ) -> bool:
         stored, args = self._set_call(key, value, timeout, indexes, False)
-        return bool(self._scripts["set"](stored, args))
+        return bool(self._run("set", stored, args))
 
     def add(
         self, key: str, value: Any, timeout: float | None, indexes: Mapping[str, str] | None = None
     ) -> bool:
         stored, args = self._set_call(key, value, timeout, indexes, True)
-        return bool(self._scripts["set"](stored, args))
+        return bool(self._run("set", stored, args))
 
     def set_many(self, mapping: Mapping[str, Any], timeout: float | None) -> list[str]:
         for stored, args in self._set_many_calls(mapping, timeout):
-            self._scripts["set_many"](stored, args)
+            self._run("set_many", stored, args)
         return []
 
     def delete(self, key: str) -> bool:
-        return bool(self._scripts["delete"](*self._keyed_call(key)))
+        return bool(self._run("delete", *self._keyed_call(key)))
 
     def delete_many(self, keys_: Iterable[str]) -> int:
-        return sum(int(self._scripts["delete"](*call)) for call in self._keyed_calls(keys_))
+        return sum(int(self._run("delete", *call)) for call in self._keyed_calls(keys_))
 
     def has_key(self, key: str) -> bool:
         return bool(self._client.exists(self._entry(key)))
 
     def pop(self, key: str, default: Any = None) -> Any:
-        raw = self._scripts["pop"](*self._keyed_call(key))
+        raw = self._run("pop", *self._keyed_call(key))
         return default if raw is None else self.decode(raw)
 
     def incr(self, key: str, delta: int, timeout: float | None) -> int:
         try:
-            return int(self._scripts["incr"](*self._keyed_call(key, delta, px(timeout))))
+            return int(self._run("incr", *self._keyed_call(key, delta, px(timeout))))
         except ResponseError as exc:
             raise _value_error(exc, self.namespace, key) from exc
 
@@ -220,7 +220,7 @@ class RedisProvider(Provider):
         return self._seconds(int(self._client.pttl(self._entry(key))))
 
     def touch(self, key: str, timeout: float | None) -> bool:
-        return bool(self._scripts["touch"](*self._keyed_call(key, px(timeout))))
+        return bool(self._run("touch", *self._keyed_call(key, px(timeout))))
 
     def get_or_set(self, key: str, default: Any, timeout: float | None, wait: float) -> Any:
         steps = get_or_set_steps(
@@ -286,39 +286,39 @@ class RedisProvider(Provider):
         self, key: str, value: Any, timeout: float | None, indexes: Mapping[str, str] | None = None
     ) -> bool:
         stored, args = self._set_call(key, value, timeout, indexes, False)
-        return bool(await self.connection.async_handle().scripts["set"](stored, args))
+        return bool(await self.connection.async_handle().run_script("set", stored, args))
 
     async def aadd(
         self, key: str, value: Any, timeout: float | None, indexes: Mapping[str, str] | None = None
     ) -> bool:
         stored, args = self._set_call(key, value, timeout, indexes, True)
-        return bool(await self.connection.async_handle().scripts["set"](stored, args))
+        return bool(await self.connection.async_handle().run_script("set", stored, args))
 
     async def aset_many(self, mapping: Mapping[str, Any], timeout: float | None) -> list[str]:
-        script = self.connection.async_handle().scripts["set_many"]
+        handle = self.connection.async_handle()
         for stored, args in self._set_many_calls(mapping, timeout):
-            await script(stored, args)
+            await handle.run_script("set_many", stored, args)
         return []
 
     async def adelete(self, key: str) -> bool:
-        script = self.connection.async_handle().scripts["delete"]
-        return bool(await script(*self._keyed_call(key)))
+        handle = self.connection.async_handle()
+        return bool(await handle.run_script("delete", *self._keyed_call(key)))
 
     async def adelete_many(self, keys_: Iterable[str]) -> int:
-        script = self.connection.async_handle().scripts["delete"]
-        return sum([int(await script(*call)) for call in self._keyed_calls(keys_)])
+        handle = self.connection.async_handle()
+        return sum([int(await handle.run_script("delete", *c)) for c in self._keyed_calls(keys_)])
 
     async def ahas_key(self, key: str) -> bool:
         return bool(await self.connection.async_handle().client.exists(self._entry(key)))
 
     async def apop(self, key: str, default: Any = None) -> Any:
-        raw = await self.connection.async_handle().scripts["pop"](*self._keyed_call(key))
+        raw = await self.connection.async_handle().run_script("pop", *self._keyed_call(key))
         return default if raw is None else self.decode(raw)
 
     async def aincr(self, key: str, delta: int, timeout: float | None) -> int:
-        script = self.connection.async_handle().scripts["incr"]
+        handle = self.connection.async_handle()
         try:
-            return int(await script(*self._keyed_call(key, delta, px(timeout))))
+            return int(await handle.run_script("incr", *self._keyed_call(key, delta, px(timeout))))
         except ResponseError as exc:
             raise _value_error(exc, self.namespace, key) from exc
 
@@ -328,8 +328,8 @@ class RedisProvider(Provider):
         )
 
     async def atouch(self, key: str, timeout: float | None) -> bool:
-        script = self.connection.async_handle().scripts["touch"]
-        return bool(await script(*self._keyed_call(key, px(timeout))))
+        handle = self.connection.async_handle()
+        return bool(await handle.run_script("touch", *self._keyed_call(key, px(timeout))))
 
     async def aget_or_set(self, key: str, default: Any, timeout: float | None, wait: float) -> Any:
         steps = get_or_set_steps(

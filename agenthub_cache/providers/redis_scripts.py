@@ -23,8 +23,6 @@ from typing import Final
 CHUNK: Final = 500
 
 _PRELUDE = """
-if redis.replicate_commands then pcall(redis.replicate_commands) end
-
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -43,10 +41,11 @@ local function refresh(idx)
 end
 
 -- Take member out of the indexes its meta names, except those in keep (name -> index key).
--- Returns how many index memberships were removed, or -1 if there was no meta.
+-- Returns how many index memberships were removed (-1 if there was no meta), and how many
+-- filings the meta held.
 local function unfile(meta, member, keep)
   local old = redis.call('HGETALL', meta)
-  if #old == 0 then return -1 end
+  if #old == 0 then return -1, 0 end
   local removed = 0
   for i = 1, #old, 2 do
     if keep == nil or keep[old[i]] ~= old[i + 1] then
@@ -54,7 +53,7 @@ local function unfile(meta, member, keep)
       refresh(old[i + 1])
     end
   end
-  return removed
+  return removed, #old / 2
 end
 """
 
@@ -71,20 +70,24 @@ end
 if px == '' then redis.call('SET', entry, value) else redis.call('SET', entry, value, 'PX', px) end
 local keep = {}
 for i = 3, #KEYS do keep[ARGV[i + 2]] = KEYS[i] end
-local had = unfile(meta, member, keep)
+local removed, filed = unfile(meta, member, keep)
 if #KEYS > 2 then
   local score = score_for(px)
-  local fields = {}
   for i = 3, #KEYS do
     redis.call('ZADD', KEYS[i], score, member)
     refresh(KEYS[i])
-    fields[#fields + 1] = ARGV[i + 2]
-    fields[#fields + 1] = KEYS[i]
   end
-  if had >= 0 then redis.call('DEL', meta) end
-  redis.call('HSET', meta, unpack(fields))
-  if px ~= '' then redis.call('PEXPIRE', meta, px) end
-elseif had >= 0 then
+  if removed ~= 0 or filed ~= #KEYS - 2 then -- filed differently before (or not at all)
+    local fields = {}
+    for i = 3, #KEYS do
+      fields[#fields + 1] = ARGV[i + 2]
+      fields[#fields + 1] = KEYS[i]
+    end
+    if removed >= 0 then redis.call('DEL', meta) end
+    redis.call('HSET', meta, unpack(fields))
+  end
+  if px == '' then redis.call('PERSIST', meta) else redis.call('PEXPIRE', meta, px) end
+elseif removed >= 0 then
   redis.call('DEL', meta)
 end
 return 1

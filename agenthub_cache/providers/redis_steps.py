@@ -75,7 +75,7 @@ def run(connection: Connection, steps: Steps[T]) -> T:
                 if isinstance(step, Cmd):
                     reply = execute(*step.args)
                 elif isinstance(step, Lua):
-                    reply = scripts[step.script](step.keys, step.args)
+                    reply = connection.run_script(step.script, step.keys, step.args)
                 elif isinstance(step, Batch):
                     pipe = client.pipeline(transaction=False)
                     for call in step.calls:
@@ -107,7 +107,7 @@ async def arun(handle: AsyncHandle, steps: Steps[T]) -> T:
                 if isinstance(step, Cmd):
                     reply = await execute(*step.args)
                 elif isinstance(step, Lua):
-                    reply = await scripts[step.script](step.keys, step.args)
+                    reply = await handle.run_script(step.script, step.keys, step.args)
                 elif isinstance(step, Batch):
                     pipe = client.pipeline(transaction=False)
                     for call in step.calls:
