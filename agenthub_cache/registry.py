@@ -26,6 +26,9 @@ _BUILTINS = {
     "django.core.cache.backends.memcached.BaseMemcachedCache": (
         "agenthub_cache.providers.memcached.MemcachedProvider"
     ),
+    "django.core.cache.backends.memcached.PyMemcacheCache": (
+        "agenthub_cache.providers.memcached.PyMemcacheProvider"
+    ),
     "django.core.cache.backends.dummy.DummyCache": "agenthub_cache.providers.dummy.DummyProvider",
     "django.core.cache.backends.redis.RedisCache": "agenthub_cache.providers.redis.RedisProvider",
     "django_redis.cache.RedisCache": "agenthub_cache.providers.redis.RedisProvider",

@@ -7,7 +7,7 @@ namespace generation in O(1); the old entries age out or are evicted by the serv
 from __future__ import annotations
 
 import importlib
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from django.core.cache.backends.base import BaseCache
 
@@ -43,3 +43,21 @@ class MemcachedProvider(Provider):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "location": getattr(self.backend, "_servers", None)}
+
+
+class PyMemcacheProvider(MemcachedProvider):
+    """pymemcache speaks memcached ≥ 1.6's meta commands, so it can read a key's TTL."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        flush="generation", ttl=True, distributed_lock=True
+    )
+
+    def stored_ttl(self, stored: str) -> float | None:
+        raw = self.backend.make_key(stored).encode()
+        # Django's client is a pymemcache HashClient: ask the server that owns this key.
+        client: Any = cast(Any, self.backend)._cache._get_client(raw)
+        reply: bytes = client.raw_command(b"mg " + raw + b" t", b"\r\n")
+        if not reply.startswith(b"HD"):
+            return 0.0  # EN: no such key
+        seconds = int(reply.split(b" t", 1)[1].split()[0])
+        return None if seconds == -1 else float(seconds)
