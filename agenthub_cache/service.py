@@ -10,7 +10,7 @@ import logging
 import math
 import pickle
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -530,14 +530,26 @@ class CacheService:
             return await self.provider.acount()
         raise AssertionError("unreachable")
 
-    def clear(self) -> int | None:
-        """Drop this namespace (entries and indexes) and nothing else; the count if known."""
+    def clear(self, progress: Callable[[int], None] | None = None) -> int | None:
+        """Drop this namespace (entries and indexes) and nothing else; the count if known.
+
+        ``progress(entries_deleted_so_far)`` is called after each batch by providers that
+        delete in batches (a flush by generation is one write and never calls it).
+        """
+        from agenthub_cache.providers.base import accepts_progress
+
         with self._admin("clear"):
+            if progress is not None and accepts_progress(self.provider.clear):
+                return self.provider.clear(progress=progress)
             return self.provider.clear()
         raise AssertionError("unreachable")
 
-    async def aclear(self) -> int | None:
+    async def aclear(self, progress: Callable[[int], None] | None = None) -> int | None:
+        from agenthub_cache.providers.base import accepts_progress
+
         with self._admin("clear"):
+            if progress is not None and accepts_progress(self.provider.aclear):
+                return await self.provider.aclear(progress=progress)
             return await self.provider.aclear()
         raise AssertionError("unreachable")
 

@@ -12,10 +12,11 @@ out. Index bookkeeping lives in ``RecordIndexes`` (``indexes.py``).
 
 from __future__ import annotations
 
+import inspect
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
@@ -248,8 +249,12 @@ class Provider(RecordIndexes):
     def count(self) -> int:
         return sum(1 for _ in self.iter_keys())
 
-    def clear(self) -> int | None:
-        """Start a new generation: O(1); the old entries expire on their own."""
+    def clear(self, progress: Callable[[int], None] | None = None) -> int | None:
+        """Start a new generation: O(1); the old entries expire on their own.
+
+        Providers that delete in batches call ``progress(entries_deleted_so_far)`` after each
+        batch; a flush by generation is one write and never calls it.
+        """
         gen_key = keys.build_key(self.namespace, keys.GENERATION)
         self.backend.set(gen_key, secrets.token_hex(4), None)
         return None
@@ -316,7 +321,9 @@ class Provider(RecordIndexes):
     async def acount(self) -> int:
         return await sync_to_async(self.count)()
 
-    async def aclear(self) -> int | None:
+    async def aclear(self, progress: Callable[[int], None] | None = None) -> int | None:
+        if progress is not None and accepts_progress(self.clear):
+            return await sync_to_async(self.clear)(progress=progress)
         return await sync_to_async(self.clear)()
 
     async def astats(self) -> dict[str, Any]:
@@ -340,3 +347,11 @@ class Provider(RecordIndexes):
 
 def now() -> float:
     return time.time()
+
+
+def accepts_progress(clear: Callable[..., Any]) -> bool:
+    """Whether a provider's ``clear``/``aclear`` takes ``progress`` (older third-party ones don't)."""
+    try:
+        return "progress" in inspect.signature(clear).parameters
+    except (TypeError, ValueError):
+        return False

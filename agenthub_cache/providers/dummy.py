@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import ClassVar
 
 from agenthub_cache.providers.base import Capabilities, Provider
@@ -18,7 +18,7 @@ class DummyProvider(Provider):
     def iter_keys(self, pattern: str = "*") -> Iterator[str]:
         return iter(())
 
-    def clear(self) -> int:
+    def clear(self, progress: Callable[[int], None] | None = None) -> int:
         return 0
 
     def stored_ttl(self, stored: str) -> float | None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import ClassVar
 
 from agenthub_cache import keys
 from agenthub_cache.exceptions import NotSupported
 from agenthub_cache.providers.base import Capabilities, Provider
+
+#: Stored keys deleted per call to ``delete_stored`` by ``clear`` (progress is reported per batch).
+CLEAR_BATCH = 1000
 
 
 class ListingProvider(Provider):
@@ -46,11 +49,22 @@ class ListingProvider(Provider):
             if key is not None and fnmatch.fnmatchcase(key, pattern):
                 yield key
 
-    def clear(self) -> int:
-        """Delete every stored key of the namespace (entries, records, locks)."""
+    def clear(self, progress: Callable[[int], None] | None = None) -> int:
+        """Delete every stored key of the namespace (entries, records, locks).
+
+        Deletes in batches of ``CLEAR_BATCH`` keys, calling ``progress(entries_deleted_so_far)``
+        after each. Returns how many live entries there were.
+        """
         prefix = self.stored_prefix()
         entries = prefix + keys.ENTRY + ":"
         with self.index_guard():
-            live = sum(1 for k in self.list_stored(prefix, live_only=True) if k.startswith(entries))
-            self.delete_stored(self.list_stored(prefix, live_only=False))
-        return live
+            live = {k for k in self.list_stored(prefix, live_only=True) if k.startswith(entries)}
+            stored = self.list_stored(prefix, live_only=False)
+            deleted = 0
+            for start in range(0, len(stored), CLEAR_BATCH):
+                batch = stored[start : start + CLEAR_BATCH]
+                self.delete_stored(batch)
+                deleted += sum(1 for k in batch if k in live)
+                if progress is not None:
+                    progress(deleted)
+        return len(live)
