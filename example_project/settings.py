@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import django
 from django.core.exceptions import ImproperlyConfigured
 
 HERE = Path(__file__).resolve().parent
@@ -109,8 +110,13 @@ AGENTHUB_CACHE = {
 #: Signup attempts (form posts) allowed per client IP address in each 60-second window.
 SIGNUP_ATTEMPTS_PER_MINUTE = 5
 
-# The confirmation "email" is printed in the runserver terminal.
-EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# The confirmation "email" is printed in the runserver terminal. Django 6.1 replaced
+# EMAIL_BACKEND by MAILERS (and warns about the old setting).
+_CONSOLE_MAIL = "django.core.mail.backends.console.EmailBackend"
+if django.VERSION >= (6, 1):
+    MAILERS = {"default": {"BACKEND": _CONSOLE_MAIL}}
+else:
+    EMAIL_BACKEND = _CONSOLE_MAIL
 DEFAULT_FROM_EMAIL = "signups@example.invalid"
 
 USE_TZ = True

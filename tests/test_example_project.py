@@ -16,9 +16,11 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import django
 import pytest
 from django.conf import settings
 from django.core import mail
@@ -43,6 +45,13 @@ NAMESPACES = {
     "temp": {"TTL": 60, "CACHE": "files"},
 }
 
+#: The test runner already sends mail to ``mail.outbox``; Django 6.1 also wants a mailer named.
+LOCMEM_MAIL: dict[str, Any] = (
+    {"MAILERS": {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}}
+    if django.VERSION >= (6, 1)
+    else {}
+)
+
 
 @pytest.fixture
 def site() -> Iterator[Client]:
@@ -53,9 +62,9 @@ def site() -> Iterator[Client]:
         ROOT_URLCONF=example.ROOT_URLCONF,
         MIDDLEWARE=example.MIDDLEWARE,
         TEMPLATES=example.TEMPLATES,
-        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
         SIGNUP_ATTEMPTS_PER_MINUTE=LIMIT,
         AGENTHUB_CACHE={"CACHE": "db", "NAMESPACES": NAMESPACES},
+        **LOCMEM_MAIL,
     ):
         for name in NAMESPACES:
             namespaces[name].clear()
@@ -204,7 +213,7 @@ def test_manage_py_check_creates_the_database_and_cache_table(tmp_path: Path) ->
     result = manage(tmp_path, "check")
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues" in result.stdout
-    with sqlite3.connect(tmp_path / "example.sqlite3") as db:
+    with closing(sqlite3.connect(tmp_path / "example.sqlite3")) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert "example_cache" in tables
     assert manage(tmp_path, "check").returncode == 0  # and again: the set-up step is idempotent
