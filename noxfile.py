@@ -1,0 +1,56 @@
+"""Lint, type-check and test on every supported Python x Django: ``nox`` (``.ci/run`` runs it).
+
+``nox -s tests`` runs the README's test command (``python -m pytest``) once per cell of the
+matrix, each in a fresh virtualenv that installs the package with its ``test`` extra and the
+cell's Django. ``nox -s tests -- -k contract -x`` passes arguments on to pytest. On a machine
+without every Python, nox skips the missing ones unless ``CI`` is set (then it fails).
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.error_on_external_run = True
+
+#: (Python, Django) cells: Django 6.x needs Python 3.12+.
+MATRIX = [
+    ("3.11", "5.2"),
+    ("3.12", "5.2"),
+    ("3.12", "6.0"),
+    ("3.12", "6.1"),
+    ("3.13", "5.2"),
+    ("3.13", "6.0"),
+    ("3.13", "6.1"),
+]
+#: The README's test command. nox fails a session on any non-zero exit, so pytest's exit code 5
+#: ("no tests were collected") fails CI too.
+TEST_COMMAND = ("python", "-m", "pytest")
+#: Pinned so that ``ruff format --check`` agrees with what developers format with; bump together.
+RUFF = "ruff==0.17.6"
+
+
+@nox.session(python="3.12")
+def lint(session: nox.Session) -> None:
+    """ruff: lint rules and formatting (configured in pyproject.toml)."""
+    session.install(RUFF)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python="3.12")
+def typecheck(session: nox.Session) -> None:
+    """mypy with django-stubs: strict on agenthub_cache (configured in setup.cfg)."""
+    session.install("-e", ".[test,lint]")
+    session.run("mypy", "agenthub_cache", "example_project")
+
+
+@nox.session
+@nox.parametrize(
+    ("python", "django"), MATRIX, ids=[f"py{python}-django{django}" for python, django in MATRIX]
+)
+def tests(session: nox.Session, django: str) -> None:
+    """The README's test command on one Python x Django cell."""
+    session.install("-e", ".[test]", f"Django~={django}.0")
+    session.run("python", "-m", "django", "--version")
+    session.run(*TEST_COMMAND, *session.posargs, success_codes=[0])
