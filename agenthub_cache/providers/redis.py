@@ -20,6 +20,7 @@ from redis.exceptions import ResponseError
 
 from agenthub_cache import keys
 from agenthub_cache.providers.base import Capabilities, Provider
+from agenthub_cache.providers.redis_codec import codec_for
 from agenthub_cache.providers.redis_connections import UNAVAILABLE, connection_for, eviction_policy
 from agenthub_cache.providers.redis_layout import KeyLayout, escape
 from agenthub_cache.providers.redis_lock import RedisLock
@@ -34,18 +35,6 @@ from agenthub_cache.providers.redis_steps import prune as prune_steps
 from agenthub_cache.providers.redis_steps import stats as stats_steps
 
 ScriptCall = tuple[list[str], list[Any]]
-
-
-def codec_for(backend: BaseCache) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
-    """The backend's own (encode, decode): ints stay plain so INCR works on them."""
-    from django.core.cache.backends.redis import RedisCache
-
-    if isinstance(backend, RedisCache):
-        cache_client: Any = backend._cache  # RedisCacheClient
-        serializer = cache_client._serializer
-        return serializer.dumps, serializer.loads
-    client = backend.client  # type: ignore[attr-defined]  # django-redis's DefaultClient
-    return client.encode, client.decode
 
 
 def px(timeout: float | None) -> str:
@@ -234,14 +223,12 @@ class RedisProvider(Provider):
     # -- indexes and the namespace as a whole -----------------------------------------------
 
     def find(self, index: str, value: str) -> list[str]:
-        return [
-            key for key, _ in run(self.connection, live_entries_steps(self.layout, index, value))
-        ]
+        keys_, values = run(self.connection, live_entries_steps(self.layout, index, value))
+        return [key for key, raw in zip(keys_, values, strict=True) if raw is not None]
 
     def get_by_index(self, index: str, value: str) -> dict[str, Any]:
-        found = run(self.connection, live_entries_steps(self.layout, index, value))
-        decode = self.decode
-        return {key: decode(raw) for key, raw in found}
+        keys_, values = run(self.connection, live_entries_steps(self.layout, index, value))
+        return self._decode_many(keys_, values)
 
     def delete_by_index(self, index: str, value: str) -> int:
         return run(self.connection, delete_by_index_steps(self.layout, index, value))
@@ -338,17 +325,14 @@ class RedisProvider(Provider):
         return await arun(self.connection.async_handle(), steps)
 
     async def afind(self, index: str, value: str) -> list[str]:
-        found = await arun(
-            self.connection.async_handle(), live_entries_steps(self.layout, index, value)
-        )
-        return [key for key, _ in found]
+        steps = live_entries_steps(self.layout, index, value)
+        keys_, values = await arun(self.connection.async_handle(), steps)
+        return [key for key, raw in zip(keys_, values, strict=True) if raw is not None]
 
     async def aget_by_index(self, index: str, value: str) -> dict[str, Any]:
-        found = await arun(
-            self.connection.async_handle(), live_entries_steps(self.layout, index, value)
-        )
-        decode = self.decode
-        return {key: decode(raw) for key, raw in found}
+        steps = live_entries_steps(self.layout, index, value)
+        keys_, values = await arun(self.connection.async_handle(), steps)
+        return self._decode_many(keys_, values)
 
     async def adelete_by_index(self, index: str, value: str) -> int:
         steps = delete_by_index_steps(self.layout, index, value)

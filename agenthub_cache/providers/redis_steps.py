@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from agenthub_cache import keys
 from agenthub_cache.providers.locking import resolve_default
 from agenthub_cache.providers.redis_connections import AsyncHandle, Connection
-from agenthub_cache.providers.redis_layout import KeyLayout, escape
+from agenthub_cache.providers.redis_layout import KeyLayout, escape, unescape_many
 from agenthub_cache.providers.redis_scripts import CHUNK
 
 T = TypeVar("T")
@@ -209,20 +209,19 @@ def stats(layout: KeyLayout) -> Steps[dict[str, Any]]:
 # -- indexes ----------------------------------------------------------------------------------
 
 
-def live_entries(layout: KeyLayout, name: str, value: str) -> Steps[list[tuple[str, bytes]]]:
-    """``[(key, stored value)]`` of the entries filed under (name, value) and still there."""
-    members = [_text(m) for m in (yield Lua("live_members", [layout.index(name, value)], []))]
+def live_entries(layout: KeyLayout, name: str, value: str) -> Steps[tuple[list[str], list[Any]]]:
+    """``(keys, stored values)`` of the entries filed under (name, value); a value is
+    ``None`` where the entry has gone (deleted or evicted behind the app's back)."""
+    members: list[bytes] = yield Lua("live_members", [layout.index(name, value)], [])
     if not members:
-        return []
-    groups = [list(group) for group in chunks(members, MGET_CHUNK)]
-    calls = [Cmd(("MGET", *(layout.entry(m) for m in group))) for group in groups]
-    replies = yield (Batch(calls) if len(calls) > 1 else calls[0])
-    values = [v for reply in (replies if len(calls) > 1 else [replies]) for v in reply]
-    return [
-        (keys.unescape(member), raw)
-        for member, raw in zip(members, values, strict=True)
-        if raw is not None
-    ]
+        return [], []
+    stored = layout.entries(members)
+    if len(stored) <= MGET_CHUNK:
+        values: list[Any] = yield Cmd(("MGET", *stored))
+    else:
+        replies = yield Batch([Cmd(("MGET", *group)) for group in chunks(stored, MGET_CHUNK)])
+        values = [v for reply in replies for v in reply]
+    return unescape_many(members), values
 
 
 def _filed_call(layout: KeyLayout, script: str, idx: str, name: str, group: Sequence[str]) -> Lua:
