@@ -161,11 +161,14 @@ def test_key_function_that_hides_prefixes(own: redis.Redis) -> None:
     assert sorted(svc.find("i", "x")) == ["a", "b"]
     assert svc.pop("a") == 1
     assert svc.find("i", "x") == ["b"]
+    svc.set_many({"b": 3, "c": 4})  # re-set without indexes: out of "x"
+    assert svc.get_many(["b", "c"]) == {"b": 3, "c": 4}
+    assert svc.find("i", "x") == []
     with pytest.raises(NotSupported, match="KEY_FUNCTION"):
         svc.keys()
     with pytest.raises(NotSupported, match="KEY_FUNCTION"):
         svc.clear()
-    assert svc.delete_by_index("i", "x") == 1
+    assert svc.delete_many(["b", "c", "d"]) == 2
     assert own.dbsize() == 0
 
 

@@ -115,14 +115,16 @@ class RedisProvider(Provider):
         self, mapping: Mapping[str, Any], timeout: float | None
     ) -> list[ScriptCall]:
         encode, layout, expiry = self.encode, self.layout, px(timeout)
+        prefixes = layout.entry_and_meta_prefixes()
         calls = []
         for group in chunks(list(mapping.items()), CHUNK):
+            args: list[Any] = [expiry, *(prefixes or ("", ""))]
             stored: list[str] = []
-            args: list[Any] = [expiry]
             for key, value in group:
                 member = escape(key)
-                stored += (layout.entry(member), layout.meta(member))
-                args += (encode(value), member)
+                args += (member, encode(value))
+                if prefixes is None:
+                    stored += (layout.entry(member), layout.meta(member))
             calls.append((stored, args))
         return calls
 
@@ -166,8 +168,8 @@ class RedisProvider(Provider):
         return default if raw is None else self.decode(raw)
 
     def get_many(self, keys_: Iterable[str]) -> dict[str, Any]:
-        keys_ = list(keys_)
-        return self._decode_many(keys_, self._client.mget([self._entry(k) for k in keys_]))
+        keys_ = keys_ if isinstance(keys_, list) else list(keys_)
+        return self._decode_many(keys_, self._client.mget(self.layout.entry_keys(keys_)))
 
     def set(
         self, key: str, value: Any, timeout: float | None, indexes: Mapping[str, str] | None = None
@@ -265,9 +267,9 @@ class RedisProvider(Provider):
         return default if raw is None else self.decode(raw)
 
     async def aget_many(self, keys_: Iterable[str]) -> dict[str, Any]:
-        keys_ = list(keys_)
+        keys_ = keys_ if isinstance(keys_, list) else list(keys_)
         client = self.connection.async_handle().client
-        return self._decode_many(keys_, await client.mget([self._entry(k) for k in keys_]))
+        return self._decode_many(keys_, await client.mget(self.layout.entry_keys(keys_)))
 
     async def aset(
         self, key: str, value: Any, timeout: float | None, indexes: Mapping[str, str] | None = None

@@ -53,6 +53,8 @@ def unescape(part: str) -> str:
 
 def unescape_many(members: list[bytes]) -> list[str]:
     """``unescape`` of many escaped parts at once: one pass per distinct ``%XX`` they hold."""
+    if not members:
+        return []
     joined = b"\n".join(members).decode("ascii")
     if "%" in joined:
         codes = set(_CODE.findall(joined))
@@ -94,6 +96,20 @@ class KeyLayout:
     def entry(self, member: str) -> str:
         entry = self._entry
         return entry + member if entry is not None else self.stored(f"{keys.ENTRY}:{member}")
+
+    def entry_and_meta_prefixes(self) -> tuple[str, str] | None:
+        """What entry and meta keys start with, before the member; ``None`` if hidden."""
+        if self._entry is None or self._meta is None:
+            return None
+        return self._entry, self._meta
+
+    def entry_keys(self, keys_: list[str]) -> list[str]:
+        """``entry(escape(key))`` for many keys, in one tight loop."""
+        prefix = self._entry
+        if prefix is None:
+            return [self.entry(escape(key)) for key in keys_]
+        table, slow = _ASCII_ESCAPES, keys.escape
+        return [prefix + (key.translate(table) if key.isascii() else slow(key)) for key in keys_]
 
     def entries(self, members: list[bytes]) -> list[bytes] | list[str]:
         """The entry keys of index members as read from Redis (bytes concatenation)."""

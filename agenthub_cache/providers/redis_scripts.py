@@ -93,22 +93,38 @@ end
 return 1
 """
 
-#: KEYS: entry1, meta1, entry2, meta2...; ARGV: px, value1, member1, value2, member2...
+#: ARGV: px, entry prefix, meta prefix, member1, value1, member2, value2...; KEYS: none, or
+#: entry1, meta1, entry2, meta2... when the key function hides prefixes (then the prefixes are
+#: ignored). Each entry key is the entry prefix + member (likewise the meta), so 200 values
+#: need 200 arguments, not 400: arguments cost ~0.3 µs each to hand to Lua.
 #: Stores every pair unindexed (taking each out of its old indexes). Returns the count.
 SET_MANY = """
-local px = ARGV[1]
-for i = 1, #KEYS, 2 do
-  local entry, meta, value, member = KEYS[i], KEYS[i + 1], ARGV[i + 1], ARGV[i + 2]
-  if unfile(meta, member, nil) >= 0 then redis.call('DEL', meta) end
-  if px == '0' then
-    redis.call('DEL', entry)
-  elseif px == '' then
-    redis.call('SET', entry, value)
+local px, n = ARGV[1], (#ARGV - 3) / 2
+local entries, metas = {}, {}
+for i = 1, n do
+  if #KEYS > 0 then
+    entries[i], metas[i] = KEYS[2 * i - 1], KEYS[2 * i]
   else
-    redis.call('SET', entry, value, 'PX', px)
+    entries[i], metas[i] = ARGV[2] .. ARGV[2 + 2 * i], ARGV[3] .. ARGV[2 + 2 * i]
   end
 end
-return #KEYS / 2
+if redis.call('EXISTS', unpack(metas)) > 0 then -- rarely: some were filed under indexes
+  for i = 1, n do
+    if unfile(metas[i], ARGV[2 + 2 * i], nil) >= 0 then redis.call('DEL', metas[i]) end
+  end
+end
+if px == '0' then
+  redis.call('DEL', unpack(entries))
+elseif px == '' then
+  local flat = {}
+  for i = 1, n do
+    flat[2 * i - 1], flat[2 * i] = entries[i], ARGV[3 + 2 * i]
+  end
+  redis.call('MSET', unpack(flat))
+else
+  for i = 1, n do redis.call('SET', entries[i], ARGV[3 + 2 * i], 'PX', px) end
+end
+return n
 """
 
 #: KEYS: entry1, meta1, entry2, meta2...; ARGV: member1, member2... Returns how many existed.

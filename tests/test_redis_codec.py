@@ -1,0 +1,123 @@
+"""The Redis provider's fast paths give exactly what the slow, reference paths give.
+
+* values: the inlined codecs for the default serializers produce and accept the same bytes
+  as the backends' own ``encode``/``decode``; configured serializers and compressors are
+  used as they are (round trip through ``caches[alias]`` both ways);
+* keys: ``escape``/``unescape``/``unescape_many`` equal ``keys.escape``/``keys.unescape``.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.cache import caches
+from django.test.utils import override_settings
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agenthub_cache import CacheService, keys
+from agenthub_cache.providers.redis_codec import codec_for
+from agenthub_cache.providers.redis_layout import escape, unescape, unescape_many
+from tests import servers
+
+
+class Colour(enum.IntEnum):
+    RED = 1
+
+
+class MyInt(int):
+    pass
+
+
+VALUES: list[Any] = [
+    0, 1, -7, 2**70, True, False, Colour.RED, MyInt(5), 1.5, "", "text", b"bytes", None,
+    [1, "a"], {"k": (1, 2)}, {1, 2}, "x" * 5000,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("alias", ["redis", "redis_django"])
+def test_default_codecs_match_the_backends_own(alias: str) -> None:
+    backend: Any = caches[alias]
+    encode, decode = codec_for(backend)
+    if alias == "redis":
+        reference_encode, reference_decode = backend.client.encode, backend.client.decode
+    else:
+        serializer = backend._cache._serializer
+        reference_encode, reference_decode = serializer.dumps, serializer.loads
+    for value in VALUES:
+        stored = encode(value)
+        assert stored == reference_encode(value), value
+        as_bytes = stored if isinstance(stored, bytes) else str(stored).encode()
+        assert decode(as_bytes) == reference_decode(as_bytes)
+        assert type(decode(as_bytes)) is type(reference_decode(as_bytes))
+
+
+class JSONSerializer:
+    """A serializer for Django's RedisCache ``OPTIONS["serializer"]``."""
+
+    def dumps(self, value: Any) -> bytes:
+        return json.dumps(value).encode()
+
+    def loads(self, data: bytes) -> Any:
+        return json.loads(data)
+
+
+@pytest.fixture
+def configured_codecs(
+    redis_server: servers.Server, stores: dict[str, Any]
+) -> Iterator[dict[str, Any]]:
+    configured = {
+        **stores,
+        "json_zlib": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"{redis_server.url}/3",
+            "KEY_PREFIX": "jz",
+            "OPTIONS": {
+                "SERIALIZER": "django_redis.serializers.json.JSONSerializer",
+                "COMPRESSOR": "django_redis.compressors.zlib.ZlibCompressor",
+            },
+        },
+        "json_django": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"{redis_server.url}/3",
+            "KEY_PREFIX": "jd",
+            "OPTIONS": {"serializer": f"{__name__}.JSONSerializer"},
+        },
+    }
+    with override_settings(CACHES=configured):
+        yield configured
+
+
+@pytest.mark.parametrize("alias", ["json_zlib", "json_django"])
+def test_configured_serializers_and_compressors_are_used(
+    configured_codecs: dict[str, Any], alias: str
+) -> None:
+    svc = CacheService("codec", default_ttl=60, cache=alias)
+    try:
+        document = {"text": "é" * 2000, "n": [1, 2.5, None]}
+        svc.set("doc", document, indexes={"kind": "doc"})
+        assert caches[alias].get(svc.make_key("doc")) == document
+        caches[alias].set(svc.make_key("back"), {"from": "django"})
+        assert svc.get("back") == {"from": "django"}
+        assert svc.get_by_index("kind", "doc") == {"doc": document}
+        assert svc.incr("n") == 1
+        assert svc.get("n") == 1
+        assert caches[alias].get(svc.make_key("n")) == 1
+    finally:
+        svc.clear()
+
+
+@given(st.text())
+def test_escape_is_keys_escape(part: str) -> None:
+    escaped = escape(part)
+    assert escaped == keys.escape(part)
+    assert unescape(escaped) == keys.unescape(escaped) == part
+
+
+@given(st.lists(st.text(), max_size=20))
+def test_unescape_many_is_unescape_of_each(parts: list[str]) -> None:
+    assert unescape_many([escape(p).encode() for p in parts]) == parts
