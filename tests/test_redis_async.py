@@ -83,7 +83,10 @@ async def test_every_async_twin_is_native(svc: CacheService, no_thread_hops: Non
         with pytest.raises(Exception, match="could not acquire"):
             async with svc.lock("L", timeout=5, blocking_timeout=0):
                 pass
-    assert await svc.aclear() == 0
+    await svc.aset_many({f"x{n}": n for n in range(50)})
+    seen: list[int] = []
+    assert await svc.aclear(progress=seen.append) == 50
+    assert seen[-1] == 50
 
 
 async def test_sync_and_async_read_each_other(svc: CacheService) -> None:
