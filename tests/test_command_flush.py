@@ -381,16 +381,33 @@ def test_a_store_that_is_down() -> None:
         "LOCATION": f"redis://:pw@127.0.0.1:{port}/0",
         "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
     }
-    up, down = unique_namespace("up"), unique_namespace("down")
+    up, down, quiet = unique_namespace("up"), unique_namespace("down"), unique_namespace("q")
     with (
         override_settings(CACHES={**settings.CACHES, "dead": dead}),
-        declared({up: {"TTL": 60, "CACHE": "db"}, down: {"TTL": 60, "CACHE": "dead"}}),
+        declared(
+            {
+                up: {"TTL": 60, "CACHE": "db", "FAIL_SILENTLY": True},
+                down: {"TTL": 60, "CACHE": "dead"},
+                quiet: {"TTL": 60, "CACHE": "dead", "FAIL_SILENTLY": True},
+            }
+        ),
     ):
         out = io.StringIO()
-        with pytest.raises(CommandError, match=rf"Could not count the entries of 1 .*{down}"):
+        with pytest.raises(CommandError, match=rf"Could not count the entries of 2 .*{down}"):
             call_command("cache_namespaces", "list", stdout=out, stderr=io.StringIO())
         assert up in out.getvalue()  # the table still shows the namespaces that answered
-        for args in (("stats", down), ("keys", down), ("get", down, "k"), ("flush", down)):
+        assert run("stats", up, format="json").json()["fail_silently"] is True
+        # FAIL_SILENTLY keeps an outage from the site, never from an operator
+        for args in (
+            ("stats", down),
+            ("keys", down),
+            ("get", down, "k"),
+            ("flush", down),
+            ("get", quiet, "k"),
+            ("delete", quiet, "k"),
+            ("find", quiet, "email", "a@b.c"),
+            ("prune", quiet),
+        ):
             with pytest.raises(CommandError) as raised:
                 run(*args, interactive=False)
             message = str(raised.value)

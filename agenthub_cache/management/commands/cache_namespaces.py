@@ -35,7 +35,6 @@ from django.core.management.base import (
 
 from agenthub_cache import conf
 from agenthub_cache.exceptions import CacheError, CacheUnavailable, NotSupported
-from agenthub_cache.factory import namespaces
 from agenthub_cache.management import arguments, render
 from agenthub_cache.management.arguments import FORMATS
 from agenthub_cache.management.flush import Flush
@@ -92,9 +91,14 @@ class Command(BaseCommand):
     # -- finding the namespace ----------------------------------------------------------------
 
     def service(self, name: Any, alias: Any = None) -> CacheService:
-        """The configured service ``name``, or ``name`` on the CACHES alias ``--cache``."""
+        """The namespace ``name`` as settings declare it, or on the CACHES alias ``--cache``.
+
+        Built without ``FAIL_SILENTLY``: an operator must see that a store is down, not an
+        empty namespace.
+        """
         declared = conf.get_settings().namespaces
         options = declared.get(name) if isinstance(name, str) else None
+        given = "" if alias is None else f" (given with --cache {alias})"
         if alias is None:
             if options is None:
                 known = ", ".join(sorted(declared)) or "none"
@@ -103,7 +107,7 @@ class Command(BaseCommand):
                     f"are: {known}. Declare it in settings.AGENTHUB_CACHE['NAMESPACES'], or pass "
                     "--cache ALIAS to reach a namespace that settings do not declare."
                 )
-            return namespaces[options.name]
+            alias = options.cache
         if not conf.is_valid_name(name):
             raise CommandError(
                 f"Invalid cache namespace name {quoted(str(name))}: use 1-64 letters, digits, "
@@ -114,14 +118,19 @@ class Command(BaseCommand):
                 f"Cache namespace {quoted(str(name))}: --cache {quoted(str(alias))} is not an "
                 f"alias in settings.CACHES; use one of: {', '.join(sorted(settings.CACHES))}."
             )
-        if options is not None and options.cache == alias:
-            return namespaces[options.name]
         try:
             if options is None:
                 return CacheService(name, cache=alias)
             return CacheService(name, options.ttl, alias, sensitive=options.sensitive)
         except (CacheError, ValueError) as exc:
-            raise CommandError(f"{exc} (given with --cache {alias})") from exc
+            raise CommandError(f"{render.clip(str(exc))}{given}") from exc
+
+    def fails_silently(self, service: CacheService) -> bool:
+        """``FAIL_SILENTLY`` as settings declare it (the command's own services never do)."""
+        options = conf.get_settings().namespaces.get(service.namespace)
+        return (
+            options is not None and options.cache == service.cache_alias and options.fail_silently
+        )
 
     def location(self, service: CacheService) -> str:
         """The alias's CACHES LOCATION, passwords masked."""
@@ -199,7 +208,7 @@ class Command(BaseCommand):
             "error": None,
         }
         try:
-            service = namespaces[name]
+            service = self.service(name)
             row.update(service.provider.describe())
             row.pop("alias", None)
             row.pop("location", None)
@@ -227,7 +236,7 @@ class Command(BaseCommand):
             "location": self.location(service),
             "default_ttl": stats.pop("default_ttl"),
             "sensitive": service.sensitive,
-            "fail_silently": service.fail_silently,
+            "fail_silently": self.fails_silently(service),
             "entries": stats.pop("entries", None),
             "indexes": stats.pop("indexes", None),
             "memory_bytes": stats.pop("memory_bytes", None),
