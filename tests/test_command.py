@@ -280,6 +280,13 @@ def test_delete(spaces: Spaces) -> None:
     assert run("delete", spaces.main.namespace, "keep", verbosity=0).out == ""
 
 
+def test_delete_checks_every_key_before_deleting_any(spaces: Spaces) -> None:
+    spaces.main.set("a", 1)
+    with pytest.raises(CommandError, match="must not be empty"):
+        run("delete", spaces.main.namespace, "a", "")
+    assert spaces.main.get("a") == 1
+
+
 def test_delete_removes_index_filings(spaces: Spaces) -> None:
     spaces.main.set("u1", 1, indexes={"email": "a@b.c"})
     run("delete", spaces.main.namespace, "u1")

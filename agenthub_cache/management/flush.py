@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from agenthub_cache.management.commands.cache_namespaces import Command
 
 SAMPLE_KEYS = 5
-LOCMEM = "django.core.cache.backends.locmem.LocMemCache"
 CONFIRM = "Type 'yes' to continue, or 'no' to cancel: "
 
 
@@ -144,7 +143,7 @@ class Flush:
         self.locmem_note(targets)
 
     def locmem_note(self, targets: list[Target]) -> None:
-        if self.command._from_shell() and any(t.backend == LOCMEM for t in targets):
+        if self.command.from_shell() and any(t.backend == render.LOCMEM for t in targets):
             self.command.note(render.LOCMEM_NOTE)
 
     # -- asking -----------------------------------------------------------------------------

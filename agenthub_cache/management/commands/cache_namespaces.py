@@ -43,7 +43,6 @@ from agenthub_cache.service import CacheService
 
 #: Flushes of more entries than this show progress on stderr, when stderr is a terminal.
 PROGRESS_THRESHOLD = 10_000
-LOCMEM = "django.core.cache.backends.locmem.LocMemCache"
 _MISSING: Any = object()
 
 
@@ -157,9 +156,10 @@ class Command(BaseCommand):
                 if self.backend(service).endswith(".DatabaseCache")
                 else ""
             )
+            where = self.location(service) or "its LOCATION"
             raise CommandError(
-                f"{render.clip(str(exc))} Check that the store at {self.location(service) or 'its LOCATION'} is "
-                f"up and reachable{table_hint}, then run the command again."
+                f"{render.clip(str(exc))} Check that the store at {where} is up and "
+                f"reachable{table_hint}, then run the command again."
             ) from exc
         except (CacheError, ValueError) as exc:  # bad arguments: InvalidKey is a ValueError
             raise CommandError(render.clip(str(exc))) from exc
@@ -185,7 +185,7 @@ class Command(BaseCommand):
             self.stdout.write(render.list_table(rows, full_names=self.verbosity >= 2))
             if self.verbosity >= 1 and any(r["entries"] is None and not r["error"] for r in rows):
                 self.stdout.write("n/a: the store cannot count its entries (memcached, files).")
-            if any(row["backend"] == LOCMEM for row in rows) and self._from_shell():
+            if any(row["backend"] == render.LOCMEM for row in rows) and self.from_shell():
                 self.note(render.LOCMEM_NOTE)
         if failed:
             details = "; ".join(f"{r['namespace']}: {r['error']}" for r in rows if r["error"])
@@ -349,8 +349,10 @@ class Command(BaseCommand):
         service = self.service(options["name"], options.get("cache"))
         deleted: list[str] = []
         missing: list[str] = []
-        for key in options["keys"]:
-            with self.store_errors(service, "delete"):
+        with self.store_errors(service, "delete"):
+            for key in options["keys"]:  # every key must be valid before any is deleted
+                service.make_key(key)
+            for key in options["keys"]:
                 (deleted if service.delete(key) else missing).append(key)
         if self.json:
             self.emit({"namespace": service.namespace, "deleted": deleted, "missing": missing})
@@ -400,7 +402,7 @@ class Command(BaseCommand):
     def do_flush(self, options: dict[str, Any]) -> None:
         Flush(self, options).run()
 
-    def _from_shell(self) -> bool:
+    def from_shell(self) -> bool:
         """Run from ``manage.py`` (its own process), not through ``call_command``."""
         return bool(getattr(self, "_called_from_command_line", False))
 
