@@ -358,6 +358,11 @@ def test_unknown_namespace_lists_the_known_ones(spaces: Spaces) -> None:
         assert "--cache ALIAS" in message
 
 
+def test_unknown_namespace_suggests_a_close_one(spaces: Spaces) -> None:
+    typo = spaces.main.namespace[:-1]
+    assert f"Did you mean {spaces.main.namespace!r}?" in fails("stats", typo)
+
+
 def test_unknown_cache_alias(spaces: Spaces) -> None:
     message = fails("stats", spaces.main.namespace, cache="nowhere")
     assert "'nowhere' is not an alias in settings.CACHES" in message

@@ -17,6 +17,7 @@ is a ``CommandError``: exit status 1, a message naming the namespace and what to
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import sys
 import time
@@ -101,10 +102,12 @@ class Command(BaseCommand):
         if alias is None:
             if options is None:
                 known = ", ".join(sorted(declared)) or "none"
+                close = difflib.get_close_matches(str(name)[:100], list(declared), n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
                 raise CommandError(
-                    f"Unknown cache namespace {quoted(str(name))}. The configured namespaces "
-                    f"are: {known}. Declare it in settings.AGENTHUB_CACHE['NAMESPACES'], or pass "
-                    "--cache ALIAS to reach a namespace that settings do not declare."
+                    f"Unknown cache namespace {quoted(str(name))}.{hint} The configured "
+                    f"namespaces are: {known}. Declare it in settings.AGENTHUB_CACHE['NAMESPACES'], "
+                    "or pass --cache ALIAS to reach a namespace that settings do not declare."
                 )
             alias = options.cache
         if not conf.is_valid_name(name):
