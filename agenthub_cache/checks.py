@@ -222,9 +222,10 @@ def check_redis_eviction(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
                     f"maxmemory-policy {policy!r}: under memory pressure it may evict the sorted "
                     "sets that hold secondary indexes, so find()/get_by_index() would miss "
                     "entries that still exist.",
-                    hint="Use 'noeviction' or a 'volatile-*' policy on this server (CONFIG SET "
-                    "maxmemory-policy volatile-lru), or a separate Redis database server for "
-                    "namespaces that use indexes.",
+                    hint="Use 'noeviction' on a Redis that holds indexed namespaces (writes then "
+                    "fail loudly instead of dropping data), or at least a 'volatile-*' policy, "
+                    "which evicts only keys with a TTL; run 'cache_namespaces prune NAME' after "
+                    "evictions.",
                     id=W003,
                 )
             )
