@@ -129,10 +129,7 @@ class Flush:
         if target.entries is not None:
             pairs["entries"] = f"{target.entries:,}"
         else:
-            pairs["entries"] = (
-                f"unknown: the {target.service.cache_alias!r} cache cannot count its entries; "
-                "a flush starts a new generation and the old entries expire on their own"
-            )
+            pairs["entries"] = "unknown: this store cannot count (a flush starts a new generation)"
         return pairs
 
     def describe(self, targets: list[Target]) -> None:

@@ -233,9 +233,11 @@ def stats_fields(document: Mapping[str, Any]) -> str:
         ("fail silently", yes_no(document["fail_silently"])),
         ("entries", count_text(document["entries"])),
         ("indexes", count_text(document["indexes"])),
-        ("memory", "n/a" if memory is None else f"{memory:,} bytes"),
+        ("memory", "n/a" if memory is None else f"{memory:,} bytes ({human_bytes(memory)})"),
     ]
-    pairs += [(name.replace("_", " "), str(v)) for name, v in document.items() if name not in known]
+    pairs += [
+        (name.replace("_", " "), _cell(v)) for name, v in document.items() if name not in known
+    ]
     for name, flag in document["capabilities"].items():
         text = yes_no(flag) if isinstance(flag, bool) else str(flag)
         pairs.append((CAPABILITY_LABELS.get(name, name.replace("_", " ")), text))
@@ -256,6 +258,21 @@ CAPABILITY_LABELS = {
 def plural(count: int, word: str, words: str | None = None) -> str:
     """``plural(1, "entry", "entries")`` -> ``"1 entry"``; counts get thousands separators."""
     return f"{count:,} {word if count == 1 else (words or word + 's')}"
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return shown(str(value))
+
+
+def human_bytes(size: float) -> str:
+    """``4_400_000`` -> ``"4.2 MiB"``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
 
 
 class Progress:
