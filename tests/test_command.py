@@ -228,6 +228,20 @@ def test_get_repr_when_json_would_change_the_value(spaces: Spaces, value: Any) -
     assert f"value (repr):\n{value!r}" in run("get", spaces.main.namespace, "v").out
 
 
+class Loud:
+    """A value whose repr holds terminal control sequences."""
+
+    def __repr__(self) -> str:
+        return "Loud(\x1b[2J\x07)\nsecond line"
+
+
+def test_get_repr_is_printable(spaces: Spaces) -> None:
+    spaces.main.set("loud", Loud())
+    out = run("get", spaces.main.namespace, "loud").out
+    assert "\x1b" not in out
+    assert "Loud(\\x1b[2J\\x07)\nsecond line" in out
+
+
 def test_get_never_expires(spaces: Spaces) -> None:
     spaces.main.set("forever", "x", ttl=FOREVER)
     document = run("get", spaces.main.namespace, "forever", format="json").json()

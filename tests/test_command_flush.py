@@ -454,6 +454,8 @@ def test_location_password_is_masked(password_redis: servers.Server) -> None:
     ("location", "shown"),
     [
         ("redis://u:p@h:6379/1", "redis://u:********@h:6379/1"),
+        ("redis://u:p@ss@h:6379/1", "redis://u:********@h:6379/1"),
+        ("redis://a:b@h1,redis://c:d@h2/0", "redis://a:********@h1,redis://c:********@h2/0"),
         ("redis://:p@h:6379/1", "redis://:********@h:6379/1"),
         ("rediss://token@h/0", "rediss://********@h/0"),
         ("redis://h:6379/0?password=p&db=1", "redis://h:6379/0?password=********&db=1"),

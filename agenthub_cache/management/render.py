@@ -126,12 +126,20 @@ def show_value(value: Any) -> tuple[str, Any, str]:
     if is_json:
         return "json", payload, json.dumps(payload, indent=2, ensure_ascii=True)
     text = repr(value)
-    return "repr", text, text
+    return "repr", text, printable(text)
+
+
+def printable(text: str) -> str:
+    """Multi-line ``text`` with every other control character escaped (a custom ``__repr__``)."""
+    if all(c.isprintable() or c == "\n" for c in text):
+        return text
+    return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text)
 
 
 # -- locations --------------------------------------------------------------------------------
 
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]*)@")
+#: The userinfo runs to the last "@" of the authority, as urllib (and so redis-py) reads it.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/\s]*)@")
 _SECRET_QUERY = re.compile(
     r"(?P<name>(?:^|[?&;])(?:password|passwd|pwd|secret|token|auth)=)[^&;#\s]*", re.IGNORECASE
 )
