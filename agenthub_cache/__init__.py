@@ -11,8 +11,9 @@ from agenthub_cache.exceptions import (
     UnknownNamespace,
 )
 from agenthub_cache.factory import CacheFactory, CacheType, namespaces
+from agenthub_cache.policy import FOREVER
 from agenthub_cache.registry import register_provider
-from agenthub_cache.service import FOREVER, CacheService
+from agenthub_cache.service import CacheService
 
 __all__ = [
     "FOREVER",

@@ -1,0 +1,169 @@
+"""The policy every namespace shares, whatever the store: arguments and failures.
+
+``ServicePolicy`` validates arguments (naming the namespace and the argument, before anything
+is written), turns ``ttl`` into a Django timeout, and wraps each call to the provider in a
+``FailurePolicy``: unreachable stores raise ``CacheUnavailable``, or under ``FAIL_SILENTLY``
+become misses with a rate-limited warning; refused commands always raise.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import pickle
+import time
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Final
+
+from agenthub_cache import conf
+from agenthub_cache.exceptions import CacheUnavailable, InvalidKey
+
+if TYPE_CHECKING:
+    from agenthub_cache.providers.base import Provider
+
+logger = logging.getLogger("agenthub_cache")
+
+
+class _Forever:
+    def __repr__(self) -> str:
+        return "FOREVER"
+
+    def __reduce__(self) -> str:
+        return "FOREVER"
+
+
+#: ``ttl=FOREVER``: the entry never expires (``ttl=None`` means the namespace default).
+FOREVER: Final = _Forever()
+#: At most one "cache unavailable" warning per namespace in this many seconds.
+WARNING_INTERVAL = 10.0
+_last_warning: dict[str, float] = {}
+
+
+class FailurePolicy:
+    """Turns store errors into the §5 policy; suppresses them only under ``FAIL_SILENTLY``."""
+
+    def __init__(
+        self, service: ServicePolicy, operation: str, writes: bool = False, silenceable: bool = True
+    ) -> None:
+        self.service = service
+        self.operation = operation
+        self.writes = writes
+        self.silenceable = silenceable
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if exc is None:
+            return False
+        service = self.service
+        if isinstance(exc, service.provider.unavailable_errors):
+            if service.fail_silently and self.silenceable:
+                service._warn_unavailable(self.operation, exc)
+                return True
+            raise CacheUnavailable(
+                f"Cache namespace {service.namespace!r}: the {service.cache_alias!r} cache is "
+                f"unavailable during {self.operation}(): {exc}"
+            ) from exc
+        if self.writes and isinstance(exc, (pickle.PicklingError, TypeError, AttributeError)):
+            raise ValueError(
+                f"Cache namespace {service.namespace!r}: {self.operation}() got a value that "
+                f"cannot be serialized: {exc}"
+            ) from exc
+        return False
+
+
+class ServicePolicy:
+    """Base of ``CacheService``: argument checks and the failure policy."""
+
+    namespace: str
+    default_ttl: int | None
+    fail_silently: bool
+    cache_alias: str
+    provider: Provider
+
+    def _error(self, argument: str, problem: str) -> InvalidKey:
+        return InvalidKey(f"Cache namespace {self.namespace!r}: {argument} {problem}")
+
+    def _text(self, value: object, argument: str) -> str:
+        if not isinstance(value, str):
+            raise self._error(argument, f"must be a str, not {type(value).__name__}.")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise self._error(argument, f"{value!r} is not valid Unicode text.") from None
+        return value
+
+    def _key(self, key: object, argument: str = "key") -> str:
+        if self._text(key, argument) == "":
+            raise self._error(argument, "must not be empty.")
+        return str(key)
+
+    def _keys(self, keys: Iterable[object], argument: str = "keys") -> list[str]:
+        if isinstance(keys, str):
+            raise self._error(argument, "must be an iterable of keys, not one str.")
+        return [self._key(key, argument) for key in keys]
+
+    def _index(self, index: object, value: object) -> tuple[str, str]:
+        if not conf.is_valid_name(index):
+            raise self._error(
+                "index name",
+                f"{index!r} is invalid: use 1-64 of [A-Za-z0-9_.-], starting with a letter or digit.",
+            )
+        return str(index), self._text(value, f"value of index {index!r}")
+
+    def _indexes(self, indexes: Mapping[str, str] | None) -> dict[str, str] | None:
+        if indexes is None:
+            return None
+        if not isinstance(indexes, Mapping):
+            raise self._error("indexes", "must be a dict of index name to value.")
+        return dict(self._index(name, value) for name, value in indexes.items())
+
+    def _timeout(self, ttl: object, argument: str = "ttl") -> float | None:
+        """``None`` -> the namespace default; ``FOREVER`` -> no expiry; else seconds (0 expires)."""
+        if ttl is None:
+            return self.default_ttl
+        if ttl is FOREVER:
+            return None
+        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not math.isfinite(ttl):
+            raise ValueError(
+                f"Cache namespace {self.namespace!r}: {argument} must be a number of seconds, "
+                f"None (the namespace default) or FOREVER, not {ttl!r}."
+            )
+        if ttl < 0:
+            raise ValueError(
+                f"Cache namespace {self.namespace!r}: {argument} must not be negative, got {ttl!r}."
+            )
+        return ttl
+
+    def _delta(self, delta: object) -> int:
+        if isinstance(delta, bool) or not isinstance(delta, int):
+            raise ValueError(
+                f"Cache namespace {self.namespace!r}: delta must be an int, not {delta!r}."
+            )
+        return delta
+
+    def _policy(self, operation: str, writes: bool = False) -> FailurePolicy:
+        return FailurePolicy(self, operation, writes)
+
+    def _admin(self, operation: str) -> FailurePolicy:
+        """Whole-namespace operations always raise: an operator must see a failed flush."""
+        return FailurePolicy(self, operation, silenceable=False)
+
+    def _warn_unavailable(self, operation: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - _last_warning.get(self.namespace, -math.inf) >= WARNING_INTERVAL:
+            _last_warning[self.namespace] = now
+            logger.warning(
+                "Cache namespace %r: %r cache unavailable during %s(); failing silently: %s",
+                self.namespace,
+                self.cache_alias,
+                operation,
+                exc,
+            )
