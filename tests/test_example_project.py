@@ -24,6 +24,7 @@ import django
 import pytest
 from django.conf import settings
 from django.core import mail
+from django.core.cache import caches
 from django.db import connections
 from django.test import Client
 from django.test.utils import override_settings
@@ -131,8 +132,9 @@ def test_racing_confirmations_have_one_winner(site: Client) -> None:
         try:
             start.wait()
             statuses.append(Client().post(link).status_code)
-        finally:
+        finally:  # this thread's database connection and cache clients
             connections.close_all()
+            caches.close_all()
 
     threads = [threading.Thread(target=click) for _ in range(8)]
     for thread in threads:
