@@ -396,21 +396,13 @@ class CacheService(ServicePolicy):
         ``progress(entries_deleted_so_far)`` is called after each batch by providers that
         delete in batches (a flush by generation is one write and never calls it).
         """
-        from agenthub_cache.providers.base import accepts_progress
-
         with self._admin("clear"):
-            if progress is not None and accepts_progress(self.provider.clear):
-                return self.provider.clear(progress=progress)
-            return self.provider.clear()
+            return self.provider.clear(progress)
         raise AssertionError("unreachable")
 
     async def aclear(self, progress: Callable[[int], None] | None = None) -> int | None:
-        from agenthub_cache.providers.base import accepts_progress
-
         with self._admin("clear"):
-            if progress is not None and accepts_progress(self.provider.aclear):
-                return await self.provider.aclear(progress=progress)
-            return await self.provider.aclear()
+            return await self.provider.aclear(progress)
         raise AssertionError("unreachable")
 
     def stats(self) -> dict[str, Any]:

@@ -12,10 +12,8 @@ out. Index bookkeeping lives in ``RecordIndexes`` (``indexes.py``).
 
 from __future__ import annotations
 
-import inspect
 import secrets
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
@@ -322,9 +320,7 @@ class Provider(RecordIndexes):
         return await sync_to_async(self.count)()
 
     async def aclear(self, progress: Callable[[int], None] | None = None) -> int | None:
-        if progress is not None and accepts_progress(self.clear):
-            return await sync_to_async(self.clear)(progress=progress)
-        return await sync_to_async(self.clear)()
+        return await sync_to_async(self.clear)(progress)
 
     async def astats(self) -> dict[str, Any]:
         return await sync_to_async(self.stats)()
@@ -344,14 +340,3 @@ class Provider(RecordIndexes):
     async def aclose(self) -> None:
         await sync_to_async(self.close)()
 
-
-def now() -> float:
-    return time.time()
-
-
-def accepts_progress(clear: Callable[..., Any]) -> bool:
-    """Whether a provider's ``clear``/``aclear`` takes ``progress`` (older third-party ones don't)."""
-    try:
-        return "progress" in inspect.signature(clear).parameters
-    except (TypeError, ValueError):
-        return False
