@@ -41,19 +41,21 @@ local function refresh(idx)
 end
 
 -- Take member out of the indexes its meta names, except those in keep (name -> index key).
--- Returns how many index memberships were removed (-1 if there was no meta), and how many
--- filings the meta held.
+-- Returns how many index memberships were removed (-1 if there was no meta), how many
+-- filings the meta held, and how many of them were not in keep (whether or not the index
+-- still held the member: a flush racing a write may have dropped the index set already).
 local function unfile(meta, member, keep)
   local old = redis.call('HGETALL', meta)
-  if #old == 0 then return -1, 0 end
-  local removed = 0
+  if #old == 0 then return -1, 0, 0 end
+  local removed, moved = 0, 0
   for i = 1, #old, 2 do
     if keep == nil or keep[old[i]] ~= old[i + 1] then
+      moved = moved + 1
       removed = removed + redis.call('ZREM', old[i + 1], member)
       refresh(old[i + 1])
     end
   end
-  return removed, #old / 2
+  return removed, #old / 2, moved
 end
 """
 
@@ -70,14 +72,14 @@ end
 if px == '' then redis.call('SET', entry, value) else redis.call('SET', entry, value, 'PX', px) end
 local keep = {}
 for i = 3, #KEYS do keep[ARGV[i + 2]] = KEYS[i] end
-local removed, filed = unfile(meta, member, keep)
+local removed, filed, moved = unfile(meta, member, keep)
 if #KEYS > 2 then
   local score = score_for(px)
   for i = 3, #KEYS do
     redis.call('ZADD', KEYS[i], score, member)
     refresh(KEYS[i])
   end
-  if removed ~= 0 or filed ~= #KEYS - 2 then -- filed differently before (or not at all)
+  if moved ~= 0 or filed ~= #KEYS - 2 then -- filed differently before (or not at all)
     local fields = {}
     for i = 3, #KEYS do
       fields[#fields + 1] = ARGV[i + 2]
@@ -186,6 +188,21 @@ LIVE_MEMBERS = """
 return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. string.format('%.0f', now_ms()), '+inf')
 """
 
+#: KEYS: index; ARGV: entry prefix. ``LIVE_MEMBERS`` and their values in one atomic step, so
+#: an entry re-filed or deleted between the two is never returned: member1, value1, ...
+LIVE_ENTRIES = """
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. string.format('%.0f', now_ms()), '+inf')
+local out = {}
+for i = 1, #members do
+  local value = redis.call('GET', ARGV[1] .. members[i])
+  if value then
+    out[#out + 1] = members[i]
+    out[#out + 1] = value
+  end
+end
+return out
+"""
+
 #: KEYS: index, entry1, meta1, entry2, meta2...; ARGV: index name, member1, member2...
 #: Deletes each entry still filed under this index (and files it out of its others); a member
 #: re-filed elsewhere meanwhile is only dropped from this index. Returns entries deleted.
@@ -251,6 +268,7 @@ SOURCES: Final[dict[str, str]] = {
         "incr": INCR,
         "touch": TOUCH,
         "live_members": LIVE_MEMBERS,
+        "live_entries": LIVE_ENTRIES,
         "delete_filed": DELETE_FILED,
         "prune_expired": PRUNE_EXPIRED,
         "prune_members": PRUNE_MEMBERS,

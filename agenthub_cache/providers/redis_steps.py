@@ -161,32 +161,71 @@ def count(layout: KeyLayout) -> Steps[int]:
 
 
 def clear(layout: KeyLayout, progress: Callable[[int], None] | None) -> Steps[int]:
-    """SCAN the namespace and UNLINK what it finds, each batch sent with the next SCAN.
+    """SCAN the namespace and delete what it finds, each batch sent with the next SCAN.
 
-    Never KEYS, FLUSHDB or a long script: the server serves other clients between calls,
-    and UNLINK frees memory in a background thread. Returns how many entries were deleted.
+    Never KEYS, FLUSHDB or a long script: the server serves other clients between calls.
+    Entries and metas found go through the ``delete`` script (which also takes each entry
+    out of its indexes); an index set found is emptied by deleting the entries still filed
+    in it, never UNLINKed whole: a write racing the flush may have filed an entry there after
+    SCAN passed that entry's key, and it must not survive unreachable from its index. Locks
+    and the rest are UNLINKed. Returns how many entries were deleted.
     """
     match = layout.match()
-    entry_prefix = f"{layout.listed_prefix()}{keys.ENTRY}:".encode()
+    prefix = layout.listed_prefix().encode()
+    entry_prefix, meta_prefix = prefix + b"k:", prefix + b"m:"
+    index_prefix = f"{layout.listed_prefix()}{keys.INDEX}:".encode()
     deleted = 0
     cursor, found = yield Cmd(("SCAN", 0, "MATCH", match, "COUNT", SCAN_COUNT))
     while True:
-        entries = [k for k in found if k.startswith(entry_prefix)]
-        others = [k for k in found if not k.startswith(entry_prefix)]
-        calls = [Cmd(("UNLINK", *group)) for group in (entries, others) if group]
+        members: dict[bytes, None] = {}
+        indexes, others = [], []
+        for stored in found:
+            if stored.startswith(entry_prefix):
+                members[stored[len(entry_prefix) :]] = None
+            elif stored.startswith(meta_prefix):
+                members[stored[len(meta_prefix) :]] = None
+            elif stored.startswith(index_prefix):
+                indexes.append(stored)
+            else:
+                others.append(stored)
+        calls: list[Cmd | Lua] = []
+        for group in chunks(list(members), CHUNK):
+            pairs = [k for m in group for k in (entry_prefix + m, meta_prefix + m)]
+            calls.append(Lua("delete", pairs, list(group)))
+        deletes = len(calls)
+        if others:
+            calls.append(Cmd(("UNLINK", *others)))
         if cursor != 0:
             calls.append(Cmd(("SCAN", cursor, "MATCH", match, "COUNT", SCAN_COUNT)))
-        if not calls:
-            return deleted
-        replies = yield (Batch(calls) if len(calls) > 1 else calls[0])
-        replies = replies if isinstance(replies, list) else [replies]
-        if entries:
-            deleted += int(replies[0])
+        replies: list[Any] = []
+        if len(calls) == 1:
+            replies = [(yield calls[0])]
+        elif calls:
+            replies = yield Batch(calls)
+        deleted += sum(int(reply) for reply in replies[:deletes])
+        for idx in indexes:
+            deleted += yield from _drain_index(layout, idx)
         if progress is not None:
             progress(deleted)
         if cursor == 0:
             return deleted
         cursor, found = replies[-1]
+
+
+#: Most rounds ``clear`` spends emptying one index set that writers keep filing into.
+DRAIN_ROUNDS = 1000
+
+
+def _drain_index(layout: KeyLayout, idx: bytes) -> Steps[int]:
+    """Delete the entries filed in one index set, a chunk per script, until it is empty."""
+    name, idx_text = layout.index_name_of(idx), idx.decode()
+    deleted = 0
+    for _ in range(DRAIN_ROUNDS):
+        members = [_text(m) for m in (yield Cmd(("ZRANGE", idx, 0, CHUNK - 1)))]
+        if not members:
+            break
+        deleted += int((yield _filed_call(layout, "delete_filed", idx_text, name, members)))
+    return deleted
 
 
 def stats(layout: KeyLayout) -> Steps[dict[str, Any]]:
@@ -211,7 +250,16 @@ def stats(layout: KeyLayout) -> Steps[dict[str, Any]]:
 
 def live_entries(layout: KeyLayout, name: str, value: str) -> Steps[tuple[list[str], list[Any]]]:
     """``(keys, stored values)`` of the entries filed under (name, value); a value is
-    ``None`` where the entry has gone (deleted or evicted behind the app's back)."""
+    ``None`` where the entry has gone (deleted or evicted behind the app's back).
+
+    Where the key function keeps prefixes, members and values are read in one script, so
+    an entry re-filed under another value between the two reads is never returned.
+    """
+    if layout.prefix is not None:
+        flat: list[bytes] = yield Lua(
+            "live_entries", [layout.index(name, value)], [f"{layout.prefix}{keys.ENTRY}:"]
+        )
+        return unescape_many(flat[0::2]), flat[1::2]
     members: list[bytes] = yield Lua("live_members", [layout.index(name, value)], [])
     if not members:
         return [], []
