@@ -15,13 +15,11 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.core.cache import caches
-from django.core.cache.backends.filebased import FileBasedCache
 from django.core.management import CommandError, call_command
 from django.test.utils import override_settings
 
-from agenthub_cache import CacheService, namespaces, register_provider
+from agenthub_cache import CacheService, namespaces
 from agenthub_cache.management import render
-from agenthub_cache.providers.base import Provider
 from tests import servers
 from tests.command_support import (
     SHARED,
@@ -301,28 +299,6 @@ async def test_aclear_reports_progress() -> None:
     calls: list[int] = []
     assert await service.aclear(progress=calls.append) == 1_500
     assert calls == [1_000, 1_500]
-
-
-class OldStyleCache(FileBasedCache):
-    """A backend whose (third-party) provider predates the ``progress`` keyword."""
-
-
-@register_provider(f"{__name__}.OldStyleCache")
-class OldStyleProvider(Provider):
-    def clear(self) -> int | None:  # type: ignore[override]
-        return super().clear()
-
-
-def test_providers_without_progress_still_flush(tmp_path: Any) -> None:
-    old = {"BACKEND": f"{__name__}.OldStyleCache", "LOCATION": str(tmp_path)}
-    name = unique_namespace("old")
-    with override_settings(CACHES={**settings.CACHES, "old": old}):
-        service = CacheService(name, cache="old")
-        service.set("k", 1)
-        calls: list[int] = []
-        assert service.clear(progress=calls.append) is None
-        assert service.get("k") is None
-        assert calls == []
 
 
 # -- stores that cannot list, and stores that are down -------------------------------------------
