@@ -14,13 +14,14 @@ import pickle
 import time
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from agenthub_cache import conf
 from agenthub_cache.exceptions import CacheUnavailable, InvalidKey
 
 if TYPE_CHECKING:
     from agenthub_cache.providers.base import Provider
+    from agenthub_cache.providers.locking import CacheLock
 
 logger = logging.getLogger("agenthub_cache")
 
@@ -38,6 +39,12 @@ FOREVER: Final = _Forever()
 #: At most one "cache unavailable" warning per namespace in this many seconds.
 WARNING_INTERVAL = 10.0
 _last_warning: dict[str, float] = {}
+
+
+def brief(value: object, limit: int = 60) -> str:
+    """``repr(value)``, cut short: a 10 kB argument must not make a 10 kB error message."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-1]} ({len(text)} chars)"
 
 
 class FailurePolicy:
@@ -62,8 +69,10 @@ class FailurePolicy:
     ) -> bool:
         if exc is None:
             return False
-        service = self.service
-        if isinstance(exc, service.provider.unavailable_errors):
+        service, provider = self.service, self.service.provider
+        if isinstance(exc, provider.unavailable_errors) and not isinstance(
+            exc, provider.refused_errors
+        ):
             if service.fail_silently and self.silenceable:
                 service._warn_unavailable(self.operation, exc)
                 return True
@@ -71,12 +80,74 @@ class FailurePolicy:
                 f"Cache namespace {service.namespace!r}: the {service.cache_alias!r} cache is "
                 f"unavailable during {self.operation}(): {exc}"
             ) from exc
+        if self.writes and isinstance(exc, provider.refused_value_errors):
+            raise ValueError(
+                f"Cache namespace {service.namespace!r}: the {service.cache_alias!r} cache "
+                f"refused the value given to {self.operation}() (too large?): {exc}"
+            ) from exc
         if self.writes and isinstance(exc, (pickle.PicklingError, TypeError, AttributeError)):
             raise ValueError(
                 f"Cache namespace {service.namespace!r}: {self.operation}() got a value that "
                 f"cannot be serialized: {exc}"
             ) from exc
         return False
+
+
+class GuardedLock:
+    """``service.lock()``: the provider's lock, with store errors through the failure policy.
+
+    Never silenced, even under ``FAIL_SILENTLY``: a caller told it holds a lock it never got
+    would lose the mutual exclusion it asked for. Anything else is the provider lock's own.
+    """
+
+    def __init__(self, lock: CacheLock, policy: FailurePolicy) -> None:
+        self._lock = lock
+        self._policy = policy
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._lock, name)
+
+    def acquire(self, blocking: bool = True) -> bool:
+        with self._policy:
+            return self._lock.acquire(blocking)
+        raise AssertionError("unreachable")
+
+    def release(self) -> None:
+        with self._policy:
+            self._lock.release()
+
+    def locked(self) -> bool:
+        with self._policy:
+            return self._lock.locked()
+        raise AssertionError("unreachable")
+
+    def __enter__(self) -> GuardedLock:
+        with self._policy:
+            self._lock.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with self._policy:
+            self._lock.__exit__(exc_type, exc, tb)
+
+    async def __aenter__(self) -> GuardedLock:
+        with self._policy:
+            await self._lock.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with self._policy:
+            await self._lock.__aexit__(exc_type, exc, tb)
 
 
 class ServicePolicy:
@@ -97,7 +168,7 @@ class ServicePolicy:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise self._error(argument, f"{value!r} is not valid Unicode text.") from None
+            raise self._error(argument, f"{brief(value)} is not valid Unicode text.") from None
         return value
 
     def _key(self, key: object, argument: str = "key") -> str:
@@ -114,9 +185,9 @@ class ServicePolicy:
         if not conf.is_valid_name(index):
             raise self._error(
                 "index name",
-                f"{index!r} is invalid: use 1-64 of [A-Za-z0-9_.-], starting with a letter or digit.",
+                f"{brief(index)} is invalid: use 1-64 of [A-Za-z0-9_.-], starting with a letter or digit.",
             )
-        return str(index), self._text(value, f"value of index {index!r}")
+        return str(index), self._text(value, f"value of index {brief(index)}")
 
     def _indexes(self, indexes: Mapping[str, str] | None) -> dict[str, str] | None:
         if indexes is None:
@@ -134,18 +205,18 @@ class ServicePolicy:
         if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not math.isfinite(ttl):
             raise ValueError(
                 f"Cache namespace {self.namespace!r}: {argument} must be a number of seconds, "
-                f"None (the namespace default) or FOREVER, not {ttl!r}."
+                f"None (the namespace default) or FOREVER, not {brief(ttl)}."
             )
         if ttl < 0:
             raise ValueError(
-                f"Cache namespace {self.namespace!r}: {argument} must not be negative, got {ttl!r}."
+                f"Cache namespace {self.namespace!r}: {argument} must not be negative, got {brief(ttl)}."
             )
         return ttl
 
     def _delta(self, delta: object) -> int:
         if isinstance(delta, bool) or not isinstance(delta, int):
             raise ValueError(
-                f"Cache namespace {self.namespace!r}: delta must be an int, not {delta!r}."
+                f"Cache namespace {self.namespace!r}: delta must be an int, not {brief(delta)}."
             )
         return delta
 

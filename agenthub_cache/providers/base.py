@@ -68,6 +68,10 @@ class Provider(RecordIndexes):
     counters_floor_at_zero: ClassVar[bool] = False
     #: Errors that mean "the store is unreachable or timed out" (``FAIL_SILENTLY`` covers these).
     unavailable_errors: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
+    #: Among those, the ones that are a refusal (bad credentials): they raise, never silenced.
+    refused_errors: tuple[type[BaseException], ...] = ()
+    #: Errors with which the store refuses a value it cannot hold (too large): a ``ValueError``.
+    refused_value_errors: tuple[type[BaseException], ...] = ()
 
     def __init__(
         self, backend: BaseCache, alias: str, namespace: str, *, shared: bool = True
@@ -114,17 +118,23 @@ class Provider(RecordIndexes):
     def stored_key(self, kind: str, *parts: str, scope: str | None) -> str:
         """The key handed to the backend for ``parts`` of ``kind``; long keys hashed or refused."""
         built = keys.build_key(self.namespace, kind, *parts, generation=scope)
-        if self.max_key_length is None or len(self.backend.make_key(built)) <= self.max_key_length:
-            return built
+        limit = self.max_key_length
+        if limit is None or len(self.backend.make_key(built).encode()) <= limit:
+            return built  # memcached counts bytes: a non-ASCII KEY_PREFIX takes more than one
         if self.hash_long_keys or kind != keys.ENTRY:
             return keys.hashed_key(self.namespace, kind, *parts, generation=scope)
         raise InvalidKey(
             f"Cache namespace {self.namespace!r}: key {parts[0][:40]!r}... is too long for the "
-            f"{self.alias!r} cache ({self.max_key_length} characters after prefixing)."
+            f"{self.alias!r} cache ({self.max_key_length} bytes after prefixing)."
         )
 
     def entry_key(self, key: str, scope: str | None) -> str:
         return self.stored_key(keys.ENTRY, key, scope=scope)
+
+    def atomic_add(self, stored: str, value: Any, timeout: float | None) -> bool:
+        """``add`` that no other thread of this process can race (the file cache's is not atomic)."""
+        with self._lock:
+            return bool(self.backend.add(stored, value, timeout))
 
     def make_key(self, key: str) -> str:
         """The key to read this entry through ``caches[alias]`` (before its KEY_PREFIX)."""
@@ -339,4 +349,3 @@ class Provider(RecordIndexes):
 
     async def aclose(self) -> None:
         await sync_to_async(self.close)()
-

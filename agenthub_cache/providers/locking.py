@@ -46,7 +46,7 @@ class CacheLock:
             None if self.blocking_timeout is None else time.monotonic() + self.blocking_timeout
         )
         while True:
-            if self.provider.backend.add(self._key, token, self.timeout):
+            if self.provider.atomic_add(self._key, token, self.timeout):
                 self._token = token
                 return True
             if not blocking or (deadline is not None and time.monotonic() >= deadline):
