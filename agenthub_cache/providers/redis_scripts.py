@@ -222,6 +222,44 @@ refresh(idx)
 return n
 """
 
+#: For ``clear``. ARGV: entry prefix, meta prefix, member1, member2... (keys derived, so one
+#: argument per entry). Deletes each entry and, where it has a meta, first takes it out of its
+#: indexes, so a flush racing indexed writes leaves no member pointing at nothing. Returns
+#: how many entries existed.
+DELETE_MEMBERS = """
+local eprefix, mprefix, n = ARGV[1], ARGV[2], 0
+for i = 3, #ARGV do
+  local meta = mprefix .. ARGV[i]
+  if redis.call('EXISTS', meta) == 1 then
+    unfile(meta, ARGV[i], nil)
+    redis.call('DEL', meta)
+  end
+  n = n + redis.call('UNLINK', eprefix .. ARGV[i])
+end
+return n
+"""
+
+#: For ``clear``. KEYS: index; ARGV: entry prefix, meta prefix, index name, window. Takes the
+#: first ``window`` members: deletes the entries still filed here (and files them out of
+#: their other indexes), drops the rest. Returns {entries deleted, members left}.
+DRAIN_INDEX = """
+local idx, eprefix, mprefix, name = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
+local members = redis.call('ZRANGE', idx, 0, tonumber(ARGV[4]) - 1)
+local n, stale = 0, {}
+for i = 1, #members do
+  local meta = mprefix .. members[i]
+  if redis.call('HGET', meta, name) == idx then
+    unfile(meta, members[i], nil)
+    redis.call('DEL', meta)
+    n = n + redis.call('UNLINK', eprefix .. members[i])
+  else
+    stale[#stale + 1] = members[i]
+  end
+end
+if #stale > 0 then redis.call('ZREM', idx, unpack(stale)) end
+return {n, redis.call('ZCARD', idx)}
+"""
+
 #: KEYS: index; ARGV: -. Drops members whose score (expiry) has passed. Returns the count.
 PRUNE_EXPIRED = """
 local n = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now_ms()))
@@ -270,6 +308,8 @@ SOURCES: Final[dict[str, str]] = {
         "live_members": LIVE_MEMBERS,
         "live_entries": LIVE_ENTRIES,
         "delete_filed": DELETE_FILED,
+        "delete_members": DELETE_MEMBERS,
+        "drain_index": DRAIN_INDEX,
         "prune_expired": PRUNE_EXPIRED,
         "prune_members": PRUNE_MEMBERS,
         "release": RELEASE,

@@ -164,34 +164,35 @@ def clear(layout: KeyLayout, progress: Callable[[int], None] | None) -> Steps[in
     """SCAN the namespace and delete what it finds, each batch sent with the next SCAN.
 
     Never KEYS, FLUSHDB or a long script: the server serves other clients between calls.
-    Entries and metas found go through the ``delete`` script (which also takes each entry
-    out of its indexes); an index set found is emptied by deleting the entries still filed
-    in it, never UNLINKed whole: a write racing the flush may have filed an entry there after
+    Entries (and metas) found go through ``delete_members``, which files each entry out of its
+    indexes as it goes; an index set found is drained by deleting the entries still filed in
+    it, never UNLINKed whole: a write racing the flush may have filed an entry there after
     SCAN passed that entry's key, and it must not survive unreachable from its index. Locks
     and the rest are UNLINKed. Returns how many entries were deleted.
     """
     match = layout.match()
-    prefix = layout.listed_prefix().encode()
-    entry_prefix, meta_prefix = prefix + b"k:", prefix + b"m:"
-    index_prefix = f"{layout.listed_prefix()}{keys.INDEX}:".encode()
+    prefix = layout.listed_prefix()
+    entry_prefix, meta_prefix = f"{prefix}{keys.ENTRY}:", f"{prefix}{keys.META}:"
+    entry_b, meta_b = entry_prefix.encode(), meta_prefix.encode()
+    index_b = f"{prefix}{keys.INDEX}:".encode()
     deleted = 0
     cursor, found = yield Cmd(("SCAN", 0, "MATCH", match, "COUNT", SCAN_COUNT))
     while True:
         members: dict[bytes, None] = {}
         indexes, others = [], []
         for stored in found:
-            if stored.startswith(entry_prefix):
-                members[stored[len(entry_prefix) :]] = None
-            elif stored.startswith(meta_prefix):
-                members[stored[len(meta_prefix) :]] = None
-            elif stored.startswith(index_prefix):
+            if stored.startswith(entry_b):
+                members[stored[len(entry_b) :]] = None
+            elif stored.startswith(meta_b):
+                members[stored[len(meta_b) :]] = None
+            elif stored.startswith(index_b):
                 indexes.append(stored)
             else:
                 others.append(stored)
-        calls: list[Cmd | Lua] = []
-        for group in chunks(list(members), CHUNK):
-            pairs = [k for m in group for k in (entry_prefix + m, meta_prefix + m)]
-            calls.append(Lua("delete", pairs, list(group)))
+        calls: list[Cmd | Lua] = [
+            Lua("delete_members", [], [entry_prefix, meta_prefix, *group])
+            for group in chunks(list(members), SCAN_COUNT)
+        ]
         deletes = len(calls)
         if others:
             calls.append(Cmd(("UNLINK", *others)))
@@ -204,7 +205,7 @@ def clear(layout: KeyLayout, progress: Callable[[int], None] | None) -> Steps[in
             replies = yield Batch(calls)
         deleted += sum(int(reply) for reply in replies[:deletes])
         for idx in indexes:
-            deleted += yield from _drain_index(layout, idx)
+            deleted += yield from _drain_index(layout, idx, entry_prefix, meta_prefix)
         if progress is not None:
             progress(deleted)
         if cursor == 0:
@@ -216,15 +217,14 @@ def clear(layout: KeyLayout, progress: Callable[[int], None] | None) -> Steps[in
 DRAIN_ROUNDS = 1000
 
 
-def _drain_index(layout: KeyLayout, idx: bytes) -> Steps[int]:
-    """Delete the entries filed in one index set, a chunk per script, until it is empty."""
-    name, idx_text = layout.index_name_of(idx), idx.decode()
-    deleted = 0
+def _drain_index(layout: KeyLayout, idx: bytes, entry_prefix: str, meta_prefix: str) -> Steps[int]:
+    """Delete the entries filed in one index set, a window per script, until it is empty."""
+    name, deleted = layout.index_name_of(idx), 0
     for _ in range(DRAIN_ROUNDS):
-        members = [_text(m) for m in (yield Cmd(("ZRANGE", idx, 0, CHUNK - 1)))]
-        if not members:
+        drained, left = yield Lua("drain_index", [idx], [entry_prefix, meta_prefix, name, CHUNK])
+        deleted += int(drained)
+        if not left:
             break
-        deleted += int((yield _filed_call(layout, "delete_filed", idx_text, name, members)))
     return deleted
 
 
