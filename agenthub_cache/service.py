@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Any
 from agenthub_cache import conf
 from agenthub_cache.exceptions import CacheUnavailable, InvalidKey
 from agenthub_cache.factory import CacheFactory, CacheType
-from agenthub_cache.policy import FOREVER, ServicePolicy
+from agenthub_cache.policy import FOREVER, GuardedLock, ServicePolicy
 
 if TYPE_CHECKING:
     from agenthub_cache.providers.base import Capabilities, Provider
-    from agenthub_cache.providers.locking import CacheLock
 
 _UNSET: Any = object()
 #: How long ``get_or_set`` waits for another caller's computation before computing itself.
@@ -294,11 +293,11 @@ class CacheService(ServicePolicy):
 
     def lock(
         self, name: str, timeout: float | None = 60.0, blocking_timeout: float | None = 10.0
-    ) -> CacheLock:
+    ) -> GuardedLock:
         """A lock for ``with``/``async with``; distributed where the store is shared."""
         name = self._key(name, "lock name")
         self._timeout(timeout, "timeout")
-        return self.provider.lock(name, timeout, blocking_timeout)
+        return GuardedLock(self.provider.lock(name, timeout, blocking_timeout), self._admin("lock"))
 
     # -- secondary indexes --------------------------------------------------------------------
 

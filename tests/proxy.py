@@ -33,7 +33,7 @@ class ProxyStats:
     delayed_chunks: int = 0
 
 
-@dataclass
+@dataclass(eq=False)
 class _Link:
     client: asyncio.StreamWriter
     upstream: asyncio.StreamWriter | None = None

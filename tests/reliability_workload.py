@@ -165,6 +165,15 @@ class Model:
             self.s.tally.add("calls_over_bound")
             self.s.tally.note(f"a call took {elapsed:.2f} s (bound {bound.seconds} s)")
 
+    def unknown(self, key: str, new_group: str | None = None) -> None:
+        """A call on ``key`` failed: it may still land, so its groups become unknowable too."""
+        self.uncertain.add(key)
+        entry = self.entries.get(key)
+        if entry is not None and entry.value is not None:
+            self.uncertain_groups.add(entry.value["group"])
+        if new_group is not None:
+            self.uncertain_groups.add(new_group)
+
     def certain(self, key: str) -> Entry | None:
         """The modelled entry of an own key, if nothing since its write makes it unknowable."""
         if key in self.uncertain:
@@ -281,7 +290,7 @@ class SyncWorker(Model):
             mark = self.s.flushes.mark()
             ok, stored = self.call(lambda: svc.set(key, value, ttl=TTL, indexes=indexes))
             if not ok:
-                self.uncertain.add(key)
+                self.unknown(key, indexes["group"])
                 return
             assert stored is True
             self.entries[key] = Entry(value, mark)
@@ -303,7 +312,7 @@ class SyncWorker(Model):
             if ok:
                 self.entries[key] = Entry(None, mark)
             else:
-                self.uncertain.add(key)
+                self.unknown(key)
         elif op == "delete_by_index":
             group = rng.choice(self.groups)
             mark = self.s.flushes.mark()
@@ -374,7 +383,7 @@ class AsyncWorker(Model):
             mark = self.s.flushes.mark()
             ok, stored = await self.call(lambda: svc.aset(key, value, ttl=TTL, indexes=indexes))
             if not ok:
-                self.uncertain.add(key)
+                self.unknown(key, indexes["group"])
                 return
             assert stored is True
             self.entries[key] = Entry(value, mark)
@@ -396,7 +405,7 @@ class AsyncWorker(Model):
             if ok:
                 self.entries[key] = Entry(None, mark)
             else:
-                self.uncertain.add(key)
+                self.unknown(key)
         elif op == "delete_by_index":
             group = rng.choice(self.groups)
             mark = self.s.flushes.mark()
@@ -508,17 +517,49 @@ def run_sync(
 
 
 async def run_async(
-    shared: Shared, seconds: float, flush_every: tuple[float, float] | None
+    shared: Shared, seconds: float | None, flush_every: tuple[float, float] | None
 ) -> list[AsyncWorker]:
-    """Run ``shared.workers`` tasks (and a flusher) on this loop for ``seconds``."""
+    """Run ``shared.workers`` tasks (and a flusher) on this loop for ``seconds``.
+
+    With ``seconds=None`` they run until ``shared.stop`` is set (from another thread).
+    """
     workers = [AsyncWorker(shared, w, seed=1000 + w) for w in range(shared.workers)]
     tasks = [asyncio.create_task(w.run()) for w in workers]
     if flush_every is not None:
         tasks.append(asyncio.create_task(async_flusher(shared, flush_every)))
-    await asyncio.sleep(seconds)
+    if seconds is None:
+        while not shared.stop.is_set():  # noqa: ASYNC110 (set from another thread)
+            await asyncio.sleep(0.05)
+    else:
+        await asyncio.sleep(seconds)
     shared.stop.set()
     await asyncio.gather(*tasks)
+    await shared.svc.aclose()
+    await shared.counters.aclose()
     return workers
+
+
+def start_async(
+    shared: Shared, threads: Threads, flush_every: tuple[float, float] | None
+) -> list[AsyncWorker]:
+    """Run async workers on an event loop of their own thread until ``shared.stop``."""
+    done: list[AsyncWorker] = []
+    threads.start(lambda: done.extend(asyncio.run(run_async(shared, None, flush_every))), "loop")
+    return done
+
+
+def recovered(shareds: Iterable[Shared], since: float, timeout: float = 15.0) -> bool:
+    """Wait until every worker has had a call succeed after ``since``."""
+    deadline = time.monotonic() + timeout
+    shareds = list(shareds)
+    while time.monotonic() < deadline:
+        if all(
+            len(s.last_success) == s.workers and min(s.last_success.values()) > since
+            for s in shareds
+        ):
+            return True
+        time.sleep(0.05)
+    return False
 
 
 # -- invariants after a run -------------------------------------------------------------------

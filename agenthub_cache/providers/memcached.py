@@ -31,6 +31,15 @@ def _client_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def _value_errors() -> tuple[type[BaseException], ...]:
+    """pymemcache's error for a value the server refuses ("object too large for cache")."""
+    try:
+        from pymemcache.exceptions import MemcacheServerError
+    except ImportError:
+        return ()
+    return (MemcacheServerError,)
+
+
 class MemcachedProvider(Provider):
     capabilities: ClassVar[Capabilities] = Capabilities(flush="generation", distributed_lock=True)
     counters_floor_at_zero = True
@@ -40,6 +49,7 @@ class MemcachedProvider(Provider):
     ) -> None:
         super().__init__(backend, alias, namespace, shared=shared)
         self.unavailable_errors = _client_errors()
+        self.refused_value_errors = _value_errors()
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "location": getattr(self.backend, "_servers", None)}

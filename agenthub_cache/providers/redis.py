@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from django.core.cache.backends.base import BaseCache
-from redis.exceptions import ResponseError
+from redis.exceptions import AuthenticationError, ResponseError
 
 from agenthub_cache import keys
 from agenthub_cache.providers.base import Capabilities, Provider
@@ -70,6 +70,8 @@ class RedisProvider(Provider):
     max_key_length: ClassVar[int | None] = None  # Redis keys may be 512 MB
     hash_long_keys: ClassVar[bool] = False
     unavailable_errors: tuple[type[BaseException], ...] = UNAVAILABLE
+    #: A wrong password is a refusal, not an outage: it raises even under ``FAIL_SILENTLY``.
+    refused_errors: tuple[type[BaseException], ...] = (AuthenticationError,)
 
     def __init__(self, backend: BaseCache, alias: str, namespace: str) -> None:
         super().__init__(backend, alias, namespace)

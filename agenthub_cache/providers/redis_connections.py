@@ -157,6 +157,26 @@ async def _close_at_shutdown(handles: dict[str, AsyncHandle]) -> AsyncGenerator[
 _connections: dict[str, Connection] = {}
 
 
+#: Where a backend's OPTIONS set no socket timeouts, the provider's connections use these
+#: (seconds; redis-py before 7 would wait forever on a server that stopped answering). So no
+#: call waits longer than about connect + one reply per round trip; set lower ones in OPTIONS.
+DEFAULT_SOCKET_TIMEOUT = 5.0
+DEFAULT_SOCKET_CONNECT_TIMEOUT = 5.0
+
+
+def _with_timeouts(options: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """``options`` with the default timeouts where unset, and whether any was added."""
+    added = {
+        name: default
+        for name, default in (
+            ("socket_timeout", DEFAULT_SOCKET_TIMEOUT),
+            ("socket_connect_timeout", DEFAULT_SOCKET_CONNECT_TIMEOUT),
+        )
+        if options.get(name) is None
+    }
+    return {**options, **added}, bool(added)
+
+
 @dataclass(frozen=True)
 class _Spec:
     """A backend's server settings: the first (primary) URL, pool class and pool options."""
@@ -204,7 +224,7 @@ def _django_spec(backend: Any) -> _Spec:
     cache_client = backend._cache  # RedisCacheClient: servers, pool class and options
     url: str = cache_client._servers[0]
     pool_class: type[redis.ConnectionPool] = cache_client._pool_class
-    options: dict[str, Any] = dict(cache_client._pool_options)
+    options, _ = _with_timeouts(dict(cache_client._pool_options))
 
     def sync_client() -> redis.Redis:
         return redis.Redis(connection_pool=pool_class.from_url(url, **options))
@@ -223,10 +243,17 @@ def _django_redis_spec(backend: Any) -> _Spec:
         )
     url: str = client._server[0]
     factory = client.connection_factory
-    options = {**factory.make_connection_params(url), **factory.pool_cls_kwargs}
+    params, defaulted = _with_timeouts(factory.make_connection_params(url))
+    options = {**params, **factory.pool_cls_kwargs}
     del options["url"]
 
     def sync_client() -> redis.Redis:
+        if defaulted:  # the backend's own pool would wait forever: one of ours, with timeouts
+            pool = factory.get_connection_pool(params)
+            ours: redis.Redis = factory.redis_client_cls(
+                connection_pool=pool, **factory.redis_client_cls_kwargs
+            )
+            return ours
         own: redis.Redis = client.get_client(write=True)  # its client, on its shared pool
         return own
 
