@@ -171,6 +171,28 @@ def test_key_function_that_hides_prefixes(own: redis.Redis) -> None:
     assert own.dbsize() == 0
 
 
+def test_index_reads_without_zmscore(stores: dict[str, Any]) -> None:
+    """Servers older than Redis 6.2 (no ZMSCORE) read indexes through one script instead."""
+    server = servers.redis_server(None, "--rename-command", "ZMSCORE", "").start()
+    try:
+        url = f"{server.url}/0"
+        with override_settings(
+            CACHES={**stores, "old": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url}}
+        ):
+            svc = CacheService("old", default_ttl=60, cache="old")
+            svc.set("a", 1, indexes={"g": "x"})
+            svc.set("b", 2, indexes={"g": "x"})
+            svc.set("c", 3, indexes={"g": "y"})
+            assert svc.get_by_index("g", "x") == {"a": 1, "b": 2}
+            assert asyncio.run(svc.afind("g", "y")) == ["c"]
+        with redis.Redis(host=server.host, port=server.port) as plain:
+            with pytest.raises(redis.ResponseError, match="unknown command"):
+                plain.zmscore("any", ["member"])
+            assert plain.info("commandstats")["cmdstat_evalsha"]["calls"] >= 2
+    finally:
+        server.stop()
+
+
 # -- outages ---------------------------------------------------------------------------------
 
 

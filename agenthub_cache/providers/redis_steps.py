@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from redis.exceptions import ResponseError
+
 from agenthub_cache import keys
 from agenthub_cache.providers.locking import resolve_default
 from agenthub_cache.providers.redis_connections import AsyncHandle, Connection
@@ -47,9 +49,11 @@ class Lua:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Commands sent together in one non-transactional pipeline; replies as a list."""
+    """Commands sent together in one pipeline; replies as a list. ``atomic`` wraps them in
+    MULTI/EXEC, so they run back to back with no other client's command in between."""
 
     calls: Sequence[Cmd | Lua]
+    atomic: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +81,7 @@ def run(connection: Connection, steps: Steps[T]) -> T:
                 elif isinstance(step, Lua):
                     reply = connection.run_script(step.script, step.keys, step.args)
                 elif isinstance(step, Batch):
-                    pipe = client.pipeline(transaction=False)
+                    pipe = client.pipeline(transaction=step.atomic)
                     for call in step.calls:
                         if isinstance(call, Cmd):
                             queue(pipe, call.args)
@@ -109,7 +113,7 @@ async def arun(handle: AsyncHandle, steps: Steps[T]) -> T:
                 elif isinstance(step, Lua):
                     reply = await handle.run_script(step.script, step.keys, step.args)
                 elif isinstance(step, Batch):
-                    pipe = client.pipeline(transaction=False)
+                    pipe = client.pipeline(transaction=step.atomic)
                     for call in step.calls:
                         if isinstance(call, Cmd):
                             queue(pipe, call.args)
@@ -248,28 +252,53 @@ def stats(layout: KeyLayout) -> Steps[dict[str, Any]]:
 # -- indexes ----------------------------------------------------------------------------------
 
 
-def live_entries(layout: KeyLayout, name: str, value: str) -> Steps[tuple[list[str], list[Any]]]:
-    """``(keys, stored values)`` of the entries filed under (name, value); a value is
-    ``None`` where the entry has gone (deleted or evicted behind the app's back).
+#: How far behind the server's clock ours may be before ``live_entries`` misses members
+#: (the first read filters by our clock; the exact cut is by the server's, in the snapshot).
+CLOCK_SKEW_MS = 300_000
 
-    Where the key function keeps prefixes, members and values are read in one script, so
-    an entry re-filed under another value between the two reads is never returned.
+
+def live_entries(layout: KeyLayout, name: str, value: str) -> Steps[tuple[list[str], list[Any]]]:
+    """``(keys, stored values)`` of the entries filed under (name, value) now; ``None`` for
+    a value that must not be returned.
+
+    Two round trips, values never copied through Lua: first the candidate members, then per
+    chunk one MULTI/EXEC of TIME + MGET + ZMSCORE, a snapshot in which an entry counts only if
+    it exists and is still filed here with an expiry after the server's now. So an entry
+    re-filed, deleted or expired between the two reads is never returned under this value.
+    Servers without ZMSCORE (Redis < 6.2) get the same guarantee from one script.
     """
-    if layout.prefix is not None:
-        flat: list[bytes] = yield Lua(
-            "live_entries", [layout.index(name, value)], [f"{layout.prefix}{keys.ENTRY}:"]
-        )
-        return unescape_many(flat[0::2]), flat[1::2]
-    members: list[bytes] = yield Lua("live_members", [layout.index(name, value)], [])
+    idx = layout.index(name, value)
+    since = int(time.time() * 1000) - CLOCK_SKEW_MS
+    members: list[bytes] = yield Cmd(("ZRANGEBYSCORE", idx, since, "+inf"))
     if not members:
         return [], []
-    stored = layout.entries(members)
-    if len(stored) <= MGET_CHUNK:
-        values: list[Any] = yield Cmd(("MGET", *stored))
-    else:
-        replies = yield Batch([Cmd(("MGET", *group)) for group in chunks(stored, MGET_CHUNK)])
-        values = [v for reply in replies for v in reply]
+    values: list[Any] = []
+    for group in chunks(members, MGET_CHUNK):
+        snapshot = Batch(
+            [
+                Cmd(("TIME",)),
+                Cmd(("MGET", *layout.entries(list(group)))),
+                Cmd(("ZMSCORE", idx, *group)),
+            ],
+            atomic=True,
+        )
+        try:
+            (seconds, micros), stored, scores = yield snapshot
+        except ResponseError as exc:
+            if "unknown command" not in str(exc).lower() or layout.prefix is None:
+                raise
+            return (yield from _live_entries_by_script(layout, idx))
+        now = seconds * 1000 + micros // 1000
+        values += [
+            raw if score is not None and score > now else None
+            for raw, score in zip(stored, scores, strict=True)
+        ]
     return unescape_many(members), values
+
+
+def _live_entries_by_script(layout: KeyLayout, idx: str) -> Steps[tuple[list[str], list[Any]]]:
+    flat: list[bytes] = yield Lua("live_entries", [idx], [f"{layout.prefix}{keys.ENTRY}:"])
+    return unescape_many(flat[0::2]), flat[1::2]
 
 
 def _filed_call(layout: KeyLayout, script: str, idx: str, name: str, group: Sequence[str]) -> Lua:
