@@ -21,8 +21,8 @@ def flush(report: Report, env: dict[str, Any], count: int, layout: Layout) -> No
     raw = env["raw1"]  # database 1: django-redis's
     dr = caches["dr"]
     svc = CacheService("flushme", default_ttl=None, cache="dr")
-    layout_keys: Any = svc.provider
-    stored = [layout_keys.layout.entry(f"k{n}") for n in range(count)]
+    provider: Any = svc.provider  # to name the stored keys of the namespace to fill in
+    stored = [provider.layout.entry(f"k{n}") for n in range(count)]
     small = dr.client.encode("v" * 20)
     print(f"\nflush one namespace of {count:,} keys beside {count:,} others")
     raw.flushdb()  # database 1 of the benchmark's own private server
@@ -38,7 +38,7 @@ def flush(report: Report, env: dict[str, Any], count: int, layout: Layout) -> No
             if name.startswith("django-redis"):
                 deleted = dr.delete_pattern("ahc:flushme:*")
             else:
-                deleted = svc.provider.clear()
+                deleted = svc.clear()
             elapsed = time.perf_counter() - started
         assert deleted == count, (name, deleted)
         assert raw.dbsize() == count, "the other keys must be untouched"
