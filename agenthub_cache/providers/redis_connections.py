@@ -150,6 +150,10 @@ async def _close_at_shutdown(handles: dict[str, AsyncHandle]) -> AsyncGenerator[
         with _guard:
             _handles.pop(loop, None)
             _closers.pop(loop, None)
+            for connection in _connections.values():  # let the finished loop be collected
+                last = connection._last
+                if last is not None and last[0] is loop:
+                    connection._last = None
 
 
 # -- from Django backends to connections ------------------------------------------------------
