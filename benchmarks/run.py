@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from tests import servers
 
     layout = LAYOUTS[args.cpus]
-    n, rounds = (2000, 3) if args.quick else (5000, 5)
+    n, rounds = (2000, 3) if args.quick else (4000, 7)
     flush_keys = args.flush_keys or (100_000 if args.quick else 1_000_000)
     server = servers.redis_server().start()
     assert server.process is not None
