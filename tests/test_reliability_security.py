@@ -24,19 +24,9 @@ pytestmark = pytest.mark.filterwarnings("error")
 
 PASSWORD = "s3cret-app-password"
 ALIASES = ["dr", "dj"]
-#: The ACL recipe of docs/security.md, verbatim.
-APP_USER = [
-    "ACL",
-    "SETUSER",
-    "app",
-    "on",
-    f">{PASSWORD}",
-    "~*",
-    "+@all",
-    "-flushdb",
-    "-flushall",
-    "-keys",
-]
+#: The ACL recipe of docs/security.md: every key (``~*``), or only the site's KEY_PREFIX.
+APP_USER = ["ACL", "SETUSER", "app", "on", f">{PASSWORD}", "+@all", "-flushdb", "-flushall"]
+KEY_PATTERNS = ["~*", "~site:*"]
 
 
 def app_caches(url: str, password: str) -> dict[str, Any]:
@@ -57,13 +47,13 @@ def app_caches(url: str, password: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def acl_server() -> Iterator[tuple[servers.Server, redis.Redis]]:
+@pytest.fixture(params=KEY_PATTERNS)
+def acl_server(request: pytest.FixtureRequest) -> Iterator[tuple[servers.Server, redis.Redis]]:
     """A server whose default user is off; ``admin`` may do anything, ``app`` per the recipe."""
     server = servers.redis_server().start()
     setup = redis.Redis(host=server.host, port=server.port)
     setup.execute_command("ACL", "SETUSER", "admin", "on", ">adminpw", "~*", "&*", "+@all")
-    setup.execute_command(*APP_USER)
+    setup.execute_command(*APP_USER, "-keys", request.param)
     setup.execute_command("ACL", "SETUSER", "default", "off")
     setup.close()
     admin = redis.Redis(host=server.host, port=server.port, username="admin", password="adminpw")

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from redis.exceptions import ResponseError
+from redis.exceptions import OutOfMemoryError, ResponseError
 
 from agenthub_cache import keys
 from agenthub_cache.providers.locking import resolve_default
@@ -285,7 +285,10 @@ def live_entries(layout: KeyLayout, name: str, value: str) -> Steps[tuple[list[s
         try:
             (seconds, micros), stored, scores = yield snapshot
         except ResponseError as exc:
-            if "unknown command" not in str(exc).lower() or layout.prefix is None:
+            # Old servers lack ZMSCORE; a full one (noeviction) queues nothing in MULTI, not
+            # even reads: the script takes the same snapshot without a transaction.
+            unknown = "unknown command" in str(exc).lower()
+            if not (unknown or isinstance(exc, OutOfMemoryError)) or layout.prefix is None:
                 raise
             return (yield from _live_entries_by_script(layout, idx))
         now = seconds * 1000 + micros // 1000
