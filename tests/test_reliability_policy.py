@@ -357,11 +357,15 @@ def test_no_permission_raises_even_when_failing_silently(
                 lambda: quiet.incr("n"),
                 lambda: quiet.delete("k"),
             ):
-                with pytest.raises(redis.exceptions.ResponseError, match=r"NOPERM|can't run|no permissions"):
+                with pytest.raises(
+                    redis.exceptions.ResponseError, match=r"NOPERM|can't run|no permissions"
+                ):
                     refused()
 
             async def twins() -> None:
-                with pytest.raises(redis.exceptions.ResponseError, match=r"NOPERM|can't run|no permissions"):
+                with pytest.raises(
+                    redis.exceptions.ResponseError, match=r"NOPERM|can't run|no permissions"
+                ):
                     await quiet.aset("k", 1)
                 await quiet.aclose()
 
