@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from django.core.cache import caches
 from django.core.management import call_command
+from django.db import connections
 from django.test.utils import override_settings
 
 from agenthub_cache import CacheService
@@ -116,6 +117,7 @@ def run_threads(count: int, target: Callable[[], Any]) -> None:
             target()
         finally:
             caches.close_all()
+            connections.close_all()  # the DB cache's connection of this thread
 
     threads = [threading.Thread(target=run) for _ in range(count)]
     for t in threads:

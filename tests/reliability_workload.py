@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import redis
 from django.core.cache import caches
+from django.db import connections
 
 from agenthub_cache import CacheService, CacheUnavailable, NotSupported, keys
 from agenthub_cache.providers.redis import RedisProvider
@@ -452,6 +453,7 @@ class Threads:
                 self.errors.append(exc)
             finally:
                 caches.close_all()
+                connections.close_all()  # this thread's DB cache connection
 
         thread = threading.Thread(target=run, name=name, daemon=True)
         self.threads.append(thread)
