@@ -88,8 +88,9 @@ class Proxy:
     async def _shutdown(self) -> None:
         if self._server is not None:
             self._server.close()
+        await self._close_links()  # first: since Python 3.12.1, wait_closed() waits for them
+        if self._server is not None:
             await self._server.wait_closed()
-        await self._close_links()
 
     async def _close_links(self) -> None:
         links, self._links = list(self._links), set()
