@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     header = "\n".join(
         [
-            f"## {'Quick' if args.quick else 'Full'} run, {time.strftime('%Y-%m-%d %H:%M')}",
+            f"## {'Quick' if args.quick else 'Full'} run, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
             "",
             *[f"- {line}" for line in machine(server.argv[0])],
             f"- Command: `python -m benchmarks.run {' '.join(argv if argv is not None else sys.argv[1:])}`",
