@@ -80,11 +80,11 @@ def _soak_seconds(default: float) -> float:
 
 
 def short_profile() -> Profile:
-    return Profile("short", _soak_seconds(3.0), 2, 1.5, 25, full=False)
+    return Profile("short", _soak_seconds(3.0), 2, 1.5, 60, full=False)
 
 
 def full_profile() -> Profile:
-    return Profile("full", _soak_seconds(30.0), 10, 2.0, 400, full=True)
+    return Profile("full", _soak_seconds(30.0), 10, 2.0, 1500, full=True)
 
 
 def profiles() -> list[Any]:
