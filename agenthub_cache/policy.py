@@ -85,7 +85,9 @@ class FailurePolicy:
                 f"Cache namespace {service.namespace!r}: the {service.cache_alias!r} cache "
                 f"refused the value given to {self.operation}() (too large?): {exc}"
             ) from exc
-        if self.writes and isinstance(exc, (pickle.PicklingError, TypeError, AttributeError)):
+        if self.writes and isinstance(
+            exc, (pickle.PicklingError, TypeError, AttributeError, UnicodeEncodeError)
+        ):  # UnicodeEncodeError: pymemcache stores str as UTF-8, and a lone surrogate has none
             raise ValueError(
                 f"Cache namespace {service.namespace!r}: {self.operation}() got a value that "
                 f"cannot be serialized: {exc}"

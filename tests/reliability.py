@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -222,13 +222,6 @@ def main(argv: Sequence[str]) -> int:
     if failing:
         print("FAILED: " + ", ".join(failing) + " not 0")
     return status or (1 if failing or not rows else 0)
-
-
-def summarize(tallies: Iterable[Tally]) -> dict[str, int]:
-    total: Counter[str] = Counter()
-    for tally in tallies:
-        total.update(tally.as_dict())
-    return {f: total[f] for f in FIGURES}
 
 
 if __name__ == "__main__":

@@ -219,7 +219,7 @@ def test_killed_mid_flush(
             threads = Threads()
             threads.start(flush, "flush")
             deadline = time.monotonic() + 10
-            while client.dbsize() > before * 0.8 and time.monotonic() < deadline:
+            while client.dbsize() > before * 0.9 and time.monotonic() < deadline:
                 time.sleep(0.002)
             killed_at = time.monotonic()
             server.kill()

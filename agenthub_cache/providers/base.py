@@ -96,6 +96,11 @@ class Provider(RecordIndexes):
         """Held by every write that changes index records (a process-wide lock here)."""
         return self._lock
 
+    def read_guard(self) -> AbstractContextManager[Any]:
+        """Held by index reads: a value and its index records are written one after the other,
+        and a reader between the two would see the new value under its old filing."""
+        return self._lock
+
     def describe(self) -> dict[str, Any]:
         return {
             "alias": self.alias,

@@ -9,7 +9,7 @@ namespace's keys by prefix and deletes exactly those.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from typing import Any, ClassVar, cast
 
@@ -56,6 +56,10 @@ class DatabaseProvider(ListingProvider):
             value = convert(value, expression, connection)
         result: datetime = value
         return result
+
+    def read_guard(self) -> AbstractContextManager[Any]:
+        """None: a value and its index records commit together, and one SELECT reads both."""
+        return nullcontext()
 
     @contextmanager
     def index_guard(self) -> Iterator[None]:

@@ -50,6 +50,7 @@ class RecordIndexes:
         def stored_key(self, kind: str, *parts: str, scope: str | None) -> str: ...
         def entry_key(self, key: str, scope: str | None) -> str: ...
         def index_guard(self) -> AbstractContextManager[Any]: ...
+        def read_guard(self) -> AbstractContextManager[Any]: ...
 
     # -- writing (callers hold index_guard) ----------------------------------------------------
 
@@ -153,10 +154,12 @@ class RecordIndexes:
         }
 
     def find(self, index: str, value: str) -> list[str]:
-        return list(self._live_members(index, value, self.scope()))
+        with self.read_guard():
+            return list(self._live_members(index, value, self.scope()))
 
     def get_by_index(self, index: str, value: str) -> dict[str, Any]:
-        return self._live_members(index, value, self.scope())
+        with self.read_guard():
+            return self._live_members(index, value, self.scope())
 
     def delete_by_index(self, index: str, value: str) -> int:
         scope = self.scope()
