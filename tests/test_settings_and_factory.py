@@ -165,3 +165,15 @@ def test_unreachable_store_raises_or_fails_silently(
             quiet.clear()  # whole-namespace operations are never silenced
         loud.close()
         quiet.close()
+
+
+def test_dummy_cache_stores_nothing_and_says_so() -> None:
+    dummy = CacheService("dummy-ns", default_ttl=60, cache="dummy")
+    assert dummy.set("k", 1, indexes={"g": "x"}) is True  # accepted, as Django's DummyCache does
+    assert dummy.get("k") is None
+    assert dummy.find("g", "x") == []
+    assert dummy.keys() == []
+    assert dummy.count() == 0
+    assert dummy.clear() == 0
+    assert dummy.ttl("k") == 0
+    assert dummy.capabilities.flush == "none"
