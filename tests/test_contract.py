@@ -138,6 +138,22 @@ def test_touch_and_persist(service: CacheService) -> None:
     assert service.persist("missing") is False
 
 
+def test_touch_and_persist_keep_index_filings(service: CacheService) -> None:
+    """A touched entry stays findable past its old expiry; its index outlives it no less."""
+    service.set("touched", 1, ttl=1, indexes={"g": "t"})
+    service.set("persisted", 2, ttl=1, indexes={"g": "p"})
+    assert service.touch("touched", ttl=60) is True
+    assert service.persist("persisted") is True
+    time.sleep(1.6)
+    assert service.find("g", "t") == ["touched"]
+    assert service.get_by_index("g", "p") == {"persisted": 2}
+    service.set("touched", 3, indexes={"g": "other"})  # re-filing still finds the old filing
+    assert service.find("g", "t") == []
+    assert service.find("g", "other") == ["touched"]
+    assert service.touch("touched", ttl=0) is True
+    assert service.find("g", "other") == []
+
+
 # -- atomic primitives ----------------------------------------------------------------------
 
 

@@ -82,6 +82,21 @@ class RecordIndexes:
                 self._remove_member(index, value, key, scope)
             self.backend.delete(meta_key)
 
+    def retime_entry(self, key: str, timeout: float | None, scope: str | None) -> None:
+        """``key`` got a new TTL (touch, persist): its meta and index filings follow it.
+
+        Without this an index would drop a touched entry at its old expiry, and a record
+        would expire before its longest-lived member.
+        """
+        meta_key = self.stored_key(keys.META, key, scope=scope)
+        filed: dict[str, str] | None = self.backend.get(meta_key)
+        if not filed:
+            return
+        self.backend.set(meta_key, filed, timeout)
+        expires = None if timeout is None else time.time() + timeout
+        for index, value in filed.items():
+            self._add_member(index, value, key, expires, scope)
+
     def unfile_entries(self, keys_: Iterable[str], scope: str | None) -> None:
         """``unfile_entry`` for many keys, with one read to find those that have indexes."""
         by_meta = {self.stored_key(keys.META, key, scope=scope): key for key in keys_}
