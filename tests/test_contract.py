@@ -154,6 +154,15 @@ def test_touch_and_persist_keep_index_filings(service: CacheService) -> None:
     assert service.find("g", "other") == []
 
 
+def test_index_values_of_expired_entries_are_forgotten(service: CacheService) -> None:
+    """An index never outlives its last entry by more than its TTL: stats stop counting it."""
+    service.set("old", 1, ttl=1, indexes={"email": "old@x"})
+    time.sleep(2.6)
+    service.set("new", 2, indexes={"email": "new@x"})
+    assert service.find("email", "old@x") == []
+    assert service.stats()["indexes"] == 1
+
+
 # -- atomic primitives ----------------------------------------------------------------------
 
 
