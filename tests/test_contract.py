@@ -225,6 +225,27 @@ def test_get_or_set_computes_once_under_concurrency(service: CacheService) -> No
     assert service.get("plain") == 5
 
 
+@pytest.mark.parametrize("error", [TypeError("caller bug"), ConnectionError("caller's API")])
+def test_get_or_set_callers_own_error_propagates(service: CacheService, error: Exception) -> None:
+    """What ``default`` raises is not a serialization error nor an unavailable cache."""
+
+    def compute() -> Any:
+        raise error
+
+    with pytest.raises(type(error)) as info:
+        service.get_or_set("k", compute)
+    assert info.value is error
+    assert service.get("k") is None
+
+
+async def test_aget_or_set_callers_own_error_propagates(service: CacheService) -> None:
+    def compute() -> Any:
+        raise AttributeError("caller bug")
+
+    with pytest.raises(AttributeError, match="caller bug"):
+        await service.aget_or_set("k", compute)
+
+
 def test_lock_excludes_second_holder(service: CacheService) -> None:
     with service.lock("job", timeout=10, blocking_timeout=0.1):
         second = service.lock("job", timeout=10, blocking_timeout=0.1)
