@@ -8,11 +8,14 @@ must say so with ``NotSupported`` and its ``capabilities`` must agree.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.core.cache import caches
+from django.db import connections
 
 from agenthub_cache import FOREVER, CacheService, InvalidKey, NotSupported
 from tests.conftest import make_service, run_threads
@@ -223,6 +226,33 @@ def test_get_or_set_computes_once_under_concurrency(service: CacheService) -> No
     assert service.get_or_set("report", "other") == "computed"
     assert service.get_or_set("plain", 5) == 5
     assert service.get("plain") == 5
+
+
+def test_get_or_set_waits_a_bounded_time(service: CacheService) -> None:
+    """A waiter whose computer is too slow computes the value itself after ``wait``."""
+    computing = threading.Event()
+    results: list[Any] = []
+
+    def slow() -> str:
+        computing.set()
+        time.sleep(2.0)
+        return "slow"
+
+    def computer() -> None:
+        try:
+            results.append(service.get_or_set("report", slow))
+        finally:
+            caches.close_all()
+            connections.close_all()
+
+    thread = threading.Thread(target=computer)
+    thread.start()
+    assert computing.wait(5)
+    started = time.monotonic()
+    assert service.get_or_set("report", lambda: "mine", wait=0.3) == "mine"
+    assert time.monotonic() - started < 1.5
+    thread.join()
+    assert results == ["slow"]
 
 
 @pytest.mark.parametrize("error", [TypeError("caller bug"), ConnectionError("caller's API")])
