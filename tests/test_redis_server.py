@@ -174,6 +174,22 @@ def test_flush_200k_keys_leaves_every_other_key(own: redis.Redis) -> None:
     assert own.get("plain-key") == b"untouched"
 
 
+def test_flush_sends_no_script_exists_and_survives_a_script_flush(own: redis.Redis) -> None:
+    """Each flush batch is one pipeline (no SCRIPT EXISTS before it), and a server that lost
+    its scripts (SCRIPT FLUSH, restart) gets them again mid-flush, sync and async."""
+    svc = CacheService("batched", cache="star")
+    for clear in (svc.clear, lambda: asyncio.run(svc.aclear())):
+        svc.set_many({f"k{n}": n for n in range(5_000)})
+        svc.set("indexed", 1, indexes={"i": "x"})
+        own.script_flush()
+        own.config_resetstat()
+        assert clear() == 5_001
+        used = command_stats(own)
+        assert "script|exists" not in used, used
+        assert used["scan"] >= 5, used
+        assert own.dbsize() == 0
+
+
 def test_key_function_that_hides_prefixes(own: redis.Redis) -> None:
     svc = CacheService("hidden", cache="hashed")
     svc.set("a", 1, indexes={"i": "x"})
