@@ -439,6 +439,15 @@ def test_location_password_is_masked(password_redis: servers.Server) -> None:
         ("127.0.0.1:11211", "127.0.0.1:11211"),
         ("/var/tmp/django_cache", "/var/tmp/django_cache"),
         ("unix:///run/redis.sock?password=x", "unix:///run/redis.sock?password=********"),
+        # passwords that are not percent-encoded: redis-py reads up to the last "@"
+        ("redis://u:p w@h:6379/0", "redis://u:********@h:6379/0"),
+        ("redis://:ab/cd+e==@h:6379/0", "redis://:********@h:6379/0"),
+        ("redis://:p?w#x@h/0", "redis://:********@h/0"),
+        ("redis://:ab://cd@h/0", "redis://:********@h/0"),
+        ("redis://:a@h1;redis://:b@h2", "redis://:********@h1;redis://:********@h2"),
+        ("redis://:a@h1, redis://:b@h2", "redis://:********@h1, redis://:********@h2"),
+        ("unix://:pw@/run/redis.sock", "unix://:********@/run/redis.sock"),
+        ("unix:///run/a@b.sock", "unix:///run/a@b.sock"),  # a path, not a password
         (None, ""),
     ],
 )
