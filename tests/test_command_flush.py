@@ -8,7 +8,9 @@ The confirmation prompt is answered on a real pseudo-terminal (``pty``) by a rea
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -369,7 +371,7 @@ def test_a_store_that_is_down() -> None:
         ),
     ):
         out = io.StringIO()
-        with pytest.raises(CommandError, match=rf"Could not count the entries of 2 .*{down}"):
+        with pytest.raises(CommandError, match=rf"Could not read the store of 2 .*{down}"):
             call_command("cache_namespaces", "list", stdout=out, stderr=io.StringIO())
         assert up in out.getvalue()  # the table still shows the namespaces that answered
         assert run("stats", up, format="json").json()["fail_silently"] is True
@@ -390,6 +392,42 @@ def test_a_store_that_is_down() -> None:
             assert "unavailable" in message
             assert f"redis://:********@127.0.0.1:{port}/0" in message
             assert ":pw@" not in message
+
+
+@contextmanager
+def dead_memcached(*names: str) -> Iterator[None]:
+    """``names`` declared on a memcached that nothing listens to (a fresh client each time:
+    pymemcache's HashClient reports a dead server once, then answers defaults for 60 s)."""
+    dead = {
+        "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+        "LOCATION": f"127.0.0.1:{servers.free_port()}",
+        "OPTIONS": {"connect_timeout": 0.5, "timeout": 0.5},
+    }
+    with (
+        override_settings(CACHES={**settings.CACHES, "dead_memcached": dead}),
+        declared({name: {"TTL": 60, "CACHE": "dead_memcached"} for name in names}),
+    ):
+        yield
+
+
+def test_list_reports_a_down_store_that_cannot_count() -> None:
+    """memcached cannot count, so ``list`` shows n/a for it; an outage must not look like that."""
+    down = unique_namespace("down")
+    with dead_memcached(down):
+        out = io.StringIO()
+        with pytest.raises(
+            CommandError, match=rf"Could not read the store of 1 .*{down}"
+        ) as raised:
+            call_command("cache_namespaces", "list", stdout=out, stderr=io.StringIO())
+        assert "refused. Check that the store at 127.0.0.1:" in str(raised.value)
+        assert out.getvalue().splitlines()[1].split()[5] == "error"
+    with dead_memcached(down):
+        out = io.StringIO()
+        with pytest.raises(CommandError, match=down):
+            call_command("cache_namespaces", "list", format="json", stdout=out)
+        (row,) = json.loads(out.getvalue())["namespaces"]
+        assert row["entries"] is None
+        assert "unavailable" in row["error"]
 
 
 # -- passwords never shown --------------------------------------------------------------------

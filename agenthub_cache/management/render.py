@@ -44,6 +44,12 @@ def clip(message: str, limit: int = 600) -> str:
     return f"{message[: limit - 200]} ...({cut} characters cut)... {message[-200:]}"
 
 
+def sentence(message: str) -> str:
+    """``message`` ending in a full stop, so that a further sentence can follow it."""
+    message = message.rstrip()
+    return message if message.endswith((".", "!", "?")) else f"{message}."
+
+
 def short_name(dotted: str) -> str:
     """``"django.core.cache.backends.db.DatabaseCache"`` -> ``"DatabaseCache"``."""
     return dotted.rpartition(".")[2]

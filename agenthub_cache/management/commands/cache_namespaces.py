@@ -161,16 +161,16 @@ class Command(BaseCommand):
             )
             where = self.location(service) or "its LOCATION"
             raise CommandError(
-                f"{render.clip(str(exc))} Check that the store at {where} is up and "
-                f"reachable{table_hint}, then run the command again."
+                f"{render.sentence(render.clip(str(exc)))} Check that the store at {where} is up "
+                f"and reachable{table_hint}, then run the command again."
             ) from exc
         except (CacheError, ValueError) as exc:  # bad arguments: InvalidKey is a ValueError
             raise CommandError(render.clip(str(exc))) from exc
         except Exception as exc:
             raise CommandError(
                 f"Cache namespace {name}: {action} failed on the {service.cache_alias!r} cache: "
-                f"{type(exc).__name__}: {render.clip(str(exc))}. Re-run with --traceback to see "
-                "where."
+                f"{type(exc).__name__}: {render.sentence(render.clip(str(exc)))} Re-run with "
+                "--traceback to see where."
             ) from exc
 
     # -- list and stats -------------------------------------------------------------------
@@ -192,9 +192,7 @@ class Command(BaseCommand):
                 self.note(render.LOCMEM_NOTE)
         if failed:
             details = "; ".join(f"{r['namespace']}: {r['error']}" for r in rows if r["error"])
-            raise CommandError(
-                f"Could not count the entries of {len(failed)} namespace(s): {details}"
-            )
+            raise CommandError(f"Could not read the store of {len(failed)} namespace(s): {details}")
 
     def list_row(self, name: str) -> dict[str, Any]:
         options = conf.get_settings().namespaces[name]
@@ -219,6 +217,9 @@ class Command(BaseCommand):
             if service.capabilities.list_keys:
                 with self.store_errors(service, "count"):
                     row["entries"] = service.count()
+            else:  # it cannot count, but an operator must still see that it is down
+                with self.store_errors(service, "list"):
+                    service.stats()
         except CommandError as exc:
             if not isinstance(exc.__cause__, NotSupported):
                 row["error"] = str(exc)
