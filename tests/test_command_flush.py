@@ -430,6 +430,43 @@ def test_list_reports_a_down_store_that_cannot_count() -> None:
         assert "unavailable" in row["error"]
 
 
+def test_a_cache_backend_that_cannot_be_imported() -> None:
+    """A BACKEND whose package is missing: a CommandError naming namespace and alias, no traceback."""
+    broken = {"BACKEND": "agenthub_cache_no_such_package.Cache"}
+    name = unique_namespace("imp")
+    with (
+        override_settings(CACHES={**settings.CACHES, "broken": broken}),
+        declared({name: {"TTL": 60, "CACHE": "broken"}}),
+    ):
+        for args in (
+            ("stats", name),
+            ("get", name, "k"),
+            ("flush", name),
+            ("keys", "adhoc", "--cache", "broken"),
+        ):
+            with pytest.raises(CommandError) as raised:
+                run(*args, interactive=False)
+            message = str(raised.value)
+            assert "cache cannot be loaded" in message
+            assert "'broken'" in message
+            assert "settings.CACHES['broken']['BACKEND']" in message
+        with pytest.raises(CommandError, match=rf"{name}: Cache namespace '{name}': the 'broken'"):
+            run("list")
+
+
+def test_a_location_the_client_cannot_read() -> None:
+    """The client's own ValueError gets the namespace and alias in front of it."""
+    bad = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:port/0"}
+    with (
+        override_settings(CACHES={**settings.CACHES, "bad_location": bad}),
+        pytest.raises(CommandError) as raised,
+    ):
+        run("stats", "adhoc", cache="bad_location")
+    message = str(raised.value)
+    assert message.startswith("Cache namespace 'adhoc': the 'bad_location' cache cannot be set up:")
+    assert message.endswith("(given with --cache bad_location)")
+
+
 # -- passwords never shown --------------------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import InvalidCacheBackendError
 from django.core.checks import Tags
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import (
@@ -124,8 +125,20 @@ class Command(BaseCommand):
             if options is None:
                 return CacheService(name, cache=alias)
             return CacheService(name, options.ttl, alias, sensitive=options.sensitive)
+        except InvalidCacheBackendError as exc:  # BACKEND not importable (an extra not installed)
+            raise CommandError(
+                f"Cache namespace {quoted(name)}: the {alias!r} cache cannot be loaded: "
+                f"{render.sentence(render.clip(str(exc)))} Fix settings.CACHES[{alias!r}]"
+                f"['BACKEND'] or install its package{given}."
+            ) from exc
         except (CacheError, ValueError) as exc:
-            raise CommandError(f"{render.clip(str(exc))}{given}") from exc
+            message = render.clip(str(exc))
+            if not message.startswith("Cache namespace"):  # e.g. redis-py reading the LOCATION
+                message = (
+                    f"Cache namespace {quoted(name)}: the {alias!r} cache cannot be set up: "
+                    f"{message}"
+                )
+            raise CommandError(f"{message}{given}") from exc
 
     def fails_silently(self, service: CacheService) -> bool:
         """``FAIL_SILENTLY`` as settings declare it (the command's own services never do)."""
