@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from asgiref.local import Local
+from django.conf import settings
 from django.core.cache import caches
+from django.core.cache.backends.base import InvalidCacheBackendError
 from django.core.cache.backends.locmem import LocMemCache
 
 from agenthub_cache import conf
@@ -55,7 +57,14 @@ class CacheFactory:
             provider = provider_class_for(type(private))
             return provider(private, f"<in-memory {namespace}>", namespace, shared=False)
         alias = cache or conf.get_settings().cache
-        backend = caches[alias]
+        try:
+            backend = caches[alias]
+        except InvalidCacheBackendError as exc:
+            known = ", ".join(sorted(settings.CACHES)) or "none"
+            raise InvalidCacheBackendError(
+                f"Cache namespace {namespace!r}: cache={alias!r} is not an alias in "
+                f"settings.CACHES ({known})."
+            ) from exc
         return provider_class_for(type(backend))(backend, alias, namespace)
 
 

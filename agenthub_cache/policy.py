@@ -95,6 +95,34 @@ class FailurePolicy:
         return False
 
 
+class CallerFailed(Exception):
+    """Carries an error of the caller's own ``default`` callable past the failure policy."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class CallerDefault:
+    """``get_or_set``'s ``default``: what it raises is the caller's error, never the store's.
+
+    Without this a ``TypeError`` in the caller's function would be reported as a value that
+    "cannot be serialized", and its ``ConnectionError`` as the cache being unavailable (and,
+    under ``FAIL_SILENTLY``, swallowed and the function run a second time).
+    """
+
+    def __init__(self, default: Any) -> None:
+        self.default = default
+
+    def __call__(self) -> Any:
+        if not callable(self.default):
+            return self.default
+        try:
+            return self.default()
+        except Exception as exc:
+            raise CallerFailed(exc) from exc
+
+
 class GuardedLock:
     """``service.lock()``: the provider's lock, with store errors through the failure policy.
 

@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 from agenthub_cache import conf
 from agenthub_cache.exceptions import CacheUnavailable, InvalidKey
 from agenthub_cache.factory import CacheFactory, CacheType
-from agenthub_cache.policy import FOREVER, GuardedLock, ServicePolicy
+from agenthub_cache.policy import (
+    FOREVER,
+    CallerDefault,
+    CallerFailed,
+    GuardedLock,
+    ServicePolicy,
+)
 
 if TYPE_CHECKING:
     from agenthub_cache.providers.base import Capabilities, Provider
@@ -278,18 +284,28 @@ class CacheService(ServicePolicy):
 
         Concurrent misses compute ``default`` once; the others wait up to ``wait`` seconds.
         """
-        key, timeout = self._key(key), self._timeout(ttl)
-        with self._policy("get_or_set", writes=True):
-            return self.provider.get_or_set(key, default, timeout, wait)
-        return default() if callable(default) else default
+        key, timeout, compute = self._key(key), self._timeout(ttl), CallerDefault(default)
+        try:
+            with self._policy("get_or_set", writes=True):
+                return self.provider.get_or_set(key, compute, timeout, wait)
+        except CallerFailed as failed:
+            error = failed.error
+        else:
+            return default() if callable(default) else default
+        raise error
 
     async def aget_or_set(
         self, key: str, default: Any, ttl: Any = None, wait: float = STAMPEDE_WAIT
     ) -> Any:
-        key, timeout = self._key(key), self._timeout(ttl)
-        with self._policy("get_or_set", writes=True):
-            return await self.provider.aget_or_set(key, default, timeout, wait)
-        return default() if callable(default) else default
+        key, timeout, compute = self._key(key), self._timeout(ttl), CallerDefault(default)
+        try:
+            with self._policy("get_or_set", writes=True):
+                return await self.provider.aget_or_set(key, compute, timeout, wait)
+        except CallerFailed as failed:
+            error = failed.error
+        else:
+            return default() if callable(default) else default
+        raise error
 
     def lock(
         self, name: str, timeout: float | None = 60.0, blocking_timeout: float | None = 10.0

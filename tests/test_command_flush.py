@@ -8,7 +8,9 @@ The confirmation prompt is answered on a real pseudo-terminal (``pty``) by a rea
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -369,7 +371,7 @@ def test_a_store_that_is_down() -> None:
         ),
     ):
         out = io.StringIO()
-        with pytest.raises(CommandError, match=rf"Could not count the entries of 2 .*{down}"):
+        with pytest.raises(CommandError, match=rf"Could not read the store of 2 .*{down}"):
             call_command("cache_namespaces", "list", stdout=out, stderr=io.StringIO())
         assert up in out.getvalue()  # the table still shows the namespaces that answered
         assert run("stats", up, format="json").json()["fail_silently"] is True
@@ -390,6 +392,79 @@ def test_a_store_that_is_down() -> None:
             assert "unavailable" in message
             assert f"redis://:********@127.0.0.1:{port}/0" in message
             assert ":pw@" not in message
+
+
+@contextmanager
+def dead_memcached(*names: str) -> Iterator[None]:
+    """``names`` declared on a memcached that nothing listens to (a fresh client each time:
+    pymemcache's HashClient reports a dead server once, then answers defaults for 60 s)."""
+    dead = {
+        "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+        "LOCATION": f"127.0.0.1:{servers.free_port()}",
+        "OPTIONS": {"connect_timeout": 0.5, "timeout": 0.5},
+    }
+    with (
+        override_settings(CACHES={**settings.CACHES, "dead_memcached": dead}),
+        declared({name: {"TTL": 60, "CACHE": "dead_memcached"} for name in names}),
+    ):
+        yield
+
+
+def test_list_reports_a_down_store_that_cannot_count() -> None:
+    """memcached cannot count, so ``list`` shows n/a for it; an outage must not look like that."""
+    down = unique_namespace("down")
+    with dead_memcached(down):
+        out = io.StringIO()
+        with pytest.raises(
+            CommandError, match=rf"Could not read the store of 1 .*{down}"
+        ) as raised:
+            call_command("cache_namespaces", "list", stdout=out, stderr=io.StringIO())
+        assert "refused. Check that the store at 127.0.0.1:" in str(raised.value)
+        assert out.getvalue().splitlines()[1].split()[5] == "error"
+    with dead_memcached(down):
+        out = io.StringIO()
+        with pytest.raises(CommandError, match=down):
+            call_command("cache_namespaces", "list", format="json", stdout=out)
+        (row,) = json.loads(out.getvalue())["namespaces"]
+        assert row["entries"] is None
+        assert "unavailable" in row["error"]
+
+
+def test_a_cache_backend_that_cannot_be_imported() -> None:
+    """A BACKEND whose package is missing: a CommandError naming namespace and alias, no traceback."""
+    broken = {"BACKEND": "agenthub_cache_no_such_package.Cache"}
+    name = unique_namespace("imp")
+    with (
+        override_settings(CACHES={**settings.CACHES, "broken": broken}),
+        declared({name: {"TTL": 60, "CACHE": "broken"}}),
+    ):
+        for args in (
+            ("stats", name),
+            ("get", name, "k"),
+            ("flush", name),
+            ("keys", "adhoc", "--cache", "broken"),
+        ):
+            with pytest.raises(CommandError) as raised:
+                run(*args, interactive=False)
+            message = str(raised.value)
+            assert "cache cannot be loaded" in message
+            assert "'broken'" in message
+            assert "settings.CACHES['broken']['BACKEND']" in message
+        with pytest.raises(CommandError, match=rf"{name}: Cache namespace '{name}': the 'broken'"):
+            run("list")
+
+
+def test_a_location_the_client_cannot_read() -> None:
+    """The client's own ValueError gets the namespace and alias in front of it."""
+    bad = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:port/0"}
+    with (
+        override_settings(CACHES={**settings.CACHES, "bad_location": bad}),
+        pytest.raises(CommandError) as raised,
+    ):
+        run("stats", "adhoc", cache="bad_location")
+    message = str(raised.value)
+    assert message.startswith("Cache namespace 'adhoc': the 'bad_location' cache cannot be set up:")
+    assert message.endswith("(given with --cache bad_location)")
 
 
 # -- passwords never shown --------------------------------------------------------------------
@@ -439,6 +514,15 @@ def test_location_password_is_masked(password_redis: servers.Server) -> None:
         ("127.0.0.1:11211", "127.0.0.1:11211"),
         ("/var/tmp/django_cache", "/var/tmp/django_cache"),
         ("unix:///run/redis.sock?password=x", "unix:///run/redis.sock?password=********"),
+        # passwords that are not percent-encoded: redis-py reads up to the last "@"
+        ("redis://u:p w@h:6379/0", "redis://u:********@h:6379/0"),
+        ("redis://:ab/cd+e==@h:6379/0", "redis://:********@h:6379/0"),
+        ("redis://:p?w#x@h/0", "redis://:********@h/0"),
+        ("redis://:ab://cd@h/0", "redis://:********@h/0"),
+        ("redis://:a@h1;redis://:b@h2", "redis://:********@h1;redis://:********@h2"),
+        ("redis://:a@h1, redis://:b@h2", "redis://:********@h1, redis://:********@h2"),
+        ("unix://:pw@/run/redis.sock", "unix://:********@/run/redis.sock"),
+        ("unix:///run/a@b.sock", "unix:///run/a@b.sock"),  # a path, not a password
         (None, ""),
     ],
 )

@@ -8,11 +8,14 @@ must say so with ``NotSupported`` and its ``capabilities`` must agree.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.core.cache import caches
+from django.db import connections
 
 from agenthub_cache import FOREVER, CacheService, InvalidKey, NotSupported
 from tests.conftest import make_service, run_threads
@@ -138,6 +141,31 @@ def test_touch_and_persist(service: CacheService) -> None:
     assert service.persist("missing") is False
 
 
+def test_touch_and_persist_keep_index_filings(service: CacheService) -> None:
+    """A touched entry stays findable past its old expiry; its index outlives it no less."""
+    service.set("touched", 1, ttl=1, indexes={"g": "t"})
+    service.set("persisted", 2, ttl=1, indexes={"g": "p"})
+    assert service.touch("touched", ttl=60) is True
+    assert service.persist("persisted") is True
+    time.sleep(1.6)
+    assert service.find("g", "t") == ["touched"]
+    assert service.get_by_index("g", "p") == {"persisted": 2}
+    service.set("touched", 3, indexes={"g": "other"})  # re-filing still finds the old filing
+    assert service.find("g", "t") == []
+    assert service.find("g", "other") == ["touched"]
+    assert service.touch("touched", ttl=0) is True
+    assert service.find("g", "other") == []
+
+
+def test_index_values_of_expired_entries_are_forgotten(service: CacheService) -> None:
+    """An index never outlives its last entry by more than its TTL: stats stop counting it."""
+    service.set("old", 1, ttl=1, indexes={"email": "old@x"})
+    time.sleep(2.6)
+    service.set("new", 2, indexes={"email": "new@x"})
+    assert service.find("email", "old@x") == []
+    assert service.stats()["indexes"] == 1
+
+
 # -- atomic primitives ----------------------------------------------------------------------
 
 
@@ -198,6 +226,54 @@ def test_get_or_set_computes_once_under_concurrency(service: CacheService) -> No
     assert service.get_or_set("report", "other") == "computed"
     assert service.get_or_set("plain", 5) == 5
     assert service.get("plain") == 5
+
+
+def test_get_or_set_waits_a_bounded_time(service: CacheService) -> None:
+    """A waiter whose computer is too slow computes the value itself after ``wait``."""
+    computing = threading.Event()
+    results: list[Any] = []
+
+    def slow() -> str:
+        computing.set()
+        time.sleep(2.0)
+        return "slow"
+
+    def computer() -> None:
+        try:
+            results.append(service.get_or_set("report", slow))
+        finally:
+            caches.close_all()
+            connections.close_all()
+
+    thread = threading.Thread(target=computer)
+    thread.start()
+    assert computing.wait(5)
+    started = time.monotonic()
+    assert service.get_or_set("report", lambda: "mine", wait=0.3) == "mine"
+    assert time.monotonic() - started < 1.5
+    thread.join()
+    assert results == ["slow"]
+
+
+@pytest.mark.parametrize("error", [TypeError("caller bug"), ConnectionError("caller's API")])
+def test_get_or_set_callers_own_error_propagates(service: CacheService, error: Exception) -> None:
+    """What ``default`` raises is not a serialization error nor an unavailable cache."""
+
+    def compute() -> Any:
+        raise error
+
+    with pytest.raises(type(error)) as info:
+        service.get_or_set("k", compute)
+    assert info.value is error
+    assert service.get("k") is None
+
+
+async def test_aget_or_set_callers_own_error_propagates(service: CacheService) -> None:
+    def compute() -> Any:
+        raise AttributeError("caller bug")
+
+    with pytest.raises(AttributeError, match="caller bug"):
+        await service.aget_or_set("k", compute)
 
 
 def test_lock_excludes_second_holder(service: CacheService) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import redis
 from django.core import checks
+from django.core.cache import caches
 from django.test.utils import override_settings
 
 from agenthub_cache import CacheService, CacheUnavailable, NotSupported
@@ -31,6 +32,17 @@ FAST_DJANGO = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
 def hashed_key_func(key: str, key_prefix: str, version: int) -> str:
     """A KEY_FUNCTION that hides prefixes: the namespace cannot be listed, only used."""
     return hashlib.sha256(f"{key_prefix}:{version}:{key}".encode()).hexdigest()
+
+
+def lower_key_func(key: str, key_prefix: str, version: int) -> str:
+    """A KEY_FUNCTION that keeps prefixes but folds case: ``k`` survives it, ``K`` does not."""
+    return f"{key_prefix}:{version}:{key}".lower()
+
+
+def memcached_style_key_func(key: str, key_prefix: str, version: int) -> str:
+    """A KEY_FUNCTION carried over from memcached: keys over 250 characters are hashed."""
+    full = f"{key_prefix}:{version}:{key}"
+    return full if len(full) <= 250 else "h:" + hashlib.sha256(full.encode()).hexdigest()
 
 
 def redis_caches(server: servers.Server, stores: dict[str, Any]) -> dict[str, Any]:
@@ -53,6 +65,16 @@ def redis_caches(server: servers.Server, stores: dict[str, Any]) -> dict[str, An
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": url,
             "KEY_FUNCTION": f"{__name__}.hashed_key_func",
+        },
+        "lower": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": url,
+            "KEY_FUNCTION": f"{__name__}.lower_key_func",
+        },
+        "long_hashed": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            "KEY_FUNCTION": f"{__name__}.memcached_style_key_func",
         },
     }
 
@@ -152,6 +174,22 @@ def test_flush_200k_keys_leaves_every_other_key(own: redis.Redis) -> None:
     assert own.get("plain-key") == b"untouched"
 
 
+def test_flush_sends_no_script_exists_and_survives_a_script_flush(own: redis.Redis) -> None:
+    """Each flush batch is one pipeline (no SCRIPT EXISTS before it), and a server that lost
+    its scripts (SCRIPT FLUSH, restart) gets them again mid-flush, sync and async."""
+    svc = CacheService("batched", cache="star")
+    for clear in (svc.clear, lambda: asyncio.run(svc.aclear())):
+        svc.set_many({f"k{n}": n for n in range(5_000)})
+        svc.set("indexed", 1, indexes={"i": "x"})
+        own.script_flush()
+        own.config_resetstat()
+        assert clear() == 5_001
+        used = command_stats(own)
+        assert "script|exists" not in used, used
+        assert used["scan"] >= 5, used
+        assert own.dbsize() == 0
+
+
 def test_key_function_that_hides_prefixes(own: redis.Redis) -> None:
     svc = CacheService("hidden", cache="hashed")
     svc.set("a", 1, indexes={"i": "x"})
@@ -168,6 +206,26 @@ def test_key_function_that_hides_prefixes(own: redis.Redis) -> None:
     with pytest.raises(NotSupported, match="KEY_FUNCTION"):
         svc.clear()
     assert svc.delete_many(["b", "c", "d"]) == 2
+    assert own.dbsize() == 0
+
+
+@pytest.mark.parametrize(("alias", "key"), [("lower", "Mixed Case"), ("long_hashed", "x" * 300)])
+def test_key_function_that_rewrites_some_keys(own: redis.Redis, alias: str, key: str) -> None:
+    """A key function that keeps short lower-case prefixes but rewrites other keys is applied
+    to every key, so ``caches[alias]`` and the app still read each other's values."""
+    svc = CacheService("rewritten", cache=alias)
+    cache = caches[alias]
+    svc.set(key, "from the app", indexes={"i": "X"})
+    assert cache.get(svc.make_key(key)) == "from the app"
+    cache.set(svc.make_key(f"{key}2"), "from django")
+    assert svc.get(f"{key}2") == "from django"
+    assert svc.get_many([key, f"{key}2"]) == {key: "from the app", f"{key}2": "from django"}
+    assert svc.find("i", "X") == [key]
+    assert svc.pop(key) == "from the app"
+    assert cache.get(svc.make_key(key)) is None
+    with pytest.raises(NotSupported, match="KEY_FUNCTION"):
+        svc.keys()
+    assert svc.delete(f"{key}2")
     assert own.dbsize() == 0
 
 

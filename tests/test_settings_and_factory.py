@@ -8,6 +8,7 @@ import sys
 import threading
 
 import pytest
+from django.core.cache.backends.base import InvalidCacheBackendError
 from django.core.exceptions import ImproperlyConfigured
 from django.test.utils import override_settings
 
@@ -132,6 +133,14 @@ def test_bad_service_arguments_name_the_problem() -> None:
         CacheService("bad name")
     with pytest.raises(ValueError, match="'ok': default_ttl"):
         CacheService("ok", default_ttl=-1)
+    with pytest.raises(InvalidCacheBackendError, match=r"'ok': cache='nope' .*\(.*locmem"):
+        CacheService("ok", cache="nope")
+
+
+def test_error_families() -> None:
+    assert isinstance(InvalidKey("x"), ValueError)
+    assert isinstance(UnknownNamespace("x"), KeyError)
+    assert str(UnknownNamespace("no such namespace")) == "no such namespace"
 
 
 @pytest.mark.parametrize("alias_kind", ["redis", "redis_django"])

@@ -7,6 +7,7 @@ through ``shown()`` (control characters escaped, long strings cut) and JSON is w
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
@@ -41,6 +42,12 @@ def clip(message: str, limit: int = 600) -> str:
         return message
     cut = len(message) - limit
     return f"{message[: limit - 200]} ...({cut} characters cut)... {message[-200:]}"
+
+
+def sentence(message: str) -> str:
+    """``message`` ending in a full stop, so that a further sentence can follow it."""
+    message = message.rstrip()
+    return message if message.endswith((".", "!", "?")) else f"{message}."
 
 
 def short_name(dotted: str) -> str:
@@ -138,33 +145,47 @@ def printable(text: str) -> str:
 
 # -- locations --------------------------------------------------------------------------------
 
-#: The userinfo runs to the last "@" of the authority, as urllib (and so redis-py) reads it.
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/\s]*)@")
+#: Where one URL of a LOCATION starts: its scheme, at the start or after a separator.
+_URL_START = re.compile(r"(?:^|(?<=[\s,;]))[A-Za-z][A-Za-z0-9+.-]*://")
 _SECRET_QUERY = re.compile(
     r"(?P<name>(?:^|[?&;])(?:password|passwd|pwd|secret|token|auth)=)[^&;#\s]*", re.IGNORECASE
 )
 MASK = "********"
 
 
-def _mask_userinfo(match: re.Match[str]) -> str:
-    user, colon, _password = match["userinfo"].partition(":")
+def _mask_userinfo(url: str) -> str:
+    """``url`` (``scheme://...``) with everything before its last ``@`` masked.
+
+    urllib (and so redis-py) reads the userinfo up to the last ``@`` of the authority; a
+    password that is not percent-encoded may hold a space, ``/`` or ``?``, so everything up to
+    the URL's last ``@`` is taken: a display may hide too much, never a password.
+    """
+    scheme, _, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not at or userinfo.startswith("/"):  # "unix:///run/a@b.sock": a path, no userinfo
+        return url
+    user, colon, _password = userinfo.partition(":")
     if not colon:  # "redis://secret@host": a lone userinfo may itself be the password
-        return f"{match['scheme']}{MASK}@"
-    return f"{match['scheme']}{user}:{MASK}@"
+        return f"{scheme}://{MASK}@{host}"
+    return f"{scheme}://{user}:{MASK}@{host}"
 
 
 def mask_location(location: object) -> str:
     """A ``CACHES`` ``LOCATION`` for display, passwords replaced by ``********``.
 
     ``redis://user:pw@host:6379/1`` -> ``redis://user:********@host:6379/1``; a password in
-    the query string (``?password=pw``) is masked too; lists are joined with ``", "``.
+    the query string (``?password=pw``) is masked too; lists are joined with ``", "``, and
+    so are the URLs of one string (``"redis://:a@h1,redis://:b@h2"``) masked one by one.
     """
     if location is None or location == "":
         return ""
     if isinstance(location, list | tuple):
         return ", ".join(mask_location(each) for each in location)
-    text = _USERINFO.sub(_mask_userinfo, str(location))
-    return _SECRET_QUERY.sub(lambda m: m["name"] + MASK, text)
+    text = str(location)
+    starts = [match.start() for match in _URL_START.finditer(text)]
+    pieces = [text[: starts[0]] if starts else text]
+    pieces += (_mask_userinfo(text[a:b]) for a, b in itertools.pairwise([*starts, len(text)]))
+    return _SECRET_QUERY.sub(lambda m: m["name"] + MASK, "".join(pieces))
 
 
 def block(title: str, pairs: Mapping[str, str]) -> str:

@@ -243,7 +243,12 @@ class Provider(RecordIndexes):
         return self.stored_ttl(self.entry_key(key, self.scope()))
 
     def touch(self, key: str, timeout: float | None) -> bool:
-        return bool(self.backend.touch(self.entry_key(key, self.scope()), timeout))
+        scope = self.scope()
+        with self.index_guard():
+            if not self.backend.touch(self.entry_key(key, scope), timeout):
+                return False
+            self.retime_entry(key, timeout, scope)
+        return True
 
     def get_or_set(self, key: str, default: Any, timeout: float | None, wait: float) -> Any:
         return stampede_get_or_set(self, key, default, timeout, wait)

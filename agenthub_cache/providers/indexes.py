@@ -5,7 +5,11 @@ Three kinds of record, all ordinary cache entries of the namespace:
 * a **meta** record per entry: ``{index: value}``, what the entry is filed under now;
 * an **index** record per (index, value): ``{key: expires_at or None}``, living as long as
   its longest-lived member;
-* a **directory** of every (index, value) that has a record, so ``prune`` can find them.
+* a **directory** of the (index, value) pairs that have a record, each with the expiry its
+  record had when last written, so ``prune`` and ``stats`` can find them. A pair whose expiry
+  has passed is checked against its record when a new record is created (re-dated if the
+  record lives on, dropped if it is gone), so the directory holds the live pairs, not every
+  value ever indexed.
 
 Writers hold ``index_guard()`` (one process-wide lock per store and namespace; the database
 provider adds a transaction). Readers trust nothing: a key is returned only if its entry
@@ -26,6 +30,14 @@ if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache
 
 _ABSENT: Any = object()
+
+
+def _record_expiry(members: Mapping[str, float | None]) -> float | None:
+    """When a record of these (non-expired) members expires: its longest-lived member's time."""
+    expiries = list(members.values())
+    if any(expiry is None for expiry in expiries):
+        return None
+    return max(e for e in expiries if e is not None)
 
 
 def _timeout_for(members: Mapping[str, float | None]) -> float | None:
@@ -82,6 +94,21 @@ class RecordIndexes:
                 self._remove_member(index, value, key, scope)
             self.backend.delete(meta_key)
 
+    def retime_entry(self, key: str, timeout: float | None, scope: str | None) -> None:
+        """``key`` got a new TTL (touch, persist): its meta and index filings follow it.
+
+        Without this an index would drop a touched entry at its old expiry, and a record
+        would expire before its longest-lived member.
+        """
+        meta_key = self.stored_key(keys.META, key, scope=scope)
+        filed: dict[str, str] | None = self.backend.get(meta_key)
+        if not filed:
+            return
+        self.backend.set(meta_key, filed, timeout)
+        expires = None if timeout is None else time.time() + timeout
+        for index, value in filed.items():
+            self._add_member(index, value, key, expires, scope)
+
     def unfile_entries(self, keys_: Iterable[str], scope: str | None) -> None:
         """``unfile_entry`` for many keys, with one read to find those that have indexes."""
         by_meta = {self.stored_key(keys.META, key, scope=scope): key for key in keys_}
@@ -102,7 +129,9 @@ class RecordIndexes:
         members[key] = expires
         self.backend.set(record_key, members, _timeout_for(members))
         if created:
-            self._update_directory(add=[(index, value)], scope=scope)
+            directory = self._settled_directory(scope)
+            directory[(index, value)] = _record_expiry(members)
+            self._write_directory(scope, directory)
 
     def _remove_member(self, index: str, value: str, key: str, scope: str | None) -> None:
         record_key = self._index_key(index, value, scope)
@@ -116,17 +145,52 @@ class RecordIndexes:
             self.backend.delete(record_key)
 
     def index_directory(self, scope: str | None) -> set[tuple[str, str]]:
-        stored = self.backend.get(self.stored_key(keys.INDEX, scope=scope)) or []
-        return {(index, value) for index, value in stored}
+        """The (index, value) pairs that have a record now."""
+        return set(self._settled_directory(scope))
 
-    def _update_directory(
-        self,
-        scope: str | None,
-        add: Iterable[tuple[str, str]] = (),
-        remove: Iterable[tuple[str, str]] = (),
+    def _read_directory(self, scope: str | None) -> dict[tuple[str, str], float | None]:
+        """``{(index, value): expiry of its record when last written}`` (``0.0``: unknown)."""
+        stored: list[Any] = self.backend.get(self.stored_key(keys.INDEX, scope=scope)) or []
+        directory: dict[tuple[str, str], float | None] = {}
+        for item in stored:
+            index, value, *expiry = item  # the first layout stored bare (index, value) pairs
+            directory[(index, value)] = expiry[0] if expiry else 0.0
+        return directory
+
+    def _settled_directory(self, scope: str | None) -> dict[tuple[str, str], float | None]:
+        """The directory, each pair whose expiry has passed checked against its record.
+
+        Later members extend a record past the expiry noted here: such a pair is re-dated.
+        A pair whose record is gone is dropped.
+        """
+        directory = self._read_directory(scope)
+        now = time.time()
+        lapsed = {
+            self._index_key(index, value, scope): (index, value)
+            for (index, value), expiry in directory.items()
+            if expiry is not None and expiry <= now
+        }
+        if lapsed:
+            found = self.backend.get_many(list(lapsed))
+            for record_key, pair in lapsed.items():
+                members = found.get(record_key)
+                if members:
+                    directory[pair] = _record_expiry(members)
+                else:
+                    del directory[pair]
+        return directory
+
+    def _write_directory(
+        self, scope: str | None, directory: Mapping[tuple[str, str], float | None]
     ) -> None:
-        directory = (self.index_directory(scope) | set(add)) - set(remove)
-        self.backend.set(self.stored_key(keys.INDEX, scope=scope), sorted(directory), None)
+        directory_key = self.stored_key(keys.INDEX, scope=scope)
+        if directory:
+            stored = [
+                (index, value, expiry) for (index, value), expiry in sorted(directory.items())
+            ]
+            self.backend.set(directory_key, stored, None)
+        else:
+            self.backend.delete(directory_key)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -175,8 +239,8 @@ class RecordIndexes:
         scope = self.scope()
         dropped = 0
         with self.index_guard():
-            emptied = []
-            for index, value in sorted(self.index_directory(scope)):
+            directory = self._read_directory(scope)
+            for index, value in sorted(directory):
                 record_key = self._index_key(index, value, scope)
                 members: dict[str, float | None] = self.backend.get(record_key) or {}
                 live = self._live_members(index, value, scope)
@@ -184,9 +248,9 @@ class RecordIndexes:
                 dropped += len(members) - len(kept)
                 if kept:
                     self.backend.set(record_key, kept, _timeout_for(kept))
+                    directory[(index, value)] = _record_expiry(kept)
                 else:
                     self.backend.delete(record_key)
-                    emptied.append((index, value))
-            if emptied:
-                self._update_directory(scope, remove=emptied)
+                    del directory[(index, value)]
+            self._write_directory(scope, directory)
         return dropped

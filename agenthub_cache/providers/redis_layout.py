@@ -26,6 +26,13 @@ _SAFE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-
 _ASCII_ESCAPES: Final = {i: f"%{i:02X}" for i in range(128) if chr(i) not in _SAFE_CHARS}
 _ASCII_UNESCAPES: Final = {f"{i:02X}": chr(i) for i in range(128)}
 _CODE = re.compile(r"%[0-9A-F]{2}")
+#: Suffixes that show whether the backend's key function just appends the key: every
+#: character an escaped part or the layout can hold, and a key longer than any store's limit
+#: (a key function that lower-cases, or hashes long keys for memcached, fails one of them).
+_PROBE_SUFFIXES: Final = (
+    f"{keys.ENTRY}:{_SAFE_CHARS}%3A%C3%BC",
+    f"{keys.INDEX}:{'x' * 1000}:{'y' * 1000}",
+)
 
 
 def glob_escape(text: str) -> str:
@@ -81,7 +88,10 @@ class KeyLayout:
         self._make_key = backend.make_key
         self.built_prefix = keys.namespace_prefix(namespace)
         stored = str(backend.make_key(self.built_prefix))
-        keeps_prefix = str(backend.make_key(self.built_prefix + "k")) == stored + "k"
+        keeps_prefix = all(
+            str(backend.make_key(self.built_prefix + suffix)) == stored + suffix
+            for suffix in _PROBE_SUFFIXES
+        )
         #: The namespace's stored prefix; ``None`` if the KEY_FUNCTION does not keep prefixes.
         self.prefix: str | None = stored if keeps_prefix else None
         self._entry = f"{stored}{keys.ENTRY}:" if keeps_prefix else None

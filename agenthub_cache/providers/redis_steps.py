@@ -13,11 +13,12 @@ import asyncio
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from redis.exceptions import OutOfMemoryError, ResponseError
+from redis.commands.core import AsyncScript, Script
+from redis.exceptions import NoScriptError, OutOfMemoryError, ResponseError
 
 from agenthub_cache import keys
 from agenthub_cache.providers.locking import resolve_default
@@ -80,8 +81,16 @@ def run(connection: Connection, steps: Steps[T]) -> T:
                     reply = execute(*step.args)
                 elif isinstance(step, Lua):
                     reply = connection.run_script(step.script, step.keys, step.args)
+                elif isinstance(step, Batch) and not step.atomic:
+                    pipe = client.pipeline(transaction=False)
+                    for call in step.calls:
+                        queue(pipe, _command(call, scripts))
+                    replies = pipe.execute(raise_on_error=False)
+                    for n, call in _unloaded(step, replies):  # after a SCRIPT FLUSH or restart
+                        replies[n] = connection.run_script(call.script, call.keys, call.args)
+                    reply = replies
                 elif isinstance(step, Batch):
-                    pipe = client.pipeline(transaction=step.atomic)
+                    pipe = client.pipeline(transaction=True)
                     for call in step.calls:
                         if isinstance(call, Cmd):
                             queue(pipe, call.args)
@@ -112,8 +121,16 @@ async def arun(handle: AsyncHandle, steps: Steps[T]) -> T:
                     reply = await execute(*step.args)
                 elif isinstance(step, Lua):
                     reply = await handle.run_script(step.script, step.keys, step.args)
+                elif isinstance(step, Batch) and not step.atomic:
+                    pipe = client.pipeline(transaction=False)
+                    for call in step.calls:
+                        queue(pipe, _command(call, scripts))
+                    replies = await pipe.execute(raise_on_error=False)
+                    for n, call in _unloaded(step, replies):
+                        replies[n] = await handle.run_script(call.script, call.keys, call.args)
+                    reply = replies
                 elif isinstance(step, Batch):
-                    pipe = client.pipeline(transaction=step.atomic)
+                    pipe = client.pipeline(transaction=True)
                     for call in step.calls:
                         if isinstance(call, Cmd):
                             queue(pipe, call.args)
@@ -135,6 +152,31 @@ async def arun(handle: AsyncHandle, steps: Steps[T]) -> T:
 def queue(pipe: Any, args: tuple[Any, ...]) -> None:
     """Add a command to a (sync or async) pipeline; it only buffers, so it never awaits."""
     pipe.execute_command(*args)
+
+
+def _command(call: Cmd | Lua, scripts: Mapping[str, Script | AsyncScript]) -> tuple[Any, ...]:
+    """A pipelined call as one command: a script is a bare EVALSHA.
+
+    Not through ``Script.__call__``, which makes the pipeline send SCRIPT EXISTS first: one
+    more round trip for every batch of a flush. A script the server lost is run again by
+    itself (``_unloaded``); only ``atomic`` batches, whose calls cannot be re-run one by one,
+    keep that check.
+    """
+    if isinstance(call, Cmd):
+        return call.args
+    return ("EVALSHA", scripts[call.script].sha, len(call.keys), *call.keys, *call.args)
+
+
+def _unloaded(step: Batch, replies: list[Any]) -> list[tuple[int, Lua]]:
+    """The scripts of a non-atomic batch that failed as not loaded (their other calls ran);
+    any other error reply is raised, as ``execute()`` would have."""
+    unloaded = []
+    for n, (call, reply) in enumerate(zip(step.calls, replies, strict=True)):
+        if isinstance(reply, NoScriptError) and isinstance(call, Lua):
+            unloaded.append((n, call))
+        elif isinstance(reply, Exception):
+            raise reply
+    return unloaded
 
 
 def chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import InvalidCacheBackendError
 from django.core.checks import Tags
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import (
@@ -124,8 +125,20 @@ class Command(BaseCommand):
             if options is None:
                 return CacheService(name, cache=alias)
             return CacheService(name, options.ttl, alias, sensitive=options.sensitive)
+        except InvalidCacheBackendError as exc:  # BACKEND not importable (an extra not installed)
+            raise CommandError(
+                f"Cache namespace {quoted(name)}: the {alias!r} cache cannot be loaded: "
+                f"{render.sentence(render.clip(str(exc)))} Fix settings.CACHES[{alias!r}]"
+                f"['BACKEND'] or install its package{given}."
+            ) from exc
         except (CacheError, ValueError) as exc:
-            raise CommandError(f"{render.clip(str(exc))}{given}") from exc
+            message = render.clip(str(exc))
+            if not message.startswith("Cache namespace"):  # e.g. redis-py reading the LOCATION
+                message = (
+                    f"Cache namespace {quoted(name)}: the {alias!r} cache cannot be set up: "
+                    f"{message}"
+                )
+            raise CommandError(f"{message}{given}") from exc
 
     def fails_silently(self, service: CacheService) -> bool:
         """``FAIL_SILENTLY`` as settings declare it (the command's own services never do)."""
@@ -161,16 +174,16 @@ class Command(BaseCommand):
             )
             where = self.location(service) or "its LOCATION"
             raise CommandError(
-                f"{render.clip(str(exc))} Check that the store at {where} is up and "
-                f"reachable{table_hint}, then run the command again."
+                f"{render.sentence(render.clip(str(exc)))} Check that the store at {where} is up "
+                f"and reachable{table_hint}, then run the command again."
             ) from exc
         except (CacheError, ValueError) as exc:  # bad arguments: InvalidKey is a ValueError
             raise CommandError(render.clip(str(exc))) from exc
         except Exception as exc:
             raise CommandError(
                 f"Cache namespace {name}: {action} failed on the {service.cache_alias!r} cache: "
-                f"{type(exc).__name__}: {render.clip(str(exc))}. Re-run with --traceback to see "
-                "where."
+                f"{type(exc).__name__}: {render.sentence(render.clip(str(exc)))} Re-run with "
+                "--traceback to see where."
             ) from exc
 
     # -- list and stats -------------------------------------------------------------------
@@ -192,9 +205,7 @@ class Command(BaseCommand):
                 self.note(render.LOCMEM_NOTE)
         if failed:
             details = "; ".join(f"{r['namespace']}: {r['error']}" for r in rows if r["error"])
-            raise CommandError(
-                f"Could not count the entries of {len(failed)} namespace(s): {details}"
-            )
+            raise CommandError(f"Could not read the store of {len(failed)} namespace(s): {details}")
 
     def list_row(self, name: str) -> dict[str, Any]:
         options = conf.get_settings().namespaces[name]
@@ -219,6 +230,9 @@ class Command(BaseCommand):
             if service.capabilities.list_keys:
                 with self.store_errors(service, "count"):
                     row["entries"] = service.count()
+            else:  # it cannot count, but an operator must still see that it is down
+                with self.store_errors(service, "list"):
+                    service.stats()
         except CommandError as exc:
             if not isinstance(exc.__cause__, NotSupported):
                 row["error"] = str(exc)
