@@ -26,7 +26,11 @@ E008 = "agenthub_cache.E008"  # FAIL_SILENTLY / SENSITIVE not a bool
 W001 = "agenthub_cache.W001"  # namespace on DummyCache
 W002 = "agenthub_cache.W002"  # namespace on LocMemCache
 W003 = "agenthub_cache.W003"  # Redis eviction policy may evict index sets (Redis provider)
-IDS = (E001, E002, E003, E004, E005, E006, E007, E008, W001, W002, W003)
+W004 = "agenthub_cache.W004"  # pymemcache retries that silently turn an outage into misses
+IDS = (E001, E002, E003, E004, E005, E006, E007, E008, W001, W002, W003, W004)
+
+#: ``CACHES[alias]["OPTIONS"]`` for ``PyMemcacheCache`` that make an outage an error (W004).
+PYMEMCACHE_OPTIONS = {"retry_attempts": 0, "dead_timeout": 5}
 
 _WHERE = f"settings.{conf.SETTING}"
 
@@ -153,10 +157,19 @@ def _backend_class(alias: str) -> type[Any] | None:
     return backend
 
 
+def _silences_outages(alias: str) -> bool:
+    """pymemcache's HashClient answers "miss" (reads) and drops writes, raising nothing, for
+    ``retry_timeout`` seconds after a failure while it has retries left, and always with
+    ``ignore_exc``: an outage the app could neither report nor silence by its own policy."""
+    options = settings.CACHES[alias].get("OPTIONS") or {}
+    return bool(options.get("ignore_exc")) or options.get("retry_attempts", 2) != 0
+
+
 def check_hazards() -> list[CheckMessage]:
     """Warnings for aliases whose backend cannot keep the app's promises (one per alias)."""
     from django.core.cache.backends.dummy import DummyCache
     from django.core.cache.backends.locmem import LocMemCache
+    from django.core.cache.backends.memcached import PyMemcacheCache
 
     by_alias: dict[str, list[str]] = {}
     for ns in conf.get_settings().namespaces.values():
@@ -180,6 +193,22 @@ def check_hazards() -> list[CheckMessage]:
                     "management command cannot reach the server's processes.",
                     hint="Use a shared cache (Redis, memcached, DatabaseCache) outside development.",
                     id=W002,
+                )
+            )
+        elif (
+            backend is not None
+            and issubclass(backend, PyMemcacheCache)
+            and _silences_outages(alias)
+        ):
+            warnings.append(
+                Warning(
+                    f"{which}: with pymemcache's default retries (or ignore_exc), a memcached "
+                    "that goes down makes reads miss and writes vanish without an error for a "
+                    "while, so CacheUnavailable and FAIL_SILENTLY cannot apply.",
+                    hint=f"Add {PYMEMCACHE_OPTIONS!r} to settings.CACHES[{alias!r}]['OPTIONS']: "
+                    "every call then fails at once while the server is down, and the server is "
+                    "tried again after dead_timeout seconds.",
+                    id=W004,
                 )
             )
     return warnings

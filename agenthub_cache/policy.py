@@ -70,9 +70,7 @@ class FailurePolicy:
         if exc is None:
             return False
         service, provider = self.service, self.service.provider
-        if isinstance(exc, provider.unavailable_errors) and not isinstance(
-            exc, provider.refused_errors
-        ):
+        if provider.is_unavailable(exc):
             if service.fail_silently and self.silenceable:
                 service._warn_unavailable(self.operation, exc)
                 return True

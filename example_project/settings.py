@@ -87,6 +87,8 @@ def cache_settings(backend: str) -> dict[str, Any]:
             "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
             "LOCATION": os.environ.get("MEMCACHED_LOCATION", "127.0.0.1:11211"),
             "KEY_PREFIX": "example",
+            # An outage is an error on every call, not a second of silent misses (W004).
+            "OPTIONS": {"retry_attempts": 0, "dead_timeout": 5},
         }
     raise ImproperlyConfigured(
         f"AGENTHUB_CACHE_BACKEND={backend!r} is not one of 'db' (the default), 'redis', 'memcached'."

@@ -20,7 +20,7 @@ from django.core.management import call_command
 from django.db import connections
 from django.test.utils import override_settings
 
-from agenthub_cache import CacheService
+from agenthub_cache import CacheService, checks
 from tests import servers
 
 DB_CACHE_TABLE = "agenthub_cache_test_table"
@@ -89,6 +89,7 @@ def cache_settings(
             "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
             "LOCATION": memcached.location,
             "KEY_PREFIX": "mc",
+            "OPTIONS": checks.PYMEMCACHE_OPTIONS,
         }
     return caches_
 

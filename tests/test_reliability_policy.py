@@ -23,7 +23,7 @@ import pytest
 import redis
 from django.test.utils import override_settings
 
-from agenthub_cache import CacheService, CacheUnavailable, policy
+from agenthub_cache import CacheService, CacheUnavailable, checks, policy
 from agenthub_cache.providers import redis_connections
 from agenthub_cache.providers.redis import RedisProvider
 from tests import servers
@@ -468,3 +468,85 @@ def test_default_timeouts_bound_calls_on_a_frozen_server(stores: dict[str, Any])
                 svc.clear()
     finally:
         srv.stop()
+
+
+# -- memcached --------------------------------------------------------------------------------
+
+
+def memcached_alias(location: str, **options: Any) -> dict[str, Any]:
+    return {
+        "mc": {
+            "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+            "LOCATION": location,
+            "OPTIONS": options,
+        }
+    }
+
+
+def test_memcached_down_then_back(stores: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    """With W004's options an outage is an error on every call, for as long as it lasts.
+
+    pymemcache's defaults would answer the second and later calls of the first second with a
+    silent miss (and drop writes); the app must see the outage on each call, and work again
+    once the server is back, with no restart.
+    """
+    from pymemcache.exceptions import MemcacheError
+
+    srv = servers.memcached_server()
+    if srv is None:
+        pytest.skip("memcached is not installed (apt-get install memcached)")
+    srv.start()
+    tally = Tally()
+    try:
+        options = {**checks.PYMEMCACHE_OPTIONS, "dead_timeout": 0.5, "timeout": TIMEOUT}
+        with override_settings(CACHES={**stores, **memcached_alias(srv.location, **options)}):
+            assert checks.W004 not in [m.id for m in checks.check_hazards()]
+            loud = CacheService(unique_namespace("mc"), default_ttl=60, cache="mc")
+            quiet = CacheService(
+                unique_namespace("mcq"), default_ttl=60, cache="mc", fail_silently=True
+            )
+            assert loud.set("k", "v")
+            assert loud.get("k") == "v"
+            srv.kill()
+            tally.add("faults_injected")
+            deadline = time.monotonic() + 1.5  # past pymemcache's default retry_timeout
+            while time.monotonic() < deadline:
+                with pytest.raises(CacheUnavailable) as info:
+                    loud.get("k")
+                assert isinstance(info.value.__cause__, (ConnectionError, MemcacheError))
+                with pytest.raises(CacheUnavailable):
+                    loud.set("k", "w")
+                with caplog.at_level(logging.WARNING, logger="agenthub_cache"):
+                    assert quiet.get("k", "dflt") == "dflt"
+                    assert quiet.set("k", "w") is False
+                tally.add("operations", 4)
+                time.sleep(0.05)
+            srv.start()
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    assert loud.set("k", "back")
+                    break
+                except CacheUnavailable:
+                    assert time.monotonic() < deadline, "memcached came back, the app did not"
+                    time.sleep(0.1)
+            assert loud.get("k") == "back"
+            tally.add("faults_survived")
+    finally:
+        srv.stop()
+    record("policy: memcached down and back", tally)
+    assert not tally.bad(), tally.notes
+
+
+def test_pymemcache_defaults_warn(stores: dict[str, Any]) -> None:
+    for options in ({}, {"retry_attempts": 2}, {**checks.PYMEMCACHE_OPTIONS, "ignore_exc": True}):
+        with override_settings(
+            CACHES={**stores, **memcached_alias("127.0.0.1:1", **options)},
+            AGENTHUB_CACHE={"NAMESPACES": {"a": {"CACHE": "mc"}}},
+        ):
+            assert [m.id for m in checks.check_hazards()] == [checks.W004], options
+    with override_settings(
+        CACHES={**stores, **memcached_alias("127.0.0.1:1", **checks.PYMEMCACHE_OPTIONS)},
+        AGENTHUB_CACHE={"NAMESPACES": {"a": {"CACHE": "mc"}}},
+    ):
+        assert checks.check_hazards() == []

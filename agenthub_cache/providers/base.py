@@ -73,6 +73,12 @@ class Provider(RecordIndexes):
     #: Errors with which the store refuses a value it cannot hold (too large): a ``ValueError``.
     refused_value_errors: tuple[type[BaseException], ...] = ()
 
+    def is_unavailable(self, error: BaseException) -> bool:
+        """``error`` means the store is unreachable or timed out, and is not a refusal."""
+        return isinstance(error, self.unavailable_errors) and not isinstance(
+            error, self.refused_errors
+        )
+
     def __init__(
         self, backend: BaseCache, alias: str, namespace: str, *, shared: bool = True
     ) -> None:

@@ -40,6 +40,15 @@ def _value_errors() -> tuple[type[BaseException], ...]:
     return (MemcacheServerError,)
 
 
+def _all_servers_down_error() -> type[BaseException] | None:
+    try:
+        from pymemcache.exceptions import MemcacheError
+    except ImportError:
+        return None
+    error: type[BaseException] = MemcacheError
+    return error
+
+
 class MemcachedProvider(Provider):
     capabilities: ClassVar[Capabilities] = Capabilities(flush="generation", distributed_lock=True)
     counters_floor_at_zero = True
@@ -50,6 +59,12 @@ class MemcachedProvider(Provider):
         super().__init__(backend, alias, namespace, shared=shared)
         self.unavailable_errors = _client_errors()
         self.refused_value_errors = _value_errors()
+        self.all_servers_down_error = _all_servers_down_error()
+
+    def is_unavailable(self, error: BaseException) -> bool:
+        # pymemcache's HashClient raises its bare base MemcacheError ("All servers seem to be
+        # down right now") while every server is marked dead; its subclasses are refusals.
+        return super().is_unavailable(error) or type(error) is self.all_servers_down_error
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "location": getattr(self.backend, "_servers", None)}
