@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
@@ -161,7 +161,7 @@ def _silences_outages(alias: str) -> bool:
     """pymemcache's HashClient answers "miss" (reads) and drops writes, raising nothing, for
     ``retry_timeout`` seconds after a failure while it has retries left, and always with
     ``ignore_exc``: an outage the app could neither report nor silence by its own policy."""
-    options = settings.CACHES[alias].get("OPTIONS") or {}
+    options = cast(Mapping[str, Any], settings.CACHES[alias].get("OPTIONS") or {})
     return bool(options.get("ignore_exc")) or options.get("retry_attempts", 2) != 0
 
 
