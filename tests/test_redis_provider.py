@@ -6,6 +6,7 @@ in namespaces of its own.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,6 +18,7 @@ from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django_redis.cache import RedisCache as DjangoRedisRedisCache
 
 from agenthub_cache import CacheService
+from agenthub_cache.providers import redis_steps
 from agenthub_cache.providers.redis import RedisProvider
 from agenthub_cache.registry import provider_class_for
 from tests.conftest import make_service
@@ -276,3 +278,14 @@ def test_glob_hostile_keys_index_values_and_patterns(svc: CacheService) -> None:
     assert svc.delete_by_index("v", "*") == 1
     assert not svc.has_key("key*")
     assert svc.count() == len(keys_) - 1
+
+
+def test_large_index_read_in_chunks(svc: CacheService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An index over MGET_CHUNK members is read chunk by chunk (ZMSCORE against TIME)."""
+    monkeypatch.setattr(redis_steps, "MGET_CHUNK", 2)
+    for n in range(5):
+        svc.set(f"m{n}", n, indexes={"g": "big"})
+    svc.set("m1", 1, indexes={"g": "other"})  # re-filed away
+    svc.delete("m3")
+    assert svc.get_by_index("g", "big") == {"m0": 0, "m2": 2, "m4": 4}
+    assert asyncio.run(svc.afind("g", "big")) == ["m0", "m2", "m4"]

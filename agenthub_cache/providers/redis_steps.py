@@ -303,20 +303,52 @@ def live_entries(layout: KeyLayout, name: str, value: str) -> Steps[tuple[list[s
     """``(keys, stored values)`` of the entries filed under (name, value) now; ``None`` for
     a value that must not be returned.
 
-    Two round trips, values never copied through Lua: first the candidate members, then per
-    chunk one MULTI/EXEC of TIME + MGET + ZMSCORE, a snapshot in which an entry counts only if
-    it exists and is still filed here with an expiry after the server's now. So an entry
-    re-filed, deleted or expired between the two reads is never returned under this value.
-    Servers without ZMSCORE (Redis < 6.2) get the same guarantee from one script.
+    Two round trips, values never copied through Lua: first the candidate members, then one
+    MULTI/EXEC snapshot of their values beside the members filed here at that instant. So an
+    entry re-filed, deleted or expired between the two reads is never returned under this
+    value. Up to ``MGET_CHUNK`` members the snapshot re-reads the index (its reply is cheaper
+    than sending every member again); a larger index is read per chunk, each snapshot checking
+    the chunk's scores with ZMSCORE against the server's TIME. Servers without ZMSCORE (Redis
+    < 6.2), and full ones, get the same guarantee from one script.
     """
     idx = layout.index(name, value)
     since = int(time.time() * 1000) - CLOCK_SKEW_MS
     members: list[bytes] = yield Cmd(("ZRANGEBYSCORE", idx, since, "+inf"))
     if not members:
         return [], []
+    try:
+        if len(members) <= MGET_CHUNK:
+            values = yield from _snapshot_whole(layout, idx, since, members)
+        else:
+            values = yield from _snapshot_by_chunk(layout, idx, members)
+    except ResponseError as exc:
+        # Old servers lack ZMSCORE; a full one (noeviction) queues nothing in MULTI, not even
+        # reads: the script takes the same snapshot without a transaction.
+        unknown = "unknown command" in str(exc).lower()
+        if not (unknown or isinstance(exc, OutOfMemoryError)) or layout.prefix is None:
+            raise
+        return (yield from _live_entries_by_script(layout, idx))
+    return unescape_many(members), values
+
+
+def _snapshot_whole(
+    layout: KeyLayout, idx: str, since: int, members: list[bytes]
+) -> Steps[list[Any]]:
+    """The members' values beside the index re-read in one MULTI: a member filed here now is
+    live (its entry expires when its score says, and an expired entry has no value)."""
+    stored, filed = yield Batch(
+        [Cmd(("MGET", *layout.entries(members))), Cmd(("ZRANGEBYSCORE", idx, since, "+inf"))],
+        atomic=True,
+    )
+    still = set(filed)
+    return [raw if member in still else None for member, raw in zip(members, stored, strict=True)]
+
+
+def _snapshot_by_chunk(layout: KeyLayout, idx: str, members: list[bytes]) -> Steps[list[Any]]:
+    """Per chunk, its values beside its scores and the server's clock in one MULTI."""
     values: list[Any] = []
     for group in chunks(members, MGET_CHUNK):
-        snapshot = Batch(
+        (seconds, micros), stored, scores = yield Batch(
             [
                 Cmd(("TIME",)),
                 Cmd(("MGET", *layout.entries(list(group)))),
@@ -324,21 +356,12 @@ def live_entries(layout: KeyLayout, name: str, value: str) -> Steps[tuple[list[s
             ],
             atomic=True,
         )
-        try:
-            (seconds, micros), stored, scores = yield snapshot
-        except ResponseError as exc:
-            # Old servers lack ZMSCORE; a full one (noeviction) queues nothing in MULTI, not
-            # even reads: the script takes the same snapshot without a transaction.
-            unknown = "unknown command" in str(exc).lower()
-            if not (unknown or isinstance(exc, OutOfMemoryError)) or layout.prefix is None:
-                raise
-            return (yield from _live_entries_by_script(layout, idx))
         now = seconds * 1000 + micros // 1000
         values += [
             raw if score is not None and score > now else None
             for raw, score in zip(stored, scores, strict=True)
         ]
-    return unescape_many(members), values
+    return values
 
 
 def _live_entries_by_script(layout: KeyLayout, idx: str) -> Steps[tuple[list[str], list[Any]]]:
