@@ -193,16 +193,18 @@ class ServicePolicy:
     def _text(self, value: object, argument: str) -> str:
         if not isinstance(value, str):
             raise self._error(argument, f"must be a str, not {type(value).__name__}.")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise self._error(argument, f"{brief(value)} is not valid Unicode text.") from None
+        if not value.isascii():  # ASCII is valid text; only the rest may hold lone surrogates
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise self._error(argument, f"{brief(value)} is not valid Unicode text.") from None
         return value
 
     def _key(self, key: object, argument: str = "key") -> str:
-        if self._text(key, argument) == "":
+        text = self._text(key, argument)
+        if text == "":
             raise self._error(argument, "must not be empty.")
-        return str(key)
+        return text if type(text) is str else str(text)  # a str subclass (StrEnum) as plain str
 
     def _keys(self, keys: Iterable[object], argument: str = "keys") -> list[str]:
         if isinstance(keys, str):
