@@ -289,3 +289,41 @@ def test_large_index_read_in_chunks(svc: CacheService, monkeypatch: pytest.Monke
     svc.delete("m3")
     assert svc.get_by_index("g", "big") == {"m0": 0, "m2": 2, "m4": 4}
     assert asyncio.run(svc.afind("g", "big")) == ["m0", "m2", "m4"]
+
+
+def test_foreign_keys_under_the_prefix_are_never_touched(
+    svc: CacheService, raw: redis.Redis
+) -> None:
+    """Keys someone else wrote under the namespace's stored prefix, in shapes the app never
+    writes, are not listed, counted, pruned or flushed (the hostile suite's canaries found
+    ``clear()`` UNLINKing one)."""
+    provider = svc.provider
+    assert isinstance(provider, RedisProvider)
+    prefix = provider.layout.prefix
+    assert prefix is not None
+    foreign = {
+        f"{prefix}k": "bare kind",
+        f"{prefix}k:a:b": "two parts",
+        f"{prefix}k:a b": "unescaped space",
+        f"{prefix}m:x:y": "meta-like",
+        f"{prefix}l": "bare lock",
+        f"{prefix}z:1": "unknown kind",
+    }
+    raw.mset(foreign)
+    raw.zadd(f"{prefix}i:only-one-part", {"k": 1})  # index-like, expired score
+    try:
+        svc.set("a", 1, indexes={"g": "v"})
+        svc.set("b", 2, ttl=1)
+        with svc.lock("held", timeout=5):
+            pass
+        assert sorted(svc.keys()) == ["a", "b"]
+        assert sorted(asyncio.run(svc.akeys())) == ["a", "b"]
+        assert svc.count() == 2
+        assert svc.stats()["entries"] == 2
+        svc.prune()
+        assert svc.clear() == 2
+        assert svc.count() == 0
+        assert {k: raw.get(k) for k in foreign} == {k: v.encode() for k, v in foreign.items()}
+        assert raw.zrange(f"{prefix}i:only-one-part", 0, -1, withscores=True) == [(b"k", 1.0)]
+    finally:
+        raw.delete(*foreign, f"{prefix}i:only-one-part")

@@ -37,6 +37,9 @@ from agenthub_cache.providers.redis_steps import stats as stats_steps
 ScriptCall = tuple[list[str], list[Any]]
 
 
+_ENTRY = keys.ENTRY.encode()
+
+
 def px(timeout: float | None) -> str:
     """A Django timeout as the scripts take it: '' never expires, '0' expires at once."""
     if timeout is None:
@@ -243,7 +246,7 @@ class RedisProvider(Provider):
     def iter_keys(self, pattern: str = "*") -> Iterator[str]:
         layout, seen = self.layout, set()
         for stored in self._client.scan_iter(match=layout.entries_match(pattern), count=1000):
-            if stored not in seen:
+            if stored not in seen and layout.kind_of(stored) == _ENTRY:
                 seen.add(stored)
                 key = layout.key_of(stored)
                 if fnmatch.fnmatchcase(key, pattern):
@@ -349,7 +352,8 @@ class RedisProvider(Provider):
         layout, found = self.layout, dict[bytes, None]()
         client = self.connection.async_handle().client
         async for stored in client.scan_iter(match=layout.entries_match(pattern), count=1000):
-            found[stored] = None
+            if layout.kind_of(stored) == _ENTRY:
+                found[stored] = None
         return [k for k in map(layout.key_of, found) if fnmatch.fnmatchcase(k, pattern)]
 
     async def acount(self) -> int:

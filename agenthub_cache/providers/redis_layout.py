@@ -26,6 +26,19 @@ _SAFE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-
 _ASCII_ESCAPES: Final = {i: f"%{i:02X}" for i in range(128) if chr(i) not in _SAFE_CHARS}
 _ASCII_UNESCAPES: Final = {f"{i:02X}": chr(i) for i in range(128)}
 _CODE = re.compile(r"%[0-9A-F]{2}")
+#: One escaped part as the app writes it, and the shapes of the stored keys it writes after
+#: the namespace prefix: an entry or meta (one part), an index (name and value), a lock.
+_PART = rb"(?:[A-Za-z0-9_.~-]|%[0-9A-F]{2})"
+_SHAPES = rb"(?:(?P<one>[%s%s]):%s+|(?P<index>%s):%s+:%s*|(?P<lock>%s)(?::%s*)+)\Z" % (
+    keys.ENTRY.encode(),
+    keys.META.encode(),
+    _PART,
+    keys.INDEX.encode(),
+    _PART,
+    _PART,
+    keys.LOCK.encode(),
+    _PART,
+)
 #: Suffixes that show whether the backend's key function just appends the key: every
 #: character an escaped part or the layout can hold, and a key longer than any store's limit
 #: (a key function that lower-cases, or hashes long keys for memcached, fails one of them).
@@ -96,6 +109,7 @@ class KeyLayout:
         self.prefix: str | None = stored if keeps_prefix else None
         self._entry = f"{stored}{keys.ENTRY}:" if keeps_prefix else None
         self._meta = f"{stored}{keys.META}:" if keeps_prefix else None
+        self._shape = re.compile(re.escape(stored.encode()) + _SHAPES)
 
     def stored(self, suffix: str) -> str:
         """The stored key of ``<namespace prefix><suffix>``."""
@@ -162,9 +176,13 @@ class KeyLayout:
         """
         return self.match(f"{keys.ENTRY}:{escape(literal_prefix(pattern))}")
 
-    def kind_of(self, stored: bytes) -> bytes:
-        """The kind (``k``, ``m``, ``i``, ``l``) of a listed stored key."""
-        return stored[len(self.listed_prefix().encode()) :].partition(b":")[0]
+    def kind_of(self, stored: bytes) -> bytes | None:
+        """The kind (``k``, ``m``, ``i``, ``l``) of a listed stored key the app could have
+        written; ``None`` for any other key under the prefix (someone else's: never touched)."""
+        shape = self._shape.match(stored)
+        if shape is None:
+            return None
+        return shape["one"] or shape["index"] or shape["lock"]
 
     def key_of(self, stored: bytes) -> str:
         """The user key of a listed entry key."""

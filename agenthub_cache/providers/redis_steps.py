@@ -203,7 +203,9 @@ def scan(match: str) -> Steps[list[bytes]]:
 
 
 def count(layout: KeyLayout) -> Steps[int]:
-    return len((yield from scan(layout.match(f"{keys.ENTRY}:"))))
+    entry = keys.ENTRY.encode()
+    found = yield from scan(layout.match(f"{keys.ENTRY}:"))
+    return sum(1 for stored in found if layout.kind_of(stored) == entry)
 
 
 def clear(layout: KeyLayout, progress: Callable[[int], None] | None) -> Steps[int]:
@@ -219,21 +221,21 @@ def clear(layout: KeyLayout, progress: Callable[[int], None] | None) -> Steps[in
     match = layout.match()
     prefix = layout.listed_prefix()
     entry_prefix, meta_prefix = f"{prefix}{keys.ENTRY}:", f"{prefix}{keys.META}:"
-    entry_b, meta_b = entry_prefix.encode(), meta_prefix.encode()
-    index_b = f"{prefix}{keys.INDEX}:".encode()
+    member_at = len(entry_prefix.encode())  # entry and meta prefixes are equally long
+    entry, meta, index = (kind.encode() for kind in (keys.ENTRY, keys.META, keys.INDEX))
+    kind_of = layout.kind_of
     deleted = 0
     cursor, found = yield Cmd(("SCAN", 0, "MATCH", match, "COUNT", SCAN_COUNT))
     while True:
         members: dict[bytes, None] = {}
         indexes, others = [], []
         for stored in found:
-            if stored.startswith(entry_b):
-                members[stored[len(entry_b) :]] = None
-            elif stored.startswith(meta_b):
-                members[stored[len(meta_b) :]] = None
-            elif stored.startswith(index_b):
+            kind = kind_of(stored)
+            if kind in (entry, meta):
+                members[stored[member_at:]] = None
+            elif kind == index:
                 indexes.append(stored)
-            else:
+            elif kind is not None:  # locks; a key the app cannot have written stays
                 others.append(stored)
         calls: list[Cmd | Lua] = [
             Lua("delete_members", [], [entry_prefix, meta_prefix, *group])
@@ -276,7 +278,7 @@ def _drain_index(layout: KeyLayout, idx: bytes, entry_prefix: str, meta_prefix: 
 
 def stats(layout: KeyLayout) -> Steps[dict[str, Any]]:
     """Entries and indexes by SCAN; memory from MEMORY USAGE of a random sample of keys."""
-    stored = yield from scan(layout.match())
+    stored = [k for k in (yield from scan(layout.match())) if layout.kind_of(k) is not None]
     kinds = [layout.kind_of(k) for k in stored]
     sample = random.sample(stored, min(MEMORY_SAMPLES, len(stored)))
     sizes = (yield Batch([Cmd(("MEMORY USAGE", k)) for k in sample])) if sample else []
@@ -389,7 +391,10 @@ def delete_by_index(layout: KeyLayout, name: str, value: str) -> Steps[int]:
 def prune(layout: KeyLayout) -> Steps[int]:
     """Drop expired members by score, then re-check the rest against entries and metas."""
     dropped = 0
+    index = keys.INDEX.encode()
     for idx_raw in (yield from scan(layout.match(f"{keys.INDEX}:"))):
+        if layout.kind_of(idx_raw) != index:
+            continue  # not an index the app wrote
         idx, name = idx_raw.decode(), layout.index_name_of(idx_raw)
         dropped += int((yield Lua("prune_expired", [idx], [])))
         members = [_text(m) for m in (yield Cmd(("ZRANGE", idx, 0, -1)))]
