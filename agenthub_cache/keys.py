@@ -14,6 +14,7 @@ Layout (before the Django backend adds its own ``KEY_PREFIX`` and version)::
 from __future__ import annotations
 
 import hashlib
+import re
 from urllib.parse import quote, unquote
 
 APP_PREFIX = "ahc"
@@ -24,6 +25,24 @@ INDEX = "i"  # one index value's members
 LOCK = "l"  # lock and stampede-guard keys
 GENERATION = "g"  # the namespace generation counter (stores that cannot list)
 HASHED = "h"  # an entry key too long for the store, replaced by its digest
+
+
+#: One escaped part, as ``escape`` writes it.
+PART_PATTERN = r"(?:[A-Za-z0-9_.~-]|%[0-9A-F]{2})"
+_PART = re.compile(rf"{PART_PATTERN}+\Z")
+#: Every stored key the app writes, after its namespace prefix: entries and metas, index
+#: records and the bare index directory, locks and the bare lock row, the generation, and the
+#: digests of keys too long for the store.
+_WRITTEN = re.compile(
+    rf"(?:[{ENTRY}{META}]:{PART_PATTERN}+|{INDEX}(?::{PART_PATTERN}+:{PART_PATTERN}*)?"
+    rf"|{LOCK}(?::{PART_PATTERN}*)*|{GENERATION}|{HASHED}[{ENTRY}{META}{INDEX}{LOCK}]:[0-9a-f]{{64}})\Z"
+)
+
+
+def written_by_app(stored_suffix: str) -> bool:
+    """Whether a stored key (its namespace prefix cut off) has a shape the app writes; any
+    other key under the prefix is someone else's, and no listing or flush touches it."""
+    return _WRITTEN.match(stored_suffix) is not None
 
 
 def escape(part: str) -> str:
@@ -55,6 +74,6 @@ def hashed_key(namespace: str, kind: str, *parts: str, generation: str | None = 
 def entry_key_from_stored(stored_suffix: str) -> str | None:
     """Turn ``k:<escaped>`` (a stored key with its namespace prefix cut off) back into the key."""
     kind, _, rest = stored_suffix.partition(":")
-    if kind != ENTRY or not rest or ":" in rest:
+    if kind != ENTRY or _PART.match(rest) is None:
         return None
     return unescape(rest)

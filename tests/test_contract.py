@@ -525,3 +525,24 @@ def test_plain_cache_keys_untouched_by_clear(service: CacheService) -> None:
     service.clear()
     assert cache.get("agenthub-plain-canary") == "keep"
     cache.delete("agenthub-plain-canary")
+
+
+def test_foreign_keys_under_the_namespace_prefix_untouched(service: CacheService) -> None:
+    """Keys someone else put under the namespace's prefix, in shapes the app never writes,
+    are not listed, counted or flushed."""
+    from agenthub_cache import keys
+
+    cache = plain_cache(service)
+    prefix = keys.namespace_prefix(service.namespace)
+    foreign = {f"{prefix}{suffix}": suffix for suffix in ("k", "k:a:b", "k:%zz", "m:x:y", "z:1")}
+    cache.set_many(foreign, 60)
+    try:
+        service.set("a", 1, indexes={"g": "v"})
+        if service.capabilities.list_keys:
+            assert service.keys() == ["a"]
+            assert service.count() == 1
+        service.clear()
+        assert service.get("a") is None
+        assert cache.get_many(list(foreign)) == foreign
+    finally:
+        cache.delete_many(list(foreign))

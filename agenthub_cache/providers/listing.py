@@ -50,7 +50,8 @@ class ListingProvider(Provider):
                 yield key
 
     def clear(self, progress: Callable[[int], None] | None = None) -> int:
-        """Delete every stored key of the namespace (entries, records, locks).
+        """Delete every stored key of the namespace (entries, records, locks), and no key
+        of another shape that someone else put under its prefix.
 
         Deletes in batches of ``CLEAR_BATCH`` keys, calling ``progress(entries_deleted_so_far)``
         after each. Returns how many live entries there were.
@@ -59,7 +60,11 @@ class ListingProvider(Provider):
         entries = prefix + keys.ENTRY + ":"
         with self.index_guard():
             live = {k for k in self.list_stored(prefix, live_only=True) if k.startswith(entries)}
-            stored = self.list_stored(prefix, live_only=False)
+            stored = [
+                k
+                for k in self.list_stored(prefix, live_only=False)
+                if keys.written_by_app(k[len(prefix) :])
+            ]
             deleted = 0
             for start in range(0, len(stored), CLEAR_BATCH):
                 batch = stored[start : start + CLEAR_BATCH]

@@ -28,7 +28,7 @@ _ASCII_UNESCAPES: Final = {f"{i:02X}": chr(i) for i in range(128)}
 _CODE = re.compile(r"%[0-9A-F]{2}")
 #: One escaped part as the app writes it, and the shapes of the stored keys it writes after
 #: the namespace prefix: an entry or meta (one part), an index (name and value), a lock.
-_PART = rb"(?:[A-Za-z0-9_.~-]|%[0-9A-F]{2})"
+_PART = keys.PART_PATTERN.encode()
 _SHAPES = rb"(?:(?P<one>[%s%s]):%s+|(?P<index>%s):%s+:%s*|(?P<lock>%s)(?::%s*)+)\Z" % (
     keys.ENTRY.encode(),
     keys.META.encode(),
