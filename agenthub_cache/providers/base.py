@@ -56,6 +56,11 @@ def process_lock(store: str, namespace: str) -> threading.RLock:
         return _process_locks.setdefault((store, namespace), threading.RLock())
 
 
+#: Rounds of add-then-incr before ``incr`` gives up on a key that keeps vanishing in between
+#: (another process's add wins the next round, so no increment is lost to a racing expiry).
+INCR_ATTEMPTS = 5
+
+
 class Provider(RecordIndexes):
     """Generic provider: every §3 operation through Django's public cache API."""
 
@@ -220,12 +225,14 @@ class Provider(RecordIndexes):
         with self.index_guard():
             if self._backend_class.incr is BaseCache.incr:
                 return self._incr_keeping_expiry(stored, delta, timeout)
-            self.backend.add(stored, 0, timeout)
-            try:
-                return int(self.backend.incr(stored, delta))
-            except ValueError:  # expired between add and incr: start again
-                self.backend.add(stored, delta, timeout)
-                return delta
+            for _ in range(INCR_ATTEMPTS):
+                self.backend.add(stored, 0, timeout)
+                try:
+                    return int(self.backend.incr(stored, delta))
+                except ValueError:  # expired or deleted between add and incr: start again
+                    continue
+            self.backend.add(stored, delta, timeout)  # a store whose incr never finds its add
+            return delta
 
     def _incr_keeping_expiry(self, stored: str, delta: int, timeout: float | None) -> int:
         """Django's generic ``incr`` re-sets the default timeout; keep the entry's own."""
