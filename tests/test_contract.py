@@ -541,7 +541,8 @@ def test_foreign_keys_under_the_namespace_prefix_untouched(service: CacheService
         if service.capabilities.list_keys:
             assert service.keys() == ["a"]
             assert service.count() == 1
-        service.clear()
+        dropped = service.clear()
+        assert dropped in (1, None)  # None: a flush by generation cannot count
         assert service.get("a") is None
         assert cache.get_many(list(foreign)) == foreign
     finally:

@@ -57,9 +57,12 @@ class ListingProvider(Provider):
         after each. Returns how many live entries there were.
         """
         prefix = self.stored_prefix()
-        entries = prefix + keys.ENTRY + ":"
         with self.index_guard():
-            live = {k for k in self.list_stored(prefix, live_only=True) if k.startswith(entries)}
+            live = {
+                k
+                for k in self.list_stored(prefix, live_only=True)
+                if keys.entry_key_from_stored(k[len(prefix) :]) is not None
+            }
             stored = [
                 k
                 for k in self.list_stored(prefix, live_only=False)
