@@ -30,6 +30,12 @@ BIG = {"MAX_ENTRIES": 10_000_000}
 BACKENDS = ["locmem", "db", "files", "memcached", "redis", "redis_django", "in_memory"]
 
 
+def pytest_report_header() -> str:
+    """Which servers the tests start, so a run's log says what it ran on."""
+    memcached = shutil.which("memcached") or "not installed (its tests skip)"
+    return f"agenthub-cache test servers: redis {servers.redis_binary()}, memcached {memcached}"
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[servers.Server]:
     server = servers.redis_server().start()
