@@ -42,10 +42,8 @@ def _record_expiry(members: Mapping[str, float | None]) -> float | None:
 
 def _timeout_for(members: Mapping[str, float | None]) -> float | None:
     """A record lives as long as its longest-lived member."""
-    expiries = list(members.values())
-    if any(expiry is None for expiry in expiries):
-        return None
-    return max(1.0, max(e for e in expiries if e is not None) - time.time())
+    expires = _record_expiry(members)
+    return None if expires is None else max(1.0, expires - time.time())
 
 
 class RecordIndexes:

@@ -278,8 +278,9 @@ def _drain_index(layout: KeyLayout, idx: bytes, entry_prefix: str, meta_prefix: 
 
 def stats(layout: KeyLayout) -> Steps[dict[str, Any]]:
     """Entries and indexes by SCAN; memory from MEMORY USAGE of a random sample of keys."""
-    stored = [k for k in (yield from scan(layout.match())) if layout.kind_of(k) is not None]
-    kinds = [layout.kind_of(k) for k in stored]
+    kind_by_key = {k: layout.kind_of(k) for k in (yield from scan(layout.match()))}
+    stored = [k for k, kind in kind_by_key.items() if kind is not None]  # the app's own keys
+    kinds = [kind_by_key[k] for k in stored]
     sample = random.sample(stored, min(MEMORY_SAMPLES, len(stored)))
     sizes = (yield Batch([Cmd(("MEMORY USAGE", k)) for k in sample])) if sample else []
     known = [int(size) for size in sizes if size is not None]
