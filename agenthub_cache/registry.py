@@ -30,8 +30,8 @@ _BUILTINS = {
         "agenthub_cache.providers.memcached.PyMemcacheProvider"
     ),
     "django.core.cache.backends.dummy.DummyCache": "agenthub_cache.providers.dummy.DummyProvider",
-    "django.core.cache.backends.redis.RedisCache": "agenthub_cache.providers.redis.RedisProvider",
-    "django_redis.cache.RedisCache": "agenthub_cache.providers.redis.RedisProvider",
+    "django.core.cache.backends.redis.RedisCache": "agenthub_cache.providers.redis.provider.RedisProvider",
+    "django_redis.cache.RedisCache": "agenthub_cache.providers.redis.provider.RedisProvider",
 }
 
 _registry: dict[str, type[Provider] | str] = dict(_BUILTINS)

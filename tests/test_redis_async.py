@@ -20,8 +20,7 @@ import redis
 
 from agenthub_cache import CacheService
 from agenthub_cache.providers import base
-from agenthub_cache.providers import redis_connections as connections
-from agenthub_cache.providers.redis import RedisProvider
+from agenthub_cache.providers.redis import RedisProvider, connections
 from tests.conftest import make_service
 
 pytestmark = pytest.mark.filterwarnings("error")

@@ -20,8 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agenthub_cache import CacheService, keys
-from agenthub_cache.providers.redis_codec import codec_for
-from agenthub_cache.providers.redis_layout import escape, unescape, unescape_many
+from agenthub_cache.providers.redis.codec import codec_for
+from agenthub_cache.providers.redis.layout import escape, unescape, unescape_many
 from tests import servers
 
 

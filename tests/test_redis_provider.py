@@ -18,8 +18,8 @@ from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django_redis.cache import RedisCache as DjangoRedisRedisCache
 
 from agenthub_cache import CacheService
-from agenthub_cache.providers import redis_steps
 from agenthub_cache.providers.redis import RedisProvider
+from agenthub_cache.providers.redis import steps as redis_steps
 from agenthub_cache.registry import provider_class_for
 from tests.conftest import make_service
 

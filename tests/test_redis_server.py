@@ -21,7 +21,7 @@ from django.test.utils import override_settings
 
 from agenthub_cache import CacheService, CacheUnavailable, NotSupported
 from agenthub_cache.checks import W003, check_redis_eviction
-from agenthub_cache.providers import redis_steps
+from agenthub_cache.providers.redis import steps as redis_steps
 from tests import servers
 
 pytestmark = pytest.mark.filterwarnings("error")

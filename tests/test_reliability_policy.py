@@ -24,8 +24,8 @@ import redis
 from django.test.utils import override_settings
 
 from agenthub_cache import CacheService, CacheUnavailable, checks, policy
-from agenthub_cache.providers import redis_connections
 from agenthub_cache.providers.redis import RedisProvider
+from agenthub_cache.providers.redis import connections as redis_connections
 from tests import servers
 from tests.conftest import unique_namespace
 from tests.proxy import Proxy

@@ -20,19 +20,19 @@ from redis.exceptions import AuthenticationError, ResponseError
 
 from agenthub_cache import keys
 from agenthub_cache.providers.base import Capabilities, Provider
-from agenthub_cache.providers.redis_codec import codec_for
-from agenthub_cache.providers.redis_connections import UNAVAILABLE, connection_for, eviction_policy
-from agenthub_cache.providers.redis_layout import KeyLayout, escape
-from agenthub_cache.providers.redis_lock import RedisLock
-from agenthub_cache.providers.redis_scripts import CHUNK
-from agenthub_cache.providers.redis_steps import Lua, arun, chunks, run
-from agenthub_cache.providers.redis_steps import clear as clear_steps
-from agenthub_cache.providers.redis_steps import count as count_steps
-from agenthub_cache.providers.redis_steps import delete_by_index as delete_by_index_steps
-from agenthub_cache.providers.redis_steps import get_or_set as get_or_set_steps
-from agenthub_cache.providers.redis_steps import live_entries as live_entries_steps
-from agenthub_cache.providers.redis_steps import prune as prune_steps
-from agenthub_cache.providers.redis_steps import stats as stats_steps
+from agenthub_cache.providers.redis.codec import codec_for
+from agenthub_cache.providers.redis.connections import UNAVAILABLE, connection_for, eviction_policy
+from agenthub_cache.providers.redis.layout import KeyLayout, escape
+from agenthub_cache.providers.redis.lock import RedisLock
+from agenthub_cache.providers.redis.scripts import CHUNK
+from agenthub_cache.providers.redis.steps import Lua, arun, chunks, run
+from agenthub_cache.providers.redis.steps import clear as clear_steps
+from agenthub_cache.providers.redis.steps import count as count_steps
+from agenthub_cache.providers.redis.steps import delete_by_index as delete_by_index_steps
+from agenthub_cache.providers.redis.steps import get_or_set as get_or_set_steps
+from agenthub_cache.providers.redis.steps import live_entries as live_entries_steps
+from agenthub_cache.providers.redis.steps import prune as prune_steps
+from agenthub_cache.providers.redis.steps import stats as stats_steps
 
 ScriptCall = tuple[list[str], list[Any]]
 

@@ -31,7 +31,7 @@ from redis.commands.core import AsyncScript, Script
 from redis.exceptions import NoScriptError
 
 from agenthub_cache.exceptions import NotSupported
-from agenthub_cache.providers.redis_scripts import SOURCES
+from agenthub_cache.providers.redis.scripts import SOURCES
 
 #: redis-py's "server unreachable / timed out" errors (AuthenticationError is a subclass).
 UNAVAILABLE: tuple[type[BaseException], ...] = (

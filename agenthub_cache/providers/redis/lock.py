@@ -19,7 +19,7 @@ from agenthub_cache.exceptions import LockError
 from agenthub_cache.providers.locking import POLL_SECONDS, CacheLock
 
 if TYPE_CHECKING:
-    from agenthub_cache.providers.redis import RedisProvider
+    from agenthub_cache.providers.redis.provider import RedisProvider
 
 
 class RedisLock(CacheLock):

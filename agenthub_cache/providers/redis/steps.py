@@ -22,9 +22,9 @@ from redis.exceptions import NoScriptError, OutOfMemoryError, ResponseError
 
 from agenthub_cache import keys
 from agenthub_cache.providers.locking import resolve_default
-from agenthub_cache.providers.redis_connections import AsyncHandle, Connection
-from agenthub_cache.providers.redis_layout import KeyLayout, escape, unescape_many
-from agenthub_cache.providers.redis_scripts import CHUNK
+from agenthub_cache.providers.redis.connections import AsyncHandle, Connection
+from agenthub_cache.providers.redis.layout import KeyLayout, escape, unescape_many
+from agenthub_cache.providers.redis.scripts import CHUNK
 
 T = TypeVar("T")
 
