@@ -59,3 +59,10 @@ def tests(session: nox.Session, django: str) -> None:
         # machine without redis-server does; the others use redis-server where it is installed.
         env["AGENTHUB_CACHE_TEST_REDIS_SERVER"] = "embedded"
     session.run(*TEST_COMMAND, *session.posargs, success_codes=[0], env=env)
+
+
+@nox.session(python=MATRIX[-1][0])
+def extended(session: nox.Session) -> None:
+    """The suites too slow for every cell (marker ``extended``), on the newest cell only."""
+    session.install("-e", ".[test]", f"Django~={MATRIX[-1][1]}.0")
+    session.run(*TEST_COMMAND, "-m", "extended", *session.posargs, success_codes=[0])
