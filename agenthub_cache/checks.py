@@ -58,7 +58,8 @@ def _check_ttl(ttl: object, where: str) -> list[CheckMessage]:
         return []
     return [
         Error(
-            f"{where} is {ttl!r}; a TTL must be a positive whole number of seconds or None.",
+            f"{where} is {ttl!r}; a TTL must be a whole number of seconds from 1 to "
+            f"{conf.MAX_TTL} (10 years), or None.",
             hint="Use e.g. 300 for five minutes, or None for entries that never expire.",
             id=E005,
         )

@@ -27,6 +27,9 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 DEFAULT_ALIAS = "default"
 DEFAULT_TTL = 900
+#: The longest TTL, in seconds, that every store can hold (10 years; ``FOREVER`` for longer).
+#: Larger values made Redis, the database cache and memcached fail with their own errors.
+MAX_TTL = 10 * 365 * 86400
 #: The seed's namespaces and TTLs, used when the settings declare no ``NAMESPACES``.
 SEED_NAMESPACES: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     {
@@ -63,8 +66,10 @@ def is_valid_name(name: object) -> bool:
 
 
 def is_valid_ttl(ttl: object) -> bool:
-    """A settings TTL: a positive whole number of seconds, or None for "never expire"."""
-    return ttl is None or (isinstance(ttl, int) and not isinstance(ttl, bool) and ttl > 0)
+    """A settings TTL: a whole number of seconds from 1 to ``MAX_TTL``, or None (never expire)."""
+    return ttl is None or (
+        isinstance(ttl, int) and not isinstance(ttl, bool) and 0 < ttl <= MAX_TTL
+    )
 
 
 def raw_settings() -> Mapping[str, Any]:
@@ -122,6 +127,7 @@ def require_namespace(name: str) -> NamespaceSettings:
 __all__ = [
     "DEFAULT_ALIAS",
     "DEFAULT_TTL",
+    "MAX_TTL",
     "SEED_NAMESPACES",
     "AppSettings",
     "ImproperlyConfigured",

@@ -3,7 +3,8 @@
 ``ServicePolicy`` validates arguments (naming the namespace and the argument, before anything
 is written), turns ``ttl`` into a Django timeout, and wraps each call to the provider in a
 ``FailurePolicy``: unreachable stores raise ``CacheUnavailable``, or under ``FAIL_SILENTLY``
-become misses with a rate-limited warning; refused commands always raise.
+become misses with a rate-limited warning; refused commands (out of memory, no permission)
+always raise ``CacheRefused``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 from agenthub_cache import conf
-from agenthub_cache.exceptions import CacheUnavailable, InvalidKey
+from agenthub_cache.exceptions import CacheRefused, CacheUnavailable, InvalidKey
 
 if TYPE_CHECKING:
     from agenthub_cache.providers.base import Provider
@@ -82,6 +83,11 @@ class FailurePolicy:
             raise ValueError(
                 f"Cache namespace {service.namespace!r}: the {service.cache_alias!r} cache "
                 f"refused the value given to {self.operation}() (too large?): {exc}"
+            ) from exc
+        if isinstance(exc, provider.refused_errors):
+            raise CacheRefused(
+                f"Cache namespace {service.namespace!r}: the {service.cache_alias!r} cache "
+                f"refused {self.operation}(): {exc}"
             ) from exc
         if self.writes and isinstance(
             exc, (pickle.PicklingError, TypeError, AttributeError, UnicodeEncodeError)
@@ -226,22 +232,32 @@ class ServicePolicy:
             raise self._error("indexes", "must be a dict of index name to value.")
         return dict(self._index(name, value) for name, value in indexes.items())
 
-    def _timeout(self, ttl: object, argument: str = "ttl") -> float | None:
-        """``None`` -> the namespace default; ``FOREVER`` -> no expiry; else seconds (0 expires)."""
+    def _timeout(self, ttl: object, argument: str = "ttl") -> int | None:
+        """``None`` -> the namespace default; ``FOREVER`` -> no expiry; else whole seconds.
+
+        Checked before any I/O: a number of seconds from 0 (expires at once) to the most the
+        store can hold. A fraction is rounded up, so ``ttl=0.5`` keeps the entry for 1 s on
+        every store (the database cache and memcached would otherwise drop it at once), and
+        ``ttl()`` reports what was stored.
+        """
         if ttl is None:
             return self.default_ttl
         if ttl is FOREVER:
             return None
-        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not math.isfinite(ttl):
+        limit = self.provider.max_ttl()
+        if (
+            isinstance(ttl, bool)
+            or not isinstance(ttl, int | float)
+            or not math.isfinite(ttl)
+            or ttl < 0
+            or ttl > limit
+        ):
             raise ValueError(
-                f"Cache namespace {self.namespace!r}: {argument} must be a number of seconds, "
-                f"None (the namespace default) or FOREVER, not {brief(ttl)}."
+                f"Cache namespace {self.namespace!r}: {argument} must be a number of seconds "
+                f"from 0 to {limit} (the most the {self.cache_alias!r} cache can hold; FOREVER "
+                f"never expires) or None (the namespace default), not {brief(ttl)}."
             )
-        if ttl < 0:
-            raise ValueError(
-                f"Cache namespace {self.namespace!r}: {argument} must not be negative, got {brief(ttl)}."
-            )
-        return ttl
+        return math.ceil(ttl)
 
     def _delta(self, delta: object) -> int:
         if isinstance(delta, bool) or not isinstance(delta, int):

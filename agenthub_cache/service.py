@@ -51,8 +51,8 @@ class CacheService(ServicePolicy):
             default_ttl = conf.get_settings().default_ttl
         if not conf.is_valid_ttl(default_ttl):
             raise ValueError(
-                f"Cache namespace {namespace!r}: default_ttl must be a positive number of "
-                f"seconds or None, not {default_ttl!r}."
+                f"Cache namespace {namespace!r}: default_ttl must be a whole number of seconds "
+                f"from 1 to {conf.MAX_TTL} (10 years), or None, not {default_ttl!r}."
             )
         self.namespace = namespace
         self.default_ttl: int | None = default_ttl

@@ -31,6 +31,7 @@ def ids(setting: Any) -> list[str]:
         ({"DEFAULT_TTL": "900"}, [checks.E005]),
         ({"NAMESPACES": {"ok": {"TTL": 0}}}, [checks.E005]),
         ({"NAMESPACES": {"ok": {"TTL": True}}}, [checks.E005]),
+        ({"NAMESPACES": {"ok": {"TTL": 10 * 365 * 86400 + 1}}}, [checks.E005]),
         ({"NAMESPACES": {"ok": {"TTLL": 5}}}, [checks.E006]),
         ({"NAMESPACES": ["signup"]}, [checks.E007]),
         ({"NAMESPACES": {"ok": 300}}, [checks.E007]),

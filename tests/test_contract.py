@@ -119,6 +119,48 @@ def test_ttl_zero_expires_at_once(service: CacheService) -> None:
     assert not service.has_key("k")
 
 
+def test_sub_second_ttls_round_up_to_whole_seconds(service: CacheService) -> None:
+    """Every store keeps ``ttl=0.5`` for 1 s (the database cache and memcached dropped it at
+    once), and ``ttl()`` reports what was stored."""
+    assert service.set("half", "v", ttl=0.5) is True
+    assert service.add("nine", "v", ttl=0.9) is True
+    assert service.incr("rl", ttl=0.5) == 1
+    service.set("later", "v")
+    assert service.touch("later", ttl=0.2) is True
+    assert service.get_many(["half", "nine", "later"]) == {"half": "v", "nine": "v", "later": "v"}
+    assert service.incr("rl") == 2
+    if service.capabilities.ttl:
+        assert [service.ttl(k) for k in ("half", "nine", "rl", "later")] == [1, 1, 1, 1]
+    time.sleep(1.6)
+    assert service.get_many(["half", "nine", "rl", "later"]) == {}
+
+
+@pytest.mark.parametrize("ttl", [10**20, 10 * 365 * 86400 + 1, float(2**63)])
+def test_out_of_range_ttls_rejected_before_any_io(service: CacheService, ttl: Any) -> None:
+    """One ValueError naming the namespace and the range, whatever the store would have done."""
+    service.set("k", "kept", indexes={"g": "v"})
+    service.set("n", 5)
+    calls = {
+        "set": lambda: service.set("k", "x", ttl=ttl),
+        "add": lambda: service.add("new", "x", ttl=ttl),
+        "set_many": lambda: service.set_many({"k": "x", "new": "x"}, ttl=ttl),
+        "touch": lambda: service.touch("k", ttl),
+        "incr": lambda: service.incr("n", ttl=ttl),
+        "fresh incr": lambda: service.incr("new", ttl=ttl),
+        "get_or_set": lambda: service.get_or_set("new", "x", ttl=ttl),
+        "lock": lambda: service.lock("job", timeout=ttl),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=rf"{service.namespace}.* from 0 to \d+ ") as info:
+            call()
+        assert type(info.value) is ValueError, name
+        assert "ttl" in str(info.value) or "timeout" in str(info.value), name
+    assert service.get_many(["k", "n", "new"]) == {"k": "kept", "n": 5}
+    assert service.find("g", "v") == ["k"]
+    assert service.set("k", "longest", ttl=service.provider.max_ttl()) is True
+    assert service.get("k") == "longest"
+
+
 def test_entries_and_index_members_expire(service: CacheService) -> None:
     service.set("short", 1, ttl=2, indexes={"group": "g"})
     service.set("long", 2, ttl=60, indexes={"group": "g"})

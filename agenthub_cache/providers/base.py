@@ -23,7 +23,7 @@ from asgiref.sync import sync_to_async
 from django.core.cache import caches
 from django.core.cache.backends.base import MEMCACHE_MAX_KEY_LENGTH, BaseCache
 
-from agenthub_cache import keys, registry
+from agenthub_cache import conf, keys, registry
 from agenthub_cache.exceptions import InvalidKey, NotSupported
 from agenthub_cache.providers.indexes import RecordIndexes
 from agenthub_cache.providers.locking import CacheLock, stampede_get_or_set
@@ -73,10 +73,14 @@ class Provider(RecordIndexes):
     counters_floor_at_zero: ClassVar[bool] = False
     #: Errors that mean "the store is unreachable or timed out" (``FAIL_SILENTLY`` covers these).
     unavailable_errors: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
-    #: Among those, the ones that are a refusal (bad credentials): they raise, never silenced.
+    #: Refusals (bad credentials, out of memory, no permission): ``CacheRefused``, never silenced.
     refused_errors: tuple[type[BaseException], ...] = ()
     #: Errors with which the store refuses a value it cannot hold (too large): a ``ValueError``.
     refused_value_errors: tuple[type[BaseException], ...] = ()
+
+    def max_ttl(self) -> int:
+        """The longest TTL, in seconds, this store can hold now (the service refuses more)."""
+        return conf.MAX_TTL
 
     def is_unavailable(self, error: BaseException) -> bool:
         """``error`` means the store is unreachable or timed out, and is not a refusal."""

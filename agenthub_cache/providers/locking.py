@@ -6,6 +6,7 @@ distributed wherever the store is shared; on the file cache it is best effort.
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from types import TracebackType
@@ -46,12 +47,17 @@ class CacheLock:
             None if self.blocking_timeout is None else time.monotonic() + self.blocking_timeout
         )
         while True:
-            if self.provider.atomic_add(self._key, token, self.timeout):
+            if self.provider.atomic_add(self._key, token, self._stored_timeout()):
                 self._token = token
                 return True
             if not blocking or (deadline is not None and time.monotonic() >= deadline):
                 return False
             time.sleep(POLL_SECONDS)
+
+    def _stored_timeout(self) -> int | None:
+        """Whole seconds, rounded up: memcached would drop a 0.5 s lock at once (anyone could
+        then take it), as it would any entry (the service's TTL rule)."""
+        return None if self.timeout is None else math.ceil(self.timeout)
 
     def release(self) -> None:
         if self._token is None:

@@ -7,11 +7,16 @@ namespace generation in O(1); the old entries age out or are evicted by the serv
 from __future__ import annotations
 
 import importlib
+import time
 from typing import Any, ClassVar, cast
 
 from django.core.cache.backends.base import BaseCache
 
+from agenthub_cache import conf
 from agenthub_cache.providers.base import Capabilities, Provider
+
+#: The last expiry memcached can store (2038-01-19): its protocol reads a signed 32-bit time.
+MEMCACHED_LAST_TIME = 2**31 - 1
 
 
 def _client_errors() -> tuple[type[BaseException], ...]:
@@ -60,6 +65,10 @@ class MemcachedProvider(Provider):
         self.unavailable_errors = _client_errors()
         self.refused_value_errors = _value_errors()
         self.all_servers_down_error = _all_servers_down_error()
+
+    def max_ttl(self) -> int:
+        """memcached takes a TTL over 30 days as a Unix time, a signed 32-bit number."""
+        return max(0, min(conf.MAX_TTL, MEMCACHED_LAST_TIME - int(time.time())))
 
     def is_unavailable(self, error: BaseException) -> bool:
         # pymemcache's HashClient raises its bare base MemcacheError ("All servers seem to be

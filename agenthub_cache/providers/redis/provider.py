@@ -73,8 +73,8 @@ class RedisProvider(Provider):
     max_key_length: ClassVar[int | None] = None  # Redis keys may be 512 MB
     hash_long_keys: ClassVar[bool] = False
     unavailable_errors: tuple[type[BaseException], ...] = UNAVAILABLE
-    #: A wrong password is a refusal, not an outage: it raises even under ``FAIL_SILENTLY``.
-    refused_errors: tuple[type[BaseException], ...] = (AuthenticationError,)
+    #: A wrong password, OOM, NOPERM: refusals, not outages (``CacheRefused``, never silenced).
+    refused_errors: tuple[type[BaseException], ...] = (AuthenticationError, ResponseError)
 
     def __init__(self, backend: BaseCache, alias: str, namespace: str) -> None:
         super().__init__(backend, alias, namespace)
