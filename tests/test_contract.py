@@ -497,6 +497,47 @@ def test_bad_arguments_rejected_and_nothing_lost(service: CacheService) -> None:
     assert service.find("email", "other@x") == []
 
 
+def test_rejected_set_many_writes_nothing(service: CacheService) -> None:
+    """A batch with one value that cannot be serialized is refused whole (LocMem and the file
+    cache used to store the keys before it)."""
+    service.set("ok1", "kept", indexes={"g": "v"})
+    batch = {"ok1": "replaced", "ok2": 1, "bad": lambda: 0, "ok3": 3}
+    with pytest.raises(ValueError, match=rf"{service.namespace}.*serialized"):
+        service.set_many(batch)
+    assert service.get_many(["ok1", "ok2", "bad", "ok3"]) == {"ok1": "kept"}
+    assert service.find("g", "v") == ["ok1"]
+
+
+async def test_rejected_aset_many_writes_nothing(service: CacheService) -> None:
+    with pytest.raises(ValueError, match=rf"{service.namespace}.*serialized"):
+        await service.aset_many({"ok2": 1, "bad": lambda: 0})
+    assert await service.aget_many(["ok2", "bad"]) == {}
+
+
+@pytest.mark.parametrize("value", ["abc", "5", 1.5, [1], {"n": 1}, None])
+def test_incr_of_a_non_integer_is_one_value_error(service: CacheService, value: Any) -> None:
+    """The same error on every store: a ValueError naming the namespace and the key (LocMem
+    raised TypeError, the database and file caches a bare ValueError, memcached its own).
+
+    memcached alone increments a str of digits, as its server does (its text is a number there).
+    """
+    if value == "5" and service.cache_alias == "memcached":
+        value = "5x"
+    if value is None:  # a value that is there but is no number, stored through the app
+        service.set("s", b"\x00bytes")
+    else:
+        service.set("s", value)
+    stored = service.get("s")
+    with pytest.raises(
+        ValueError, match=rf"{service.namespace}.*cannot increment 's'.*not an integer"
+    ) as info:
+        service.incr("s")
+    assert type(info.value) is ValueError
+    with pytest.raises(ValueError, match="not an integer"):
+        service.decr("s", 2)
+    assert service.get("s") == stored
+
+
 def test_long_keys_hashed_or_refused(service: CacheService) -> None:
     key = "x" * 400
     provider = service.provider

@@ -31,6 +31,10 @@ from agenthub_cache.providers.locking import CacheLock, stampede_get_or_set
 MISSING: Any = object()
 
 
+class NotAnInteger(Exception):
+    """``incr`` found a value that is not an int (reported as the ``ValueError`` Redis gives)."""
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What a provider does natively; the management command and README table show these."""
@@ -77,6 +81,8 @@ class Provider(RecordIndexes):
     refused_errors: tuple[type[BaseException], ...] = ()
     #: Errors with which the store refuses a value it cannot hold (too large): a ``ValueError``.
     refused_value_errors: tuple[type[BaseException], ...] = ()
+    #: Errors with which the store's own ``incr`` refuses a value that is not a number.
+    not_an_integer_errors: tuple[type[BaseException], ...] = ()
 
     def max_ttl(self) -> int:
         """The longest TTL, in seconds, this store can hold now (the service refuses more)."""
@@ -226,17 +232,32 @@ class Provider(RecordIndexes):
     def incr(self, key: str, delta: int, timeout: float | None) -> int:
         """Start a missing key at 0 with ``timeout``, then add ``delta`` keeping its expiry."""
         stored = self.entry_key(key, self.scope())
-        with self.index_guard():
-            if self._backend_class.incr is BaseCache.incr:
-                return self._incr_keeping_expiry(stored, delta, timeout)
-            for _ in range(INCR_ATTEMPTS):
-                self.backend.add(stored, 0, timeout)
-                try:
-                    return int(self.backend.incr(stored, delta))
-                except ValueError:  # expired or deleted between add and incr: start again
-                    continue
-            self.backend.add(stored, delta, timeout)  # a store whose incr never finds its add
-            return delta
+        not_an_integer: tuple[type[BaseException], ...] = (
+            TypeError,  # LocMemCache adds delta to whatever it unpickles
+            NotAnInteger,
+            *self.not_an_integer_errors,
+        )
+        try:
+            with self.index_guard():
+                if self._backend_class.incr is BaseCache.incr:
+                    return self._incr_keeping_expiry(stored, delta, timeout)
+                for _ in range(INCR_ATTEMPTS):
+                    self.backend.add(stored, 0, timeout)
+                    try:
+                        return int(self.backend.incr(stored, delta))
+                    except ValueError:  # expired or deleted between add and incr: start again
+                        continue
+                self.backend.add(stored, delta, timeout)  # a store whose incr never finds its add
+                return delta
+        except not_an_integer as exc:
+            raise self.not_an_integer(key, str(exc)) from exc
+
+    def not_an_integer(self, key: str, reason: str) -> ValueError:
+        """The error of ``incr`` on a value that is not an int: the same on every store."""
+        return ValueError(
+            f"Cache namespace {self.namespace!r}: cannot increment {key!r}: its value is not an "
+            f"integer ({reason})."
+        )
 
     def _incr_keeping_expiry(self, stored: str, delta: int, timeout: float | None) -> int:
         """Django's generic ``incr`` re-sets the default timeout; keep the entry's own."""
@@ -244,6 +265,8 @@ class Provider(RecordIndexes):
         if value is None:
             self.backend.set(stored, delta, timeout)
             return delta
+        if isinstance(value, bool) or not isinstance(value, int):  # as Redis and memcached
+            raise NotAnInteger(f"it holds a {type(value).__name__}")
         remaining = self.stored_ttl(stored)
         if remaining == 0:
             remaining = timeout

@@ -45,6 +45,15 @@ def _value_errors() -> tuple[type[BaseException], ...]:
     return (MemcacheServerError,)
 
 
+def _not_an_integer_errors() -> tuple[type[BaseException], ...]:
+    """pymemcache's error for ``incr`` of a value that is not a number ("non-numeric value")."""
+    try:
+        from pymemcache.exceptions import MemcacheClientError
+    except ImportError:
+        return ()
+    return (MemcacheClientError,)
+
+
 def _all_servers_down_error() -> type[BaseException] | None:
     try:
         from pymemcache.exceptions import MemcacheError
@@ -64,6 +73,7 @@ class MemcachedProvider(Provider):
         super().__init__(backend, alias, namespace, shared=shared)
         self.unavailable_errors = _client_errors()
         self.refused_value_errors = _value_errors()
+        self.not_an_integer_errors = _not_an_integer_errors()
         self.all_servers_down_error = _all_servers_down_error()
 
     def max_ttl(self) -> int:
