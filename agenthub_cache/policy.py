@@ -9,6 +9,7 @@ always raise ``CacheRefused``.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import pickle
@@ -115,16 +116,34 @@ class CallerDefault:
     under ``FAIL_SILENTLY``, swallowed and the function run a second time).
     """
 
-    def __init__(self, default: Any) -> None:
+    def __init__(self, default: Any, namespace: str = "") -> None:
         self.default = default
+        self.namespace = namespace
 
     def __call__(self) -> Any:
         if not callable(self.default):
             return self.default
         try:
-            return self.default()
+            value = self.default()
         except Exception as exc:
             raise CallerFailed(exc) from exc
+        if inspect.isawaitable(value):  # e.g. a lambda around an async function
+            if inspect.iscoroutine(value):
+                value.close()  # never awaited, and never pickled
+            raise CallerFailed(
+                TypeError(
+                    f"Cache namespace {self.namespace!r}: get_or_set()'s default returned an "
+                    "awaitable: pass the async function itself to aget_or_set(), which awaits it."
+                )
+            )
+        return value
+
+
+def is_async_callable(default: object) -> bool:
+    """``default`` is an async function (or an object whose ``__call__`` is one)."""
+    return callable(default) and (
+        inspect.iscoroutinefunction(default) or inspect.iscoroutinefunction(type(default).__call__)
+    )
 
 
 class GuardedLock:
@@ -258,6 +277,19 @@ class ServicePolicy:
                 f"never expires) or None (the namespace default), not {brief(ttl)}."
             )
         return math.ceil(ttl)
+
+    def _wait(self, wait: object) -> float:
+        if (
+            isinstance(wait, bool)
+            or not isinstance(wait, int | float)
+            or not math.isfinite(wait)
+            or wait < 0
+        ):
+            raise ValueError(
+                f"Cache namespace {self.namespace!r}: wait must be a number of seconds >= 0, "
+                f"not {brief(wait)}."
+            )
+        return wait
 
     def _delta(self, delta: object) -> int:
         if isinstance(delta, bool) or not isinstance(delta, int):

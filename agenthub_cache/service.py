@@ -10,6 +10,8 @@ import math
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import async_to_sync, sync_to_async
+
 from agenthub_cache import conf
 from agenthub_cache.exceptions import CacheUnavailable, InvalidKey
 from agenthub_cache.factory import CacheFactory, CacheType
@@ -19,6 +21,7 @@ from agenthub_cache.policy import (
     CallerFailed,
     GuardedLock,
     ServicePolicy,
+    is_async_callable,
 )
 
 if TYPE_CHECKING:
@@ -283,28 +286,42 @@ class CacheService(ServicePolicy):
         """The value of ``key``, else ``default`` (called if callable) stored and returned.
 
         Concurrent misses compute ``default`` once; the others wait up to ``wait`` seconds.
+        An async function is refused here (``TypeError``): ``aget_or_set`` awaits it.
         """
-        key, timeout, compute = self._key(key), self._timeout(ttl), CallerDefault(default)
+        key, timeout, wait = self._key(key), self._timeout(ttl), self._wait(wait)
+        if is_async_callable(default):
+            raise TypeError(
+                f"Cache namespace {self.namespace!r}: get_or_set() got an async function as "
+                "default; await aget_or_set(), which awaits it, or pass a sync function."
+            )
+        compute = CallerDefault(default, self.namespace)
         try:
             with self._policy("get_or_set", writes=True):
                 return self.provider.get_or_set(key, compute, timeout, wait)
+            return compute()  # the store is down and the namespace fails silently
         except CallerFailed as failed:
             error = failed.error
-        else:
-            return default() if callable(default) else default
         raise error
 
     async def aget_or_set(
         self, key: str, default: Any, ttl: Any = None, wait: float = STAMPEDE_WAIT
     ) -> Any:
-        key, timeout, compute = self._key(key), self._timeout(ttl), CallerDefault(default)
+        key, timeout, wait = self._key(key), self._timeout(ttl), self._wait(wait)
+        if is_async_callable(default):
+            # The provider computes in its sync path, in a worker thread that runs the coroutine
+            # on this event loop: stampede protection stays the provider's, on every store.
+            compute = CallerDefault(async_to_sync(default), self.namespace)
+            get_or_set = sync_to_async(self.provider.get_or_set)
+        else:
+            compute = CallerDefault(default, self.namespace)
+            get_or_set = self.provider.aget_or_set
         try:
             with self._policy("get_or_set", writes=True):
-                return await self.provider.aget_or_set(key, compute, timeout, wait)
+                return await get_or_set(key, compute, timeout, wait)
+            # The store is down and the namespace fails silently: compute without storing.
+            return await default() if is_async_callable(default) else compute()
         except CallerFailed as failed:
             error = failed.error
-        else:
-            return default() if callable(default) else default
         raise error
 
     def lock(

@@ -318,6 +318,57 @@ async def test_aget_or_set_callers_own_error_propagates(service: CacheService) -
         await service.aget_or_set("k", compute)
 
 
+async def test_aget_or_set_awaits_an_async_callable(service: CacheService) -> None:
+    """The README's own async example: an async function is awaited (it was pickled as a
+    coroutine, "never awaited"), computed once among concurrent misses."""
+    calls: list[int] = []
+
+    async def build() -> dict[str, int]:
+        calls.append(1)
+        await asyncio.sleep(0.2)
+        return {"rows": 3}
+
+    results = await asyncio.gather(*(service.aget_or_set("report", build) for _ in range(4)))
+    assert results == [{"rows": 3}] * 4
+    assert calls == [1]
+    assert await service.aget("report") == {"rows": 3}
+    assert await service.aget_or_set("report", build) == {"rows": 3}
+    assert calls == [1]
+
+    async def fails() -> Any:
+        raise LookupError("caller's own")
+
+    with pytest.raises(LookupError, match="caller's own"):
+        await service.aget_or_set("other", fails)
+    assert await service.aget("other") is None
+
+
+async def test_get_or_set_refuses_an_async_callable(service: CacheService) -> None:
+    """Sync ``get_or_set`` refuses an async function before calling it; a sync function that
+    returns an awaitable is refused too; nothing is stored either way."""
+    called: list[int] = []
+
+    async def build() -> str:
+        called.append(1)
+        return "v"
+
+    with pytest.raises(TypeError, match=rf"{service.namespace}.*async function.*aget_or_set"):
+        await sync_to_async(service.get_or_set)("k", build)
+    assert called == []
+    with pytest.raises(TypeError, match=rf"{service.namespace}.*returned an awaitable"):
+        await sync_to_async(service.get_or_set)("k", lambda: build())
+    with pytest.raises(TypeError, match="returned an awaitable"):
+        await service.aget_or_set("k", lambda: build())
+    assert await service.aget("k") is None
+
+
+@pytest.mark.parametrize("wait", [-1, -0.5, float("nan"), "5", True])
+def test_get_or_set_rejects_a_bad_wait(service: CacheService, wait: Any) -> None:
+    with pytest.raises(ValueError, match=rf"{service.namespace}.*wait"):
+        service.get_or_set("k", "v", wait=wait)
+    assert service.get("k") is None
+
+
 def test_lock_excludes_second_holder(service: CacheService) -> None:
     with service.lock("job", timeout=10, blocking_timeout=0.1):
         second = service.lock("job", timeout=10, blocking_timeout=0.1)
