@@ -219,6 +219,47 @@ def test_pop_returns_once_and_unindexes(service: CacheService) -> None:
     assert service.find("user", "7") == []
 
 
+@pytest.mark.parametrize("remove", ["pop", "delete", "delete_many", "refile", "delete_by_index"])
+def test_removed_entries_leave_no_index_behind(service: CacheService, remove: str) -> None:
+    """``stats()`` stops counting an index value when its last entry goes, however it goes; a
+    ``prune`` after that has nothing to report and changes no count (LocMem, the database and
+    the file cache kept counting a popped entry's filing until a prune that reported 0)."""
+    service.set("kept", 0, indexes={"team": "a"})
+    service.set("token", {"user": 7}, indexes={"user": "7", "team": "a"})
+    assert service.stats()["indexes"] == 2
+    if remove == "pop":
+        assert service.pop("token") == {"user": 7}
+    elif remove == "delete":
+        assert service.delete("token") is True
+    elif remove == "delete_many":
+        assert service.delete_many(["token"]) == 1
+    elif remove == "refile":
+        service.set("token", 1, indexes={"team": "a"})
+    else:
+        assert service.delete_by_index("user", "7") == 1
+    assert service.find("user", "7") == []
+    assert service.stats()["indexes"] == 1
+    assert service.prune() == 0
+    assert service.stats()["indexes"] == 1
+    assert sorted(service.find("team", "a")) == (
+        ["kept", "token"] if remove == "refile" else ["kept"]
+    )
+
+
+def test_prune_reports_what_it_removed(service: CacheService) -> None:
+    """Every index member ``prune`` drops is counted, and only those: the same on every store
+    (``h=y`` expired whole with its only member, so nothing was left to drop there)."""
+    service.set("gone1", 1, ttl=1, indexes={"g": "x", "h": "y"})
+    service.set("gone2", 2, ttl=1, indexes={"g": "x"})
+    service.set("live", 3, indexes={"g": "x"})
+    time.sleep(1.6)
+    assert service.stats()["indexes"] == 1
+    assert service.prune() == 2
+    assert service.prune() == 0
+    assert service.find("g", "x") == ["live"]
+    assert service.stats()["indexes"] == 1
+
+
 def test_pop_racing_threads_one_winner(service: CacheService) -> None:
     service.set("token", "secret")
     results: list[Any] = []
