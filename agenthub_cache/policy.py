@@ -291,10 +291,10 @@ class ServicePolicy:
             )
         return wait
 
-    def _delta(self, delta: object) -> int:
+    def _delta(self, delta: object, argument: str = "delta") -> int:
         if isinstance(delta, bool) or not isinstance(delta, int):
             raise ValueError(
-                f"Cache namespace {self.namespace!r}: delta must be an int, not {brief(delta)}."
+                f"Cache namespace {self.namespace!r}: {argument} must be an int, not {brief(delta)}."
             )
         return delta
 

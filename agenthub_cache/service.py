@@ -225,25 +225,31 @@ class CacheService(ServicePolicy):
             return await self.provider.apop(key, default)
         return default
 
-    def incr(self, key: str, delta: int = 1, ttl: Any = None) -> int:
-        """Atomically add ``delta``; a missing key starts at 0 and gets ``ttl`` once."""
+    def incr(self, key: str, delta: int = 1, ttl: Any = None, *, default: int = 0) -> int:
+        """Atomically add ``delta``; a missing key starts at 0 and gets ``ttl`` once.
+
+        ``default`` is returned when the store is unreachable and the namespace fails
+        silently: a rate limit passes ``default=LIMIT + 1`` to refuse while it cannot count.
+        """
         key, delta, timeout = self._key(key), self._delta(delta), self._timeout(ttl)
+        default = self._delta(default, "default")
         with self._policy("incr"):
             return self.provider.incr(key, delta, timeout)
-        return 0
+        return default
 
-    async def aincr(self, key: str, delta: int = 1, ttl: Any = None) -> int:
+    async def aincr(self, key: str, delta: int = 1, ttl: Any = None, *, default: int = 0) -> int:
         key, delta, timeout = self._key(key), self._delta(delta), self._timeout(ttl)
+        default = self._delta(default, "default")
         with self._policy("incr"):
             return await self.provider.aincr(key, delta, timeout)
-        return 0
+        return default
 
-    def decr(self, key: str, delta: int = 1, ttl: Any = None) -> int:
+    def decr(self, key: str, delta: int = 1, ttl: Any = None, *, default: int = 0) -> int:
         """``incr`` by ``-delta``."""
-        return self.incr(key, -self._delta(delta), ttl)
+        return self.incr(key, -self._delta(delta), ttl, default=default)
 
-    async def adecr(self, key: str, delta: int = 1, ttl: Any = None) -> int:
-        return await self.aincr(key, -self._delta(delta), ttl)
+    async def adecr(self, key: str, delta: int = 1, ttl: Any = None, *, default: int = 0) -> int:
+        return await self.aincr(key, -self._delta(delta), ttl, default=default)
 
     def ttl(self, key: str) -> int | None:
         """Seconds left (rounded up); ``None`` if it never expires, ``0`` if missing."""

@@ -274,6 +274,7 @@ def test_incr_starts_at_zero_and_sets_ttl_once(service: CacheService) -> None:
     assert service.incr("hits", delta=5) == 7
     assert service.decr("hits", delta=2) == 5
     assert service.decr("fresh") == (0 if service.provider.counters_floor_at_zero else -1)
+    assert service.incr("other", default=99) == 1  # default: only for a silenced outage
     if service.capabilities.ttl:
         assert 0 < service.ttl("hits") <= 30
 

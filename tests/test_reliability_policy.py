@@ -248,6 +248,30 @@ def test_bad_ttls_are_refused_before_any_io(stores: dict[str, Any]) -> None:
                 svc.set("k", 1, ttl=10)
 
 
+def test_incr_default_is_what_a_silenced_outage_returns(stores: dict[str, Any]) -> None:
+    """A rate limit must not let everything through while the store is down: under
+    ``FAIL_SILENTLY`` ``incr`` returns the caller's ``default`` (0 when none is given)."""
+    url = f"redis://127.0.0.1:{servers.free_port()}"
+    with override_settings(CACHES={**stores, **alias_settings(url)}):
+        quiet = CacheService(unique_namespace("rl"), default_ttl=60, cache="dr", fail_silently=True)
+        limit = 5
+        assert quiet.incr("ip", ttl=60) == 0
+        assert quiet.incr("ip", ttl=60, default=limit + 1) == limit + 1
+        assert quiet.decr("slots", default=-1) == -1
+
+        async def twins() -> None:
+            assert await quiet.aincr("ip", ttl=60, default=limit + 1) == limit + 1
+            assert await quiet.adecr("slots", default=7) == 7
+            await quiet.aclose()
+
+        asyncio.run(twins())
+        loud = CacheService(unique_namespace("rl"), default_ttl=60, cache="dr")
+        with pytest.raises(CacheUnavailable):
+            loud.incr("ip", default=limit + 1)  # only silenced outages return it
+        with pytest.raises(ValueError, match=rf"{quiet.namespace}.*default must be an int"):
+            quiet.incr("ip", default="6")  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def proxied(stores: dict[str, Any]) -> Iterator[Proxy]:
     srv = servers.redis_server().start()
