@@ -44,9 +44,15 @@ _last_warning: dict[str, float] = {}
 
 
 def brief(value: object, limit: int = 60) -> str:
-    """``repr(value)``, cut short: a 10 kB argument must not make a 10 kB error message."""
+    """``repr(value)``, cut short: a 10 kB argument must not make a 10 kB error message.
+
+    The length given is the value's own (a str's characters, not its quoted ``repr``).
+    """
     text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-1]} ({len(text)} chars)"
+    if len(text) <= limit:
+        return text
+    size = len(value) if isinstance(value, str | bytes) else len(text)
+    return f"{text[: limit - 5]}...{text[-1]} ({size} chars)"
 
 
 class FailurePolicy:

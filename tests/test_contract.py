@@ -631,6 +631,13 @@ def test_incr_of_a_non_integer_is_one_value_error(service: CacheService, value: 
     assert service.get("s") == stored
 
 
+def test_too_long_an_index_name_is_measured_right(service: CacheService) -> None:
+    """65 characters are reported as 65 (the message counted the quotes of its repr)."""
+    with pytest.raises(InvalidKey, match=rf"{service.namespace}.*\(65 chars\)"):
+        service.set("k", 1, indexes={"x" * 65: "v"})
+    assert service.get("k") is None
+
+
 def test_long_keys_hashed_or_refused(service: CacheService) -> None:
     key = "x" * 400
     provider = service.provider

@@ -204,8 +204,24 @@ class Command(BaseCommand):
             if any(row["backend"] == render.LOCMEM for row in rows) and self.from_shell():
                 self.note(render.LOCMEM_NOTE)
         if failed:
-            details = "; ".join(f"{r['namespace']}: {r['error']}" for r in rows if r["error"])
-            raise CommandError(f"Could not read the store of {len(failed)} namespace(s): {details}")
+            raise CommandError(self.list_failures(rows))
+
+    @staticmethod
+    def list_failures(rows: list[dict[str, Any]]) -> str:
+        """One error per store (``CACHES`` alias) that failed, the namespaces on it named once."""
+        by_alias: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            if row["error"]:
+                by_alias.setdefault(row["cache"], []).append(row)
+        failed = sum(len(group) for group in by_alias.values())
+        lines = [
+            f"Could not read the store of {render.plural(failed, 'namespace')} "
+            f"(on {render.plural(len(by_alias), 'cache alias', 'cache aliases')}):"
+        ]
+        for alias, group in by_alias.items():
+            names = ", ".join(quoted(row["namespace"]) for row in group)
+            lines.append(f"- the {alias!r} cache, for {names}: {group[0]['error']}")
+        return "\n".join(lines)
 
     def list_row(self, name: str) -> dict[str, Any]:
         options = conf.get_settings().namespaces[name]
@@ -311,10 +327,16 @@ class Command(BaseCommand):
         with self.store_errors(service, "get"):
             value = service.get(key, _MISSING)
         if value is _MISSING:
+            if service.capabilities.list_keys:
+                hint = f"'cache_namespaces keys {service.namespace}' lists what it holds."
+            else:  # memcached, the file cache: only the indexes can say which keys exist
+                hint = (
+                    f"The {service.cache_alias!r} cache cannot list its keys; 'cache_namespaces "
+                    f"find {service.namespace} INDEX VALUE' lists the keys filed under an index."
+                )
             raise CommandError(
                 f"Cache namespace {quoted(service.namespace)} has no entry {quoted(str(key))}: it "
-                f"may have expired or been deleted. 'cache_namespaces keys {service.namespace}' "
-                "lists what it holds."
+                f"may have expired or been deleted. {hint}"
             )
         ttl, ttl_known = self.remaining_ttl(service, key)
         hidden = service.sensitive and not options.get("show_values")
