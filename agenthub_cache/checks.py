@@ -27,7 +27,11 @@ W001 = "agenthub_cache.W001"  # namespace on DummyCache
 W002 = "agenthub_cache.W002"  # namespace on LocMemCache
 W003 = "agenthub_cache.W003"  # Redis eviction policy may evict index sets (Redis provider)
 W004 = "agenthub_cache.W004"  # pymemcache retries that silently turn an outage into misses
-IDS = (E001, E002, E003, E004, E005, E006, E007, E008, W001, W002, W003, W004)
+W005 = "agenthub_cache.W005"  # DB/file/LocMem cache culling at Django's default MAX_ENTRIES
+IDS = (E001, E002, E003, E004, E005, E006, E007, E008, W001, W002, W003, W004, W005)
+
+#: Django's default ``OPTIONS["MAX_ENTRIES"]`` (W005 warns at or below it).
+DJANGO_MAX_ENTRIES = 300
 
 #: ``CACHES[alias]["OPTIONS"]`` for ``PyMemcacheCache`` that make an outage an error (W004).
 PYMEMCACHE_OPTIONS = {"retry_attempts": 0, "dead_timeout": 5}
@@ -166,6 +170,36 @@ def _silences_outages(alias: str) -> bool:
     return bool(options.get("ignore_exc")) or options.get("retry_attempts", 2) != 0
 
 
+def _culls_early(alias: str, backend: type[Any] | None) -> int | None:
+    """The alias's ``MAX_ENTRIES`` if it is a culling cache (database, file, LocMem) left at
+    Django's default of 300 or below, else ``None``."""
+    from django.core.cache.backends.db import DatabaseCache
+    from django.core.cache.backends.filebased import FileBasedCache
+    from django.core.cache.backends.locmem import LocMemCache
+
+    if backend is None or not issubclass(backend, DatabaseCache | FileBasedCache | LocMemCache):
+        return None
+    options = cast(Mapping[str, Any], settings.CACHES[alias].get("OPTIONS") or {})
+    try:
+        max_entries = int(options.get("MAX_ENTRIES", DJANGO_MAX_ENTRIES))
+    except (TypeError, ValueError):
+        return None  # Django's own cache reports a MAX_ENTRIES it cannot read
+    return max_entries if max_entries <= DJANGO_MAX_ENTRIES else None
+
+
+def _cull_warning(alias: str, which: str, max_entries: int) -> CheckMessage:
+    return Warning(
+        f"{which}: the cache holds at most MAX_ENTRIES = {max_entries} entries (Django's "
+        "default is 300) and then culls a share of them at random. Every indexed entry takes "
+        "more than one (its value, its index filing, the index records), so a few hundred "
+        "entries are enough for culling to drop values and index records: count() falls and "
+        "find() misses entries that were written a moment ago.",
+        hint=f"Set settings.CACHES[{alias!r}]['OPTIONS'] = {{'MAX_ENTRIES': 100_000}}, or "
+        "more than the namespaces on it will ever hold at once.",
+        id=W005,
+    )
+
+
 def check_hazards() -> list[CheckMessage]:
     """Warnings for aliases whose backend cannot keep the app's promises (one per alias)."""
     from django.core.cache.backends.dummy import DummyCache
@@ -212,6 +246,9 @@ def check_hazards() -> list[CheckMessage]:
                     id=W004,
                 )
             )
+        max_entries = _culls_early(alias, backend)
+        if max_entries is not None:
+            warnings.append(_cull_warning(alias, which, max_entries))
     return warnings
 
 
