@@ -129,10 +129,8 @@ def test_sub_second_ttls_round_up_to_whole_seconds(service: CacheService) -> Non
     assert service.touch("later", ttl=0.2) is True
     assert service.get_many(["half", "nine", "later"]) == {"half": "v", "nine": "v", "later": "v"}
     assert service.incr("rl") == 2
-    if service.capabilities.ttl:
+    if service.capabilities.ttl:  # 1 s: rounded up, and no more than that
         assert [service.ttl(k) for k in ("half", "nine", "rl", "later")] == [1, 1, 1, 1]
-    time.sleep(1.6)
-    assert service.get_many(["half", "nine", "rl", "later"]) == {}
 
 
 @pytest.mark.parametrize("ttl", [10**20, 10 * 365 * 86400 + 1, float(2**63)])
@@ -244,20 +242,6 @@ def test_removed_entries_leave_no_index_behind(service: CacheService, remove: st
     assert sorted(service.find("team", "a")) == (
         ["kept", "token"] if remove == "refile" else ["kept"]
     )
-
-
-def test_prune_reports_what_it_removed(service: CacheService) -> None:
-    """Every index member ``prune`` drops is counted, and only those: the same on every store
-    (``h=y`` expired whole with its only member, so nothing was left to drop there)."""
-    service.set("gone1", 1, ttl=1, indexes={"g": "x", "h": "y"})
-    service.set("gone2", 2, ttl=1, indexes={"g": "x"})
-    service.set("live", 3, indexes={"g": "x"})
-    time.sleep(1.6)
-    assert service.stats()["indexes"] == 1
-    assert service.prune() == 2
-    assert service.prune() == 0
-    assert service.find("g", "x") == ["live"]
-    assert service.stats()["indexes"] == 1
 
 
 def test_pop_racing_threads_one_winner(service: CacheService) -> None:
@@ -473,12 +457,17 @@ def test_index_values_with_separators_and_globs_stay_apart(service: CacheService
 
 
 def test_prune_reclaims_dead_members(service: CacheService) -> None:
-    service.set("gone", 1, ttl=1, indexes={"g": "x"})
-    service.set("live", 2, indexes={"g": "x"})
+    """``prune`` reports exactly the members it dropped, the same on every store (``h=y``
+    expired whole with its only member, so nothing was left to drop there)."""
+    service.set("gone1", 1, ttl=1, indexes={"g": "x", "h": "y"})
+    service.set("gone2", 2, ttl=1, indexes={"g": "x"})
+    service.set("live", 3, indexes={"g": "x"})
     time.sleep(1.6)
-    assert service.prune() >= 1
+    assert service.stats()["indexes"] == 1
+    assert service.prune() == 2
     assert service.prune() == 0
     assert service.find("g", "x") == ["live"]
+    assert service.stats()["indexes"] == 1
 
 
 def test_dangling_member_is_never_returned(service: CacheService) -> None:
