@@ -91,7 +91,7 @@ class FailurePolicy:
                 f"Cache namespace {service.namespace!r}: the {service.cache_alias!r} cache "
                 f"refused the value given to {self.operation}() (too large?): {exc}"
             ) from exc
-        if isinstance(exc, provider.refused_errors):
+        if isinstance(exc, provider.refused_errors + provider.error_replies):
             raise CacheRefused(
                 f"Cache namespace {service.namespace!r}: the {service.cache_alias!r} cache "
                 f"refused {self.operation}(): {exc}"

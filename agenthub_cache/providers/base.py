@@ -77,8 +77,12 @@ class Provider(RecordIndexes):
     counters_floor_at_zero: ClassVar[bool] = False
     #: Errors that mean "the store is unreachable or timed out" (``FAIL_SILENTLY`` covers these).
     unavailable_errors: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
-    #: Refusals (bad credentials, out of memory, no permission): ``CacheRefused``, never silenced.
+    #: Among those, the ones that are a refusal (bad credentials): ``CacheRefused``, never silenced.
     refused_errors: tuple[type[BaseException], ...] = ()
+    #: The store's error replies (it answered, and said no: out of memory, no permission):
+    #: ``CacheRefused``, never silenced. Checked after ``unavailable_errors``, so a reply that
+    #: means "try later" (a cluster that is down) can still be listed there.
+    error_replies: tuple[type[BaseException], ...] = ()
     #: Errors with which the store refuses a value it cannot hold (too large): a ``ValueError``.
     refused_value_errors: tuple[type[BaseException], ...] = ()
     #: Errors with which the store's own ``incr`` refuses a value that is not a number.

@@ -73,8 +73,10 @@ class RedisProvider(Provider):
     max_key_length: ClassVar[int | None] = None  # Redis keys may be 512 MB
     hash_long_keys: ClassVar[bool] = False
     unavailable_errors: tuple[type[BaseException], ...] = UNAVAILABLE
-    #: A wrong password, OOM, NOPERM: refusals, not outages (``CacheRefused``, never silenced).
-    refused_errors: tuple[type[BaseException], ...] = (AuthenticationError, ResponseError)
+    #: A wrong password is a refusal, not an outage: it raises even under ``FAIL_SILENTLY``.
+    refused_errors: tuple[type[BaseException], ...] = (AuthenticationError,)
+    #: OOM, NOPERM, any other error reply: ``CacheRefused``, never silenced.
+    error_replies: tuple[type[BaseException], ...] = (ResponseError,)
 
     def __init__(self, backend: BaseCache, alias: str, namespace: str) -> None:
         super().__init__(backend, alias, namespace)
