@@ -352,7 +352,9 @@ async def test_aget_or_set_awaits_an_async_callable(service: CacheService) -> No
     async def build() -> dict[str, int]:
         calls.append(1)
         await asyncio.sleep(0.2)
-        return {"rows": 3}
+        # Sync work from inside it (the ORM, say) must not deadlock on Django's one thread.
+        rows = await sync_to_async(lambda: 3)()
+        return {"rows": rows}
 
     results = await asyncio.gather(*(service.aget_or_set("report", build) for _ in range(4)))
     assert results == [{"rows": 3}] * 4
