@@ -204,24 +204,7 @@ class Command(BaseCommand):
             if any(row["backend"] == render.LOCMEM for row in rows) and self.from_shell():
                 self.note(render.LOCMEM_NOTE)
         if failed:
-            raise CommandError(self.list_failures(rows))
-
-    @staticmethod
-    def list_failures(rows: list[dict[str, Any]]) -> str:
-        """One error per store (``CACHES`` alias) that failed, the namespaces on it named once."""
-        by_alias: dict[str, list[dict[str, Any]]] = {}
-        for row in rows:
-            if row["error"]:
-                by_alias.setdefault(row["cache"], []).append(row)
-        failed = sum(len(group) for group in by_alias.values())
-        lines = [
-            f"Could not read the store of {render.plural(failed, 'namespace')} "
-            f"(on {render.plural(len(by_alias), 'cache alias', 'cache aliases')}):"
-        ]
-        for alias, group in by_alias.items():
-            names = ", ".join(quoted(row["namespace"]) for row in group)
-            lines.append(f"- the {alias!r} cache, for {names}: {group[0]['error']}")
-        return "\n".join(lines)
+            raise CommandError(render.list_failures(rows))
 
     def list_row(self, name: str) -> dict[str, Any]:
         options = conf.get_settings().namespaces[name]
