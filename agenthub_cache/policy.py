@@ -21,7 +21,7 @@ from agenthub_cache.exceptions import CacheUnavailable, InvalidKey
 
 if TYPE_CHECKING:
     from agenthub_cache.providers.base import Provider
-    from agenthub_cache.providers.locking import CacheLock
+    from agenthub_cache.providers.locking import LockBase
 
 logger = logging.getLogger("agenthub_cache")
 
@@ -128,7 +128,7 @@ class GuardedLock:
     would lose the mutual exclusion it asked for. Anything else is the provider lock's own.
     """
 
-    def __init__(self, lock: CacheLock, policy: FailurePolicy) -> None:
+    def __init__(self, lock: LockBase, policy: FailurePolicy) -> None:
         self._lock = lock
         self._policy = policy
 

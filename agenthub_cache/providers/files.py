@@ -6,11 +6,12 @@ import pickle
 import time
 from typing import Any, ClassVar, cast
 
-from agenthub_cache.providers.base import Capabilities, Provider
+from agenthub_cache.providers.base import Capabilities, Flush
+from agenthub_cache.providers.generic import GenericProvider
 
 
-class FileProvider(Provider):
-    capabilities: ClassVar[Capabilities] = Capabilities(flush="generation", ttl=True)
+class FileProvider(GenericProvider):
+    capabilities: ClassVar[Capabilities] = Capabilities(flush=Flush.GENERATION, ttl=True)
 
     def stored_ttl(self, stored: str) -> float | None:
         """FileBasedCache writes the expiry (epoch seconds or None) as the file's first pickle."""

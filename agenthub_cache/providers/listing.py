@@ -8,16 +8,19 @@ from typing import ClassVar
 
 from agenthub_cache import keys
 from agenthub_cache.exceptions import NotSupported
-from agenthub_cache.providers.base import Capabilities, Provider
+from agenthub_cache.providers.base import Capabilities, Flush
+from agenthub_cache.providers.generic import GenericProvider
 
 #: Stored keys deleted per call to ``delete_stored`` by ``clear`` (progress is reported per batch).
 CLEAR_BATCH = 1000
 
 
-class ListingProvider(Provider):
+class ListingProvider(GenericProvider):
     """Subclasses say how to list and delete the stored keys under a prefix."""
 
-    capabilities: ClassVar[Capabilities] = Capabilities(list_keys=True, flush="prefix", ttl=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        list_keys=True, flush=Flush.PREFIX, ttl=True
+    )
     hash_long_keys = False  # a hashed key could not be listed back
 
     def scope(self) -> str | None:

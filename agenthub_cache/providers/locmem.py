@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-from agenthub_cache.providers.base import Capabilities
+from agenthub_cache.providers.base import Capabilities, Flush, StoreScope
 from agenthub_cache.providers.listing import ListingProvider
 
 
@@ -17,7 +17,10 @@ class LocMemProvider(ListingProvider):
         """The LocMemCache, for its private ``_cache``/``_expire_info``/``_lock`` (untyped)."""
         return self.backend
 
-    capabilities: ClassVar[Capabilities] = Capabilities(list_keys=True, flush="prefix", ttl=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        list_keys=True, flush=Flush.PREFIX, ttl=True
+    )
+    store_scope: ClassVar[StoreScope] = StoreScope.PROCESS
 
     def list_stored(self, prefix: str, live_only: bool) -> list[str]:
         now = time.time()

@@ -11,7 +11,8 @@ from typing import Any, ClassVar, cast
 
 from django.core.cache.backends.base import BaseCache
 
-from agenthub_cache.providers.base import Capabilities, Provider
+from agenthub_cache.providers.base import Capabilities, Flush
+from agenthub_cache.providers.generic import GenericProvider
 
 
 def _client_errors() -> tuple[type[BaseException], ...]:
@@ -49,8 +50,10 @@ def _all_servers_down_error() -> type[BaseException] | None:
     return error
 
 
-class MemcachedProvider(Provider):
-    capabilities: ClassVar[Capabilities] = Capabilities(flush="generation", distributed_lock=True)
+class MemcachedProvider(GenericProvider):
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        flush=Flush.GENERATION, distributed_lock=True
+    )
     counters_floor_at_zero = True
 
     def __init__(
@@ -74,7 +77,7 @@ class PyMemcacheProvider(MemcachedProvider):
     """pymemcache speaks memcached ≥ 1.6's meta commands, so it can read a key's TTL."""
 
     capabilities: ClassVar[Capabilities] = Capabilities(
-        flush="generation", ttl=True, distributed_lock=True
+        flush=Flush.GENERATION, ttl=True, distributed_lock=True
     )
 
     def stored_ttl(self, stored: str) -> float | None:
