@@ -14,6 +14,8 @@ from django.core.checks import CheckMessage, Error, Warning
 from django.utils.module_loading import import_string
 
 from agenthub_cache import conf
+from agenthub_cache.providers.base import StoreScope
+from agenthub_cache.registry import provider_class_for
 
 E001 = "agenthub_cache.E001"  # AGENTHUB_CACHE is not a dict
 E002 = "agenthub_cache.E002"  # unknown top-level option
@@ -157,6 +159,16 @@ def _backend_class(alias: str) -> type[Any] | None:
     return backend
 
 
+def _store_scope(backend: type[Any] | None) -> StoreScope | None:
+    """Where the provider of ``backend`` says its data lives (``None``: it cannot be loaded)."""
+    if backend is None:
+        return None
+    try:
+        return provider_class_for(backend).store_scope
+    except (ImportError, LookupError):
+        return None
+
+
 def _silences_outages(alias: str) -> bool:
     """pymemcache's HashClient answers "miss" (reads) and drops writes, raising nothing, for
     ``retry_timeout`` seconds after a failure while it has retries left, and always with
@@ -167,8 +179,6 @@ def _silences_outages(alias: str) -> bool:
 
 def check_hazards() -> list[CheckMessage]:
     """Warnings for aliases whose backend cannot keep the app's promises (one per alias)."""
-    from django.core.cache.backends.dummy import DummyCache
-    from django.core.cache.backends.locmem import LocMemCache
     from django.core.cache.backends.memcached import PyMemcacheCache
 
     by_alias: dict[str, list[str]] = {}
@@ -177,8 +187,9 @@ def check_hazards() -> list[CheckMessage]:
     warnings: list[CheckMessage] = []
     for alias, names in by_alias.items():
         backend = _backend_class(alias)
+        scope = _store_scope(backend)
         which = f"Cache namespace(s) {', '.join(map(repr, names))} on the alias {alias!r}"
-        if backend is not None and issubclass(backend, DummyCache):
+        if scope is StoreScope.NOTHING:
             warnings.append(
                 Warning(
                     f"{which}: a DummyCache keeps nothing that is stored.",
@@ -186,7 +197,7 @@ def check_hazards() -> list[CheckMessage]:
                     id=W001,
                 )
             )
-        elif backend is not None and issubclass(backend, LocMemCache):
+        elif scope is StoreScope.PROCESS:
             warnings.append(
                 Warning(
                     f"{which}: a LocMemCache is private to each process, so a flush from a "
@@ -227,8 +238,6 @@ def check_redis_eviction(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
     (the app reports an unreachable cache when it is used).
     """
     from django.core.cache import caches
-
-    from agenthub_cache.registry import provider_class_for
 
     if settings_errors():
         return []

@@ -18,6 +18,7 @@ from django.core.management.base import CommandError
 from agenthub_cache import conf
 from agenthub_cache.management import render
 from agenthub_cache.management.render import plural, quoted
+from agenthub_cache.providers.base import StoreScope
 from agenthub_cache.service import CacheService
 
 if TYPE_CHECKING:
@@ -25,6 +26,11 @@ if TYPE_CHECKING:
 
 SAMPLE_KEYS = 5
 CONFIRM = "Type 'yes' to continue, or 'no' to cancel: "
+
+
+def is_process_local(service: CacheService) -> bool:
+    """The store lives inside each process (LocMem): this command cannot reach a server's."""
+    return service.provider.store_scope is StoreScope.PROCESS
 
 
 @dataclass
@@ -140,7 +146,7 @@ class Flush:
         self.locmem_note(targets)
 
     def locmem_note(self, targets: list[Target]) -> None:
-        if self.command.from_shell() and any(t.backend == render.LOCMEM for t in targets):
+        if self.command.from_shell() and any(is_process_local(t.service) for t in targets):
             self.command.note(render.LOCMEM_NOTE)
 
     # -- asking -----------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from agenthub_cache import conf
 from agenthub_cache.exceptions import CacheError, CacheUnavailable, NotSupported
 from agenthub_cache.management import arguments, render
 from agenthub_cache.management.arguments import FORMATS
-from agenthub_cache.management.flush import Flush
+from agenthub_cache.management.flush import Flush, is_process_local
 from agenthub_cache.management.render import quoted
 from agenthub_cache.service import CacheService
 
@@ -167,11 +167,8 @@ class Command(BaseCommand):
         except NotSupported as exc:
             raise CommandError(render.clip(f"{exc} {unsupported}".strip())) from exc
         except CacheUnavailable as exc:
-            table_hint = (
-                ", and that 'manage.py createcachetable' has created its table"
-                if self.backend(service).endswith(".DatabaseCache")
-                else ""
-            )
+            hint = service.provider.unavailable_hint
+            table_hint = f", {hint}" if hint else ""
             where = self.location(service) or "its LOCATION"
             raise CommandError(
                 f"{render.sentence(render.clip(str(exc)))} Check that the store at {where} is up "
@@ -190,8 +187,11 @@ class Command(BaseCommand):
 
     def do_list(self, options: dict[str, Any]) -> None:
         rows: list[dict[str, Any]] = []
+        process_local = False
         for name in conf.get_settings().namespaces:
-            rows.append(self.list_row(name))
+            row, service = self.list_row(name)
+            rows.append(row)
+            process_local |= service is not None and is_process_local(service)
         failed = [row["namespace"] for row in rows if row["error"]]
         if self.json:
             self.emit({"namespaces": rows})
@@ -201,13 +201,13 @@ class Command(BaseCommand):
             self.stdout.write(render.list_table(rows, full_names=self.verbosity >= 2))
             if self.verbosity >= 1 and any(r["entries"] is None and not r["error"] for r in rows):
                 self.stdout.write("n/a: the store cannot count its entries (memcached, files).")
-            if any(row["backend"] == render.LOCMEM for row in rows) and self.from_shell():
+            if process_local and self.from_shell():
                 self.note(render.LOCMEM_NOTE)
         if failed:
             details = "; ".join(f"{r['namespace']}: {r['error']}" for r in rows if r["error"])
             raise CommandError(f"Could not read the store of {len(failed)} namespace(s): {details}")
 
-    def list_row(self, name: str) -> dict[str, Any]:
+    def list_row(self, name: str) -> tuple[dict[str, Any], CacheService | None]:
         options = conf.get_settings().namespaces[name]
         row: dict[str, Any] = {
             "namespace": name,
@@ -221,6 +221,7 @@ class Command(BaseCommand):
             "capabilities": None,
             "error": None,
         }
+        service = None
         try:
             service = self.service(name)
             row.update(service.provider.describe())
@@ -238,7 +239,7 @@ class Command(BaseCommand):
                 row["error"] = str(exc)
         except Exception as exc:  # a broken alias must not hide the other namespaces
             row["error"] = f"{type(exc).__name__}: {exc}"
-        return row
+        return row, service
 
     def do_stats(self, options: dict[str, Any]) -> None:
         service = self.service(options["name"], options.get("cache"))
