@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from agenthub_cache import conf
+from agenthub_cache.binding import CacheType, bind_provider
 from agenthub_cache.exceptions import CacheUnavailable, InvalidKey
-from agenthub_cache.factory import CacheFactory, CacheType
 from agenthub_cache.policy import (
     FOREVER,
     CallerDefault,
@@ -58,20 +58,8 @@ class CacheService(ServicePolicy):
         self.default_ttl: int | None = default_ttl
         self.fail_silently = fail_silently
         self.sensitive = sensitive
-        self.provider: Provider = CacheFactory.create_cache(
-            cache_type=cache_type, namespace=namespace, default_ttl=default_ttl, cache=cache
-        )
+        self.provider: Provider = bind_provider(namespace, cache, cache_type)
         self.cache_alias = self.provider.alias
-
-    @classmethod
-    def from_settings(cls, options: conf.NamespaceSettings) -> CacheService:
-        return cls(
-            options.name,
-            default_ttl=options.ttl,
-            cache=options.cache,
-            fail_silently=options.fail_silently,
-            sensitive=options.sensitive,
-        )
 
     @property
     def capabilities(self) -> Capabilities:

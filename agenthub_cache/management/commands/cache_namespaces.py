@@ -37,6 +37,7 @@ from django.core.management.base import (
 
 from agenthub_cache import conf
 from agenthub_cache.exceptions import CacheError, CacheUnavailable, NotSupported
+from agenthub_cache.factory import CacheFactory
 from agenthub_cache.management import arguments, render
 from agenthub_cache.management.arguments import FORMATS
 from agenthub_cache.management.flush import Flush, is_process_local
@@ -122,9 +123,7 @@ class Command(BaseCommand):
                 f"alias in settings.CACHES; use one of: {', '.join(sorted(settings.CACHES))}."
             )
         try:
-            if options is None:
-                return CacheService(name, cache=alias)
-            return CacheService(name, options.ttl, alias, sensitive=options.sensitive)
+            return CacheFactory.create_service(name, alias, fail_silently=False)
         except InvalidCacheBackendError as exc:  # BACKEND not importable (an extra not installed)
             raise CommandError(
                 f"Cache namespace {quoted(name)}: the {alias!r} cache cannot be loaded: "
