@@ -47,15 +47,32 @@ def brief(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-1]} ({len(text)} chars)"
 
 
+#: What a serializer raises for a value it cannot encode: pickle's own error, ``TypeError``
+#: ("cannot pickle '_thread.lock' object", "not JSON serializable"), ``AttributeError`` (a local
+#: object), ``UnicodeEncodeError`` (pymemcache stores str as UTF-8; a lone surrogate has none).
+#: The same types also come from plain bugs, so each is checked against the values written.
+SERIALIZATION_ERRORS = (pickle.PicklingError, TypeError, AttributeError, UnicodeEncodeError)
+
+
 class FailurePolicy:
-    """Turns store errors into the §5 policy; suppresses them only under ``FAIL_SILENTLY``."""
+    """Turns store errors into the §5 policy; suppresses them only under ``FAIL_SILENTLY``.
+
+    ``values`` are what a write stores: an error is reported as a value that "cannot be
+    serialized" only if the provider's serializer fails on one of them too; otherwise (a bug in
+    a provider or a backend) it surfaces as itself.
+    """
 
     def __init__(
-        self, service: ServicePolicy, operation: str, writes: bool = False, silenceable: bool = True
+        self,
+        service: ServicePolicy,
+        operation: str,
+        values: Iterable[Any] | None = None,
+        silenceable: bool = True,
     ) -> None:
         self.service = service
         self.operation = operation
-        self.writes = writes
+        self.writes = values is not None
+        self.values = values
         self.silenceable = silenceable
 
     def __enter__(self) -> None:
@@ -83,13 +100,19 @@ class FailurePolicy:
                 f"Cache namespace {service.namespace!r}: the {service.cache_alias!r} cache "
                 f"refused the value given to {self.operation}() (too large?): {exc}"
             ) from exc
-        if self.writes and isinstance(
-            exc, (pickle.PicklingError, TypeError, AttributeError, UnicodeEncodeError)
-        ):  # UnicodeEncodeError: pymemcache stores str as UTF-8, and a lone surrogate has none
+        if isinstance(exc, SERIALIZATION_ERRORS) and self._refused_by_serializer():
             raise ValueError(
                 f"Cache namespace {service.namespace!r}: {self.operation}() got a value that "
                 f"cannot be serialized: {exc}"
             ) from exc
+        return False
+
+    def _refused_by_serializer(self) -> bool:
+        for value in self.values or ():
+            try:
+                self.service.provider.check_serializable(value)
+            except Exception:
+                return True
         return False
 
 
@@ -111,14 +134,16 @@ class CallerDefault:
 
     def __init__(self, default: Any) -> None:
         self.default = default
+        #: What the calls returned: the values ``get_or_set`` may have tried to store.
+        self.values: list[Any] = []
 
     def __call__(self) -> Any:
-        if not callable(self.default):
-            return self.default
         try:
-            return self.default()
+            value = self.default() if callable(self.default) else self.default
         except Exception as exc:
             raise CallerFailed(exc) from exc
+        self.values.append(value)
+        return value
 
 
 class GuardedLock:
@@ -250,8 +275,9 @@ class ServicePolicy:
             )
         return delta
 
-    def _policy(self, operation: str, writes: bool = False) -> FailurePolicy:
-        return FailurePolicy(self, operation, writes)
+    def _policy(self, operation: str, values: Iterable[Any] | None = None) -> FailurePolicy:
+        """The failure policy of one call; ``values``: what it writes, for error translation."""
+        return FailurePolicy(self, operation, values)
 
     def _admin(self, operation: str) -> FailurePolicy:
         """Whole-namespace operations always raise: an operator must see a failed flush."""

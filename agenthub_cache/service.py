@@ -101,7 +101,7 @@ class CacheService(NamespaceAPI):
     ) -> bool:
         """Store ``value``; file it under ``indexes`` (and out of any it was filed under)."""
         key, timeout, indexes_ = self._key(key), self._timeout(ttl), self._indexes(indexes)
-        with self._policy("set", writes=True):
+        with self._policy("set", values=(value,)):
             return self.provider.set(key, value, timeout, indexes_)
         return False
 
@@ -109,7 +109,7 @@ class CacheService(NamespaceAPI):
         self, key: str, value: Any, ttl: Any = None, indexes: Mapping[str, str] | None = None
     ) -> bool:
         key, timeout, indexes_ = self._key(key), self._timeout(ttl), self._indexes(indexes)
-        with self._policy("set", writes=True):
+        with self._policy("set", values=(value,)):
             return await self.provider.aset(key, value, timeout, indexes_)
         return False
 
@@ -118,7 +118,7 @@ class CacheService(NamespaceAPI):
     ) -> bool:
         """``set`` only if ``key`` is absent; True if this call stored it."""
         key, timeout, indexes_ = self._key(key), self._timeout(ttl), self._indexes(indexes)
-        with self._policy("add", writes=True):
+        with self._policy("add", values=(value,)):
             return self.provider.add(key, value, timeout, indexes_)
         return False
 
@@ -126,7 +126,7 @@ class CacheService(NamespaceAPI):
         self, key: str, value: Any, ttl: Any = None, indexes: Mapping[str, str] | None = None
     ) -> bool:
         key, timeout, indexes_ = self._key(key), self._timeout(ttl), self._indexes(indexes)
-        with self._policy("add", writes=True):
+        with self._policy("add", values=(value,)):
             return await self.provider.aadd(key, value, timeout, indexes_)
         return False
 
@@ -136,7 +136,7 @@ class CacheService(NamespaceAPI):
             raise self._error("mapping", "must be a dict of key to value.")
         self._keys(mapping, "key in mapping")
         timeout = self._timeout(ttl)
-        with self._policy("set_many", writes=True):
+        with self._policy("set_many", values=mapping.values()):
             return self.provider.set_many(mapping, timeout) if mapping else []
         return list(mapping)
 
@@ -145,7 +145,7 @@ class CacheService(NamespaceAPI):
             raise self._error("mapping", "must be a dict of key to value.")
         self._keys(mapping, "key in mapping")
         timeout = self._timeout(ttl)
-        with self._policy("set_many", writes=True):
+        with self._policy("set_many", values=mapping.values()):
             return await self.provider.aset_many(mapping, timeout) if mapping else []
         return list(mapping)
 
@@ -267,12 +267,11 @@ class CacheService(NamespaceAPI):
         """
         key, timeout, compute = self._key(key), self._timeout(ttl), CallerDefault(default)
         try:
-            with self._policy("get_or_set", writes=True):
+            with self._policy("get_or_set", values=compute.values):
                 return self.provider.get_or_set(key, compute, timeout, wait)
+            return compute()  # the store failed silently: the caller still gets its value
         except CallerFailed as failed:
             error = failed.error
-        else:
-            return default() if callable(default) else default
         raise error
 
     async def aget_or_set(
@@ -280,12 +279,11 @@ class CacheService(NamespaceAPI):
     ) -> Any:
         key, timeout, compute = self._key(key), self._timeout(ttl), CallerDefault(default)
         try:
-            with self._policy("get_or_set", writes=True):
+            with self._policy("get_or_set", values=compute.values):
                 return await self.provider.aget_or_set(key, compute, timeout, wait)
+            return compute()  # the store failed silently: the caller still gets its value
         except CallerFailed as failed:
             error = failed.error
-        else:
-            return default() if callable(default) else default
         raise error
 
     def lock(

@@ -72,6 +72,12 @@ class MemcachedProvider(GenericProvider):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "location": getattr(self.backend, "_servers", None)}
 
+    def check_serializable(self, value: Any) -> None:
+        if isinstance(value, str):  # pymemcache stores str as UTF-8, everything else pickled
+            value.encode("utf-8")
+        else:
+            super().check_serializable(value)
+
 
 class PyMemcacheProvider(MemcachedProvider):
     """pymemcache speaks memcached ≥ 1.6's meta commands, so it can read a key's TTL."""
