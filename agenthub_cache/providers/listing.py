@@ -28,9 +28,8 @@ class ListingProvider(GenericProvider):
 
     def stored_prefix(self) -> str:
         """The namespace prefix as the backend stores it (with KEY_PREFIX and version)."""
-        prefix = keys.namespace_prefix(self.namespace)
-        stored = self.backend.make_key(prefix)
-        if self.backend.make_key(prefix + "k") != stored + "k":
+        stored = keys.stored_prefix(self.backend.make_key, self.namespace)
+        if stored is None:
             raise NotSupported(
                 f"Cache namespace {self.namespace!r}: the {self.alias!r} cache's KEY_FUNCTION does "
                 "not keep key prefixes, so the namespace cannot be listed or flushed."
