@@ -5,153 +5,41 @@ Ids are stable; tests assert them. Registered in ``AppConfig.ready()``.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, cast
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning
+from django.core.checks import CheckMessage, Warning
 from django.utils.module_loading import import_string
 
 from agenthub_cache import conf
+from agenthub_cache.providers.base import StoreScope
+from agenthub_cache.registry import provider_class_for
+from agenthub_cache.validation import (
+    E001,
+    E002,
+    E003,
+    E004,
+    E005,
+    E006,
+    E007,
+    E008,
+    ERROR_IDS,
+    settings_errors,
+)
 
-E001 = "agenthub_cache.E001"  # AGENTHUB_CACHE is not a dict
-E002 = "agenthub_cache.E002"  # unknown top-level option
-E003 = "agenthub_cache.E003"  # CACHE names an alias missing from CACHES
-E004 = "agenthub_cache.E004"  # bad namespace name
-E005 = "agenthub_cache.E005"  # bad TTL / DEFAULT_TTL
-E006 = "agenthub_cache.E006"  # unknown namespace option
-E007 = "agenthub_cache.E007"  # NAMESPACES, or one namespace's options, not a dict
-E008 = "agenthub_cache.E008"  # FAIL_SILENTLY / SENSITIVE not a bool
 W001 = "agenthub_cache.W001"  # namespace on DummyCache
 W002 = "agenthub_cache.W002"  # namespace on LocMemCache
 W003 = "agenthub_cache.W003"  # Redis eviction policy may evict index sets (Redis provider)
 W004 = "agenthub_cache.W004"  # pymemcache retries that silently turn an outage into misses
 W005 = "agenthub_cache.W005"  # DB/file/LocMem cache culling at Django's default MAX_ENTRIES
-IDS = (E001, E002, E003, E004, E005, E006, E007, E008, W001, W002, W003, W004, W005)
+IDS = (*ERROR_IDS, W001, W002, W003, W004, W005)
 
 #: Django's default ``OPTIONS["MAX_ENTRIES"]`` (W005 warns at or below it).
 DJANGO_MAX_ENTRIES = 300
 
 #: ``CACHES[alias]["OPTIONS"]`` for ``PyMemcacheCache`` that make an outage an error (W004).
 PYMEMCACHE_OPTIONS = {"retry_attempts": 0, "dead_timeout": 5}
-
-_WHERE = f"settings.{conf.SETTING}"
-
-
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(word).upper(), list(choices), n=1)
-    return f"Did you mean {close[0]!r}? " if close else ""
-
-
-def _check_alias(alias: object, where: str) -> list[CheckMessage]:
-    if isinstance(alias, str) and alias in settings.CACHES:
-        return []
-    known = ", ".join(sorted(settings.CACHES)) or "none"
-    return [
-        Error(
-            f"{where} names the cache alias {alias!r}, which is not in settings.CACHES.",
-            hint=f"Use one of the aliases in settings.CACHES ({known}) or add {alias!r} there.",
-            id=E003,
-        )
-    ]
-
-
-def _check_ttl(ttl: object, where: str) -> list[CheckMessage]:
-    if conf.is_valid_ttl(ttl):
-        return []
-    return [
-        Error(
-            f"{where} is {ttl!r}; a TTL must be a whole number of seconds from 1 to "
-            f"{conf.MAX_TTL} (10 years), or None.",
-            hint="Use e.g. 300 for five minutes, or None for entries that never expire.",
-            id=E005,
-        )
-    ]
-
-
-def _check_options(
-    given: Mapping[Any, Any], known: tuple[str, ...], where: str, id: str
-) -> list[CheckMessage]:
-    return [
-        Error(
-            f"{where} has an unknown option {option!r}.",
-            hint=f"{_did_you_mean(option, known)}Known options: {', '.join(known)}.",
-            id=id,
-        )
-        for option in given
-        if option not in known
-    ]
-
-
-def _check_namespace(name: object, options: object, alias: object) -> list[CheckMessage]:
-    where = f"{_WHERE}['NAMESPACES'][{name!r}]"
-    errors: list[CheckMessage] = []
-    if not conf.is_valid_name(name):
-        errors.append(
-            Error(
-                f"{where}: {name!r} is not a valid namespace name.",
-                hint="Use 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit.",
-                id=E004,
-            )
-        )
-    if not isinstance(options, Mapping):
-        errors.append(
-            Error(
-                f"{where} must be a dict of options, not {type(options).__name__}.",
-                hint='For example {"TTL": 300}.',
-                id=E007,
-            )
-        )
-        return errors
-    errors += _check_options(options, conf.NAMESPACE_OPTIONS, where, E006)
-    if "TTL" in options:
-        errors += _check_ttl(options["TTL"], f"{where}['TTL']")
-    if "CACHE" in options:
-        errors += _check_alias(options["CACHE"], f"{where}['CACHE']")
-    for flag in ("FAIL_SILENTLY", "SENSITIVE"):
-        if flag in options and not isinstance(options[flag], bool):
-            errors.append(
-                Error(
-                    f"{where}['{flag}'] is {options[flag]!r}; it must be True or False.",
-                    hint=f"Set {flag} to True or False.",
-                    id=E008,
-                )
-            )
-    return errors
-
-
-def settings_errors() -> list[CheckMessage]:
-    """Every mistake in ``AGENTHUB_CACHE`` (errors only; hazards are in ``check_hazards``)."""
-    raw = getattr(settings, conf.SETTING, None)
-    if raw is None:
-        return []
-    if not isinstance(raw, Mapping):
-        return [
-            Error(
-                f"{_WHERE} must be a dict, not {type(raw).__name__}.",
-                hint='For example {"CACHE": "default", "NAMESPACES": {"signup": {"TTL": 1800}}}.',
-                id=E001,
-            )
-        ]
-    errors = _check_options(raw, conf.TOP_LEVEL_OPTIONS, _WHERE, E002)
-    alias = raw.get("CACHE", conf.DEFAULT_ALIAS)
-    errors += _check_alias(alias, f"{_WHERE}['CACHE']")
-    if "DEFAULT_TTL" in raw:
-        errors += _check_ttl(raw["DEFAULT_TTL"], f"{_WHERE}['DEFAULT_TTL']")
-    declared = raw.get("NAMESPACES", conf.SEED_NAMESPACES)
-    if not isinstance(declared, Mapping):
-        return [
-            *errors,
-            Error(
-                f"{_WHERE}['NAMESPACES'] must be a dict of namespace name to options.",
-                hint='For example {"signup": {"TTL": 1800}}.',
-                id=E007,
-            ),
-        ]
-    for name, options in declared.items():
-        errors += _check_namespace(name, options, alias)
-    return errors
 
 
 def _backend_class(alias: str) -> type[Any] | None:
@@ -160,6 +48,16 @@ def _backend_class(alias: str) -> type[Any] | None:
     except (ImportError, KeyError, TypeError):
         return None  # Django's own cache checks report a broken CACHES entry
     return backend
+
+
+def _store_scope(backend: type[Any] | None) -> StoreScope | None:
+    """Where the provider of ``backend`` says its data lives (``None``: it cannot be loaded)."""
+    if backend is None:
+        return None
+    try:
+        return provider_class_for(backend).store_scope
+    except (ImportError, LookupError):
+        return None
 
 
 def _silences_outages(alias: str) -> bool:
@@ -202,8 +100,6 @@ def _cull_warning(alias: str, which: str, max_entries: int) -> CheckMessage:
 
 def check_hazards() -> list[CheckMessage]:
     """Warnings for aliases whose backend cannot keep the app's promises (one per alias)."""
-    from django.core.cache.backends.dummy import DummyCache
-    from django.core.cache.backends.locmem import LocMemCache
     from django.core.cache.backends.memcached import PyMemcacheCache
 
     by_alias: dict[str, list[str]] = {}
@@ -212,8 +108,9 @@ def check_hazards() -> list[CheckMessage]:
     warnings: list[CheckMessage] = []
     for alias, names in by_alias.items():
         backend = _backend_class(alias)
+        scope = _store_scope(backend)
         which = f"Cache namespace(s) {', '.join(map(repr, names))} on the alias {alias!r}"
-        if backend is not None and issubclass(backend, DummyCache):
+        if scope is StoreScope.NOTHING:
             warnings.append(
                 Warning(
                     f"{which}: a DummyCache keeps nothing that is stored.",
@@ -221,7 +118,7 @@ def check_hazards() -> list[CheckMessage]:
                     id=W001,
                 )
             )
-        elif backend is not None and issubclass(backend, LocMemCache):
+        elif scope is StoreScope.PROCESS:
             warnings.append(
                 Warning(
                     f"{which}: a LocMemCache is private to each process, so a flush from a "
@@ -266,8 +163,6 @@ def check_redis_eviction(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
     """
     from django.core.cache import caches
 
-    from agenthub_cache.registry import provider_class_for
-
     if settings_errors():
         return []
     app_settings = conf.get_settings()
@@ -297,3 +192,25 @@ def check_redis_eviction(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
                 )
             )
     return warnings
+
+
+__all__ = [
+    "E001",
+    "E002",
+    "E003",
+    "E004",
+    "E005",
+    "E006",
+    "E007",
+    "E008",
+    "IDS",
+    "PYMEMCACHE_OPTIONS",
+    "W001",
+    "W002",
+    "W003",
+    "W004",
+    "check_hazards",
+    "check_redis_eviction",
+    "check_settings",
+    "settings_errors",
+]

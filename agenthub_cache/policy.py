@@ -23,7 +23,7 @@ from agenthub_cache.exceptions import CacheRefused, CacheUnavailable, InvalidKey
 
 if TYPE_CHECKING:
     from agenthub_cache.providers.base import Provider
-    from agenthub_cache.providers.locking import CacheLock
+    from agenthub_cache.providers.locking import LockBase
 
 logger = logging.getLogger("agenthub_cache")
 
@@ -55,15 +55,32 @@ def brief(value: object, limit: int = 60) -> str:
     return f"{text[: limit - 5]}...{text[-1]} ({size} chars)"
 
 
+#: What a serializer raises for a value it cannot encode: pickle's own error, ``TypeError``
+#: ("cannot pickle '_thread.lock' object", "not JSON serializable"), ``AttributeError`` (a local
+#: object), ``UnicodeEncodeError`` (pymemcache stores str as UTF-8; a lone surrogate has none).
+#: The same types also come from plain bugs, so each is checked against the values written.
+SERIALIZATION_ERRORS = (pickle.PicklingError, TypeError, AttributeError, UnicodeEncodeError)
+
+
 class FailurePolicy:
-    """Turns store errors into the §5 policy; suppresses them only under ``FAIL_SILENTLY``."""
+    """Turns store errors into the §5 policy; suppresses them only under ``FAIL_SILENTLY``.
+
+    ``values`` are what a write stores: an error is reported as a value that "cannot be
+    serialized" only if the provider's serializer fails on one of them too; otherwise (a bug in
+    a provider or a backend) it surfaces as itself.
+    """
 
     def __init__(
-        self, service: ServicePolicy, operation: str, writes: bool = False, silenceable: bool = True
+        self,
+        service: ServicePolicy,
+        operation: str,
+        values: Iterable[Any] | None = None,
+        silenceable: bool = True,
     ) -> None:
         self.service = service
         self.operation = operation
-        self.writes = writes
+        self.writes = values is not None
+        self.values = values
         self.silenceable = silenceable
 
     def __enter__(self) -> None:
@@ -96,13 +113,19 @@ class FailurePolicy:
                 f"Cache namespace {service.namespace!r}: the {service.cache_alias!r} cache "
                 f"refused {self.operation}(): {exc}"
             ) from exc
-        if self.writes and isinstance(
-            exc, (pickle.PicklingError, TypeError, AttributeError, UnicodeEncodeError)
-        ):  # UnicodeEncodeError: pymemcache stores str as UTF-8, and a lone surrogate has none
+        if isinstance(exc, SERIALIZATION_ERRORS) and self._refused_by_serializer():
             raise ValueError(
                 f"Cache namespace {service.namespace!r}: {self.operation}() got a value that "
                 f"cannot be serialized: {exc}"
             ) from exc
+        return False
+
+    def _refused_by_serializer(self) -> bool:
+        for value in self.values or ():
+            try:
+                self.service.provider.check_serializable(value)
+            except Exception:
+                return True
         return False
 
 
@@ -125,12 +148,12 @@ class CallerDefault:
     def __init__(self, default: Any, namespace: str = "") -> None:
         self.default = default
         self.namespace = namespace
+        #: What the calls returned: the values ``get_or_set`` may have tried to store.
+        self.values: list[Any] = []
 
     def __call__(self) -> Any:
-        if not callable(self.default):
-            return self.default
         try:
-            value = self.default()
+            value = self.default() if callable(self.default) else self.default
         except Exception as exc:
             raise CallerFailed(exc) from exc
         if inspect.isawaitable(value):  # e.g. a lambda around an async function
@@ -142,6 +165,7 @@ class CallerDefault:
                     "awaitable: pass the async function itself to aget_or_set(), which awaits it."
                 )
             )
+        self.values.append(value)
         return value
 
 
@@ -159,7 +183,7 @@ class GuardedLock:
     would lose the mutual exclusion it asked for. Anything else is the provider lock's own.
     """
 
-    def __init__(self, lock: CacheLock, policy: FailurePolicy) -> None:
+    def __init__(self, lock: LockBase, policy: FailurePolicy) -> None:
         self._lock = lock
         self._policy = policy
 
@@ -304,8 +328,9 @@ class ServicePolicy:
             )
         return delta
 
-    def _policy(self, operation: str, writes: bool = False) -> FailurePolicy:
-        return FailurePolicy(self, operation, writes)
+    def _policy(self, operation: str, values: Iterable[Any] | None = None) -> FailurePolicy:
+        """The failure policy of one call; ``values``: what it writes, for error translation."""
+        return FailurePolicy(self, operation, values)
 
     def _admin(self, operation: str) -> FailurePolicy:
         """Whole-namespace operations always raise: an operator must see a failed flush."""

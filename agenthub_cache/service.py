@@ -1,38 +1,40 @@
 """``CacheService``: the namespaced cache API.
 
-The policy shared by every store (argument checks, TTL defaults, ``FAIL_SILENTLY``, error
+This module holds what works on entries one key (or one batch of keys) at a time; what works
+on many entries at once (indexes, listing, flush, stats) is in ``namespace_api.py``. The
+policy shared by every store (argument checks, TTL defaults, ``FAIL_SILENTLY``, error
 translation) lives in ``policy.py``; the provider does the work.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync, sync_to_async
 
 from agenthub_cache import conf
+from agenthub_cache.binding import CacheType, bind_provider
 from agenthub_cache.exceptions import CacheUnavailable, InvalidKey
-from agenthub_cache.factory import CacheFactory, CacheType
+from agenthub_cache.namespace_api import NamespaceAPI
 from agenthub_cache.policy import (
     FOREVER,
     CallerDefault,
     CallerFailed,
     GuardedLock,
-    ServicePolicy,
     is_async_callable,
 )
 
 if TYPE_CHECKING:
-    from agenthub_cache.providers.base import Capabilities, Provider
+    from agenthub_cache.providers.base import Provider
 
 _UNSET: Any = object()
 #: How long ``get_or_set`` waits for another caller's computation before computing itself.
 STAMPEDE_WAIT = 5.0
 
 
-class CacheService(ServicePolicy):
+class CacheService(NamespaceAPI):
     """A namespace of one ``CACHES`` alias, with its default TTL, indexes and flush."""
 
     def __init__(
@@ -61,24 +63,8 @@ class CacheService(ServicePolicy):
         self.default_ttl: int | None = default_ttl
         self.fail_silently = fail_silently
         self.sensitive = sensitive
-        self.provider: Provider = CacheFactory.create_cache(
-            cache_type=cache_type, namespace=namespace, default_ttl=default_ttl, cache=cache
-        )
+        self.provider: Provider = bind_provider(namespace, cache, cache_type)
         self.cache_alias = self.provider.alias
-
-    @classmethod
-    def from_settings(cls, options: conf.NamespaceSettings) -> CacheService:
-        return cls(
-            options.name,
-            default_ttl=options.ttl,
-            cache=options.cache,
-            fail_silently=options.fail_silently,
-            sensitive=options.sensitive,
-        )
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self.provider.capabilities
 
     def __repr__(self) -> str:
         return f"<CacheService {self.namespace!r} on {self.cache_alias!r}>"
@@ -123,7 +109,7 @@ class CacheService(ServicePolicy):
     ) -> bool:
         """Store ``value``; file it under ``indexes`` (and out of any it was filed under)."""
         key, timeout, indexes_ = self._key(key), self._timeout(ttl), self._indexes(indexes)
-        with self._policy("set", writes=True):
+        with self._policy("set", values=(value,)):
             return self.provider.set(key, value, timeout, indexes_)
         return False
 
@@ -131,7 +117,7 @@ class CacheService(ServicePolicy):
         self, key: str, value: Any, ttl: Any = None, indexes: Mapping[str, str] | None = None
     ) -> bool:
         key, timeout, indexes_ = self._key(key), self._timeout(ttl), self._indexes(indexes)
-        with self._policy("set", writes=True):
+        with self._policy("set", values=(value,)):
             return await self.provider.aset(key, value, timeout, indexes_)
         return False
 
@@ -140,7 +126,7 @@ class CacheService(ServicePolicy):
     ) -> bool:
         """``set`` only if ``key`` is absent; True if this call stored it."""
         key, timeout, indexes_ = self._key(key), self._timeout(ttl), self._indexes(indexes)
-        with self._policy("add", writes=True):
+        with self._policy("add", values=(value,)):
             return self.provider.add(key, value, timeout, indexes_)
         return False
 
@@ -148,7 +134,7 @@ class CacheService(ServicePolicy):
         self, key: str, value: Any, ttl: Any = None, indexes: Mapping[str, str] | None = None
     ) -> bool:
         key, timeout, indexes_ = self._key(key), self._timeout(ttl), self._indexes(indexes)
-        with self._policy("add", writes=True):
+        with self._policy("add", values=(value,)):
             return await self.provider.aadd(key, value, timeout, indexes_)
         return False
 
@@ -158,7 +144,7 @@ class CacheService(ServicePolicy):
             raise self._error("mapping", "must be a dict of key to value.")
         self._keys(mapping, "key in mapping")
         timeout = self._timeout(ttl)
-        with self._policy("set_many", writes=True):
+        with self._policy("set_many", values=mapping.values()):
             return self.provider.set_many(mapping, timeout) if mapping else []
         return list(mapping)
 
@@ -167,7 +153,7 @@ class CacheService(ServicePolicy):
             raise self._error("mapping", "must be a dict of key to value.")
         self._keys(mapping, "key in mapping")
         timeout = self._timeout(ttl)
-        with self._policy("set_many", writes=True):
+        with self._policy("set_many", values=mapping.values()):
             return await self.provider.aset_many(mapping, timeout) if mapping else []
         return list(mapping)
 
@@ -302,7 +288,7 @@ class CacheService(ServicePolicy):
             )
         compute = CallerDefault(default, self.namespace)
         try:
-            with self._policy("get_or_set", writes=True):
+            with self._policy("get_or_set", values=compute.values):
                 return self.provider.get_or_set(key, compute, timeout, wait)
             return compute()  # the store is down and the namespace fails silently
         except CallerFailed as failed:
@@ -322,7 +308,7 @@ class CacheService(ServicePolicy):
             compute = CallerDefault(default, self.namespace)
             get_or_set = self.provider.aget_or_set
         try:
-            with self._policy("get_or_set", writes=True):
+            with self._policy("get_or_set", values=compute.values):
                 return await get_or_set(key, compute, timeout, wait)
             # The store is down and the namespace fails silently: compute without storing.
             return await default() if is_async_callable(default) else compute()
@@ -337,133 +323,3 @@ class CacheService(ServicePolicy):
         name = self._key(name, "lock name")
         self._timeout(timeout, "timeout")
         return GuardedLock(self.provider.lock(name, timeout, blocking_timeout), self._admin("lock"))
-
-    # -- secondary indexes --------------------------------------------------------------------
-
-    def find(self, index: str, value: str) -> list[str]:
-        """Keys of the live entries filed under ``index`` = ``value``."""
-        index, value = self._index(index, value)
-        with self._policy("find"):
-            return self.provider.find(index, value)
-        return []
-
-    async def afind(self, index: str, value: str) -> list[str]:
-        index, value = self._index(index, value)
-        with self._policy("find"):
-            return await self.provider.afind(index, value)
-        return []
-
-    def get_by_index(self, index: str, value: str) -> dict[str, Any]:
-        """``{key: value}`` of the live entries filed under ``index`` = ``value``."""
-        index, value = self._index(index, value)
-        with self._policy("get_by_index"):
-            return self.provider.get_by_index(index, value)
-        return {}
-
-    async def aget_by_index(self, index: str, value: str) -> dict[str, Any]:
-        index, value = self._index(index, value)
-        with self._policy("get_by_index"):
-            return await self.provider.aget_by_index(index, value)
-        return {}
-
-    def delete_by_index(self, index: str, value: str) -> int:
-        """Delete the entries filed under ``index`` = ``value`` (and their other filings)."""
-        index, value = self._index(index, value)
-        with self._policy("delete_by_index"):
-            return self.provider.delete_by_index(index, value)
-        return 0
-
-    async def adelete_by_index(self, index: str, value: str) -> int:
-        index, value = self._index(index, value)
-        with self._policy("delete_by_index"):
-            return await self.provider.adelete_by_index(index, value)
-        return 0
-
-    def prune(self) -> int:
-        """Reclaim index members whose entries expired, went or were re-filed."""
-        with self._policy("prune"):
-            return self.provider.prune()
-        return 0
-
-    async def aprune(self) -> int:
-        with self._policy("prune"):
-            return await self.provider.aprune()
-        return 0
-
-    # -- the namespace as a whole -------------------------------------------------------------
-
-    def _pattern(self, pattern: object) -> str:
-        return self._text(pattern, "pattern")
-
-    def iter_keys(self, pattern: str = "*") -> Iterator[str]:
-        """This namespace's keys matching the glob ``pattern`` (over the key alone)."""
-        return self._iter_keys(self._pattern(pattern))
-
-    def _iter_keys(self, pattern: str) -> Iterator[str]:
-        with self._admin("keys"):
-            yield from self.provider.iter_keys(pattern)
-
-    async def aiter_keys(self, pattern: str = "*") -> AsyncIterator[str]:
-        for key in await self.akeys(pattern):
-            yield key
-
-    def keys(self, pattern: str = "*") -> list[str]:
-        """``list(iter_keys(pattern))``."""
-        return list(self.iter_keys(pattern))
-
-    async def akeys(self, pattern: str = "*") -> list[str]:
-        pattern = self._pattern(pattern)
-        with self._admin("keys"):
-            return await self.provider.akeys(pattern)
-        raise AssertionError("unreachable")
-
-    def count(self) -> int:
-        """How many live entries the namespace holds."""
-        with self._admin("count"):
-            return self.provider.count()
-        raise AssertionError("unreachable")
-
-    async def acount(self) -> int:
-        with self._admin("count"):
-            return await self.provider.acount()
-        raise AssertionError("unreachable")
-
-    def clear(self, progress: Callable[[int], None] | None = None) -> int | None:
-        """Drop this namespace (entries and indexes) and nothing else; the count if known.
-
-        ``progress(entries_deleted_so_far)`` is called after each batch by providers that
-        delete in batches (a flush by generation is one write and never calls it).
-        """
-        with self._admin("clear"):
-            return self.provider.clear(progress)
-        raise AssertionError("unreachable")
-
-    async def aclear(self, progress: Callable[[int], None] | None = None) -> int | None:
-        with self._admin("clear"):
-            return await self.provider.aclear(progress)
-        raise AssertionError("unreachable")
-
-    def stats(self) -> dict[str, Any]:
-        """Entries, indexes and memory (``None`` where the store cannot tell)."""
-        with self._admin("stats"):
-            return {**self._description(), **self.provider.stats()}
-        raise AssertionError("unreachable")
-
-    async def astats(self) -> dict[str, Any]:
-        with self._admin("stats"):
-            return {**self._description(), **await self.provider.astats()}
-        raise AssertionError("unreachable")
-
-    def _description(self) -> dict[str, Any]:
-        return {
-            "namespace": self.namespace,
-            "default_ttl": self.default_ttl,
-            **self.provider.describe(),
-            "capabilities": self.capabilities.as_dict(),
-        }
-
-    def close(self) -> None:
-        self.provider.close()
-
-    async def aclose(self) -> None:
-        await self.provider.aclose()

@@ -196,7 +196,6 @@ def block(title: str, pairs: Mapping[str, str]) -> str:
 
 # -- the tables of each subcommand ------------------------------------------------------------
 
-LOCMEM = "django.core.cache.backends.locmem.LocMemCache"
 LOCMEM_NOTE = (
     "Note: a LocMemCache lives inside each process. This command sees and flushes its own "
     "memory only, not a running server's; use a shared store (database, Redis) to manage "

@@ -6,7 +6,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from agenthub_cache.providers.base import Capabilities
+from agenthub_cache.providers.base import Capabilities, Flush, StoreScope
 from agenthub_cache.providers.listing import ListingProvider
 from agenthub_cache.providers.pickling import check_picklable
 
@@ -19,7 +19,10 @@ class LocMemProvider(ListingProvider):
         """The LocMemCache, for its private ``_cache``/``_expire_info``/``_lock`` (untyped)."""
         return self.backend
 
-    capabilities: ClassVar[Capabilities] = Capabilities(list_keys=True, flush="prefix", ttl=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        list_keys=True, flush=Flush.PREFIX, ttl=True
+    )
+    store_scope: ClassVar[StoreScope] = StoreScope.PROCESS
 
     def set_many(self, mapping: Mapping[str, Any], timeout: float | None) -> list[str]:
         check_picklable(mapping.values())  # a rejected batch writes nothing

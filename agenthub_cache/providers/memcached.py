@@ -13,7 +13,8 @@ from typing import Any, ClassVar, cast
 from django.core.cache.backends.base import BaseCache
 
 from agenthub_cache import conf
-from agenthub_cache.providers.base import Capabilities, Provider
+from agenthub_cache.providers.base import Capabilities, Flush
+from agenthub_cache.providers.generic import GenericProvider
 
 #: The last expiry memcached can store (2038-01-19): its protocol reads a signed 32-bit time.
 MEMCACHED_LAST_TIME = 2**31 - 1
@@ -63,8 +64,10 @@ def _all_servers_down_error() -> type[BaseException] | None:
     return error
 
 
-class MemcachedProvider(Provider):
-    capabilities: ClassVar[Capabilities] = Capabilities(flush="generation", distributed_lock=True)
+class MemcachedProvider(GenericProvider):
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        flush=Flush.GENERATION, distributed_lock=True
+    )
     counters_floor_at_zero = True
 
     def __init__(
@@ -88,12 +91,18 @@ class MemcachedProvider(Provider):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "location": getattr(self.backend, "_servers", None)}
 
+    def check_serializable(self, value: Any) -> None:
+        if isinstance(value, str):  # pymemcache stores str as UTF-8, everything else pickled
+            value.encode("utf-8")
+        else:
+            super().check_serializable(value)
+
 
 class PyMemcacheProvider(MemcachedProvider):
     """pymemcache speaks memcached ≥ 1.6's meta commands, so it can read a key's TTL."""
 
     capabilities: ClassVar[Capabilities] = Capabilities(
-        flush="generation", ttl=True, distributed_lock=True
+        flush=Flush.GENERATION, ttl=True, distributed_lock=True
     )
 
     def stored_ttl(self, stored: str) -> float | None:
