@@ -49,6 +49,9 @@ class NamespaceCache(BaseCache):
     def __init__(self, location: str, params: dict[str, Any]) -> None:
         super().__init__(params)
         self.namespace = location
+        #: The last service this (per-thread) backend used, for ``close()``: closing must not
+        #: build one, since Django closes caches also when the settings behind them went.
+        self._used: CacheService | None = None
 
     def __repr__(self) -> str:
         return f"<NamespaceCache {self.namespace!r}>"
@@ -68,6 +71,7 @@ class NamespaceCache(BaseCache):
                 f"{service.cache_alias!r}, which is itself a NamespaceCache: a loop. Point the "
                 "namespace's CACHE at a real cache (run 'manage.py check')."
             )
+        self._used = service
         return service
 
     # -- keys and timeouts ------------------------------------------------------------------
@@ -231,7 +235,9 @@ class NamespaceCache(BaseCache):
 
     def close(self, **kwargs: Any) -> None:
         """Django closes the store's own alias itself; this closes the service's extras."""
-        self.service.close()
+        if self._used is not None:
+            self._used.close()
 
     async def aclose(self, **kwargs: Any) -> None:
-        await self.service.aclose()
+        if self._used is not None:
+            await self._used.aclose()
