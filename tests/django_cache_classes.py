@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import unittest
 from typing import Any
 
@@ -50,7 +51,10 @@ def mark(cls: type[Any]) -> type[Any]:
             owner, _, test = name.partition(".")
             if owner != cls.__name__:
                 continue
-            method = getattr(cls, test)  # a stale entry is an AttributeError: fix the list
+            method = getattr(cls, test, None)
+            if method is None:  # a test this Django version does not have
+                print(f"note: {name} is not in this Django's tests", file=sys.stderr)
+                continue
             # A fresh function per class: expectedFailure marks the function object itself,
             # which the other classes share.
             setattr(cls, test, decorate(reason)(functools.wraps(method)(_call(method))))
