@@ -230,3 +230,25 @@ def test_isolate_namespaces_in_process(stores: dict[str, Any]) -> None:
             namespaces[name].set("inside", 1)
         assert namespaces[name].keys() == ["outside"]
         namespaces[name].clear()
+
+
+# -- the README's examples, with the plugin's fixtures in this very suite ----------------------
+
+
+def test_readme_signup(isolated_namespaces: Any) -> None:
+    namespaces["signup"].set("u1", {"name": "Ann"}, indexes={"email": "a@example.com"})
+    assert_indexed("signup", "u1", index="email", value="a@example.com", stored={"name": "Ann"})
+    assert_not_indexed("signup", "u1", index="email", value="b@example.com")
+    assert isolated_namespaces.prefixes == {"default": isolated_namespaces.tag}
+
+
+def test_readme_expiry(isolated_namespaces: Any, cache_clock: CacheClock) -> None:
+    namespaces["confirmation"].set("token", 1)  # TTL 300
+    cache_clock.advance(301)
+    assert namespaces["confirmation"].get("token") is None
+
+
+@override_namespaces({"my.feature": {"CACHE": "redis"}}, signup={"TTL": 5}, temp=None)
+def test_readme_with_other_namespaces() -> None:
+    assert namespaces["signup"].default_ttl == 5
+    assert namespaces["my.feature"].cache_alias == "redis"

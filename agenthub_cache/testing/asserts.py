@@ -40,8 +40,9 @@ def assert_indexed(
     if stored is not _ANY:
         actual = service.get_by_index(index, value).get(key, _ANY)
         if actual != stored:
+            holds = "nothing (it expired or went)" if actual is _ANY else brief(actual)
             raise AssertionError(
-                f"{where} is filed under {under} but holds {brief(actual)}, not {brief(stored)}."
+                f"{where} is filed under {under} but holds {holds}, not {brief(stored)}."
             )
 
 
