@@ -7,6 +7,7 @@ reaching the namespace alone, the failure policy, sessions and ``cache_page``, a
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,8 @@ from asgiref.sync import sync_to_async
 from django.contrib.sessions.backends.cache import SessionStore
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory
 from django.test.utils import override_settings
@@ -135,8 +138,19 @@ def test_sessions_live_in_the_namespace(adapter: NamespaceCache) -> None:
         if adapter.service.capabilities.list_keys:
             assert adapter.service.keys() == [adapter.make_key(session.cache_key)]
         assert 110 < (adapter.service.ttl(adapter.make_key(session.cache_key)) or 0) <= 1209600
-        adapter.service.clear()  # what "cache_namespaces flush" does
+        other = namespaces[other_namespace(adapter)]
+        other.set("kept", 1)
+        out, err = io.StringIO(), io.StringIO()
+        call_command(
+            "cache_namespaces",
+            "flush",
+            adapter.namespace,
+            interactive=False,
+            stdout=out,
+            stderr=err,
+        )
         assert SessionStore(session.session_key).get("user") is None
+        assert other.get("kept") == 1
 
 
 def test_cache_page_on_a_namespace(adapter: NamespaceCache) -> None:
@@ -243,3 +257,12 @@ def test_expiry_is_real(stores: dict[str, Any]) -> None:
         assert caches["adapted"].get("gone") is None
         time.sleep(0.3)
         assert caches["adapted"].get("k") is None
+
+
+def test_manage_py_check_reports_adapter_mistakes(stores: dict[str, Any]) -> None:
+    caches_ = {**stores, "adapted": {"BACKEND": BACKEND, "LOCATION": "nope"}}
+    with (
+        override_settings(CACHES=caches_, AGENTHUB_CACHE={"CACHE": "db"}),
+        pytest.raises(SystemCheckError, match=r"agenthub_cache\.E011"),
+    ):
+        call_command("check")
