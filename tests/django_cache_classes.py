@@ -105,4 +105,23 @@ class NamespaceOverRedisTests(django_tests.RedisCacheTests):  # type: ignore[mis
     incr_decr_type_error = TypeError
 
 
-CLASSES = [NamespaceOverLocMemTests, NamespaceOverDBTests, NamespaceOverRedisTests]
+@mark
+@override_settings(
+    CACHES=namespace_caches(
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"{os.environ.get(REDIS_URL_ENV, 'redis://127.0.0.1:1')}/4",
+        }
+    ),
+    AGENTHUB_CACHE=AGENTHUB_CACHE,
+)
+class NamespaceOverDjangoRedisTests(NamespaceOverRedisTests):
+    """The same, on Django's own RedisCache as the store."""
+
+
+CLASSES = [
+    NamespaceOverLocMemTests,
+    NamespaceOverDBTests,
+    NamespaceOverRedisTests,
+    NamespaceOverDjangoRedisTests,
+]
