@@ -69,6 +69,7 @@ def test_default_timeout_is_the_namespace_ttl(adapter: NamespaceCache) -> None:
     assert adapter.get("k") == "v"
     assert adapter.service.get(made) == "v"  # stored in the namespace, under Django's key
     assert 110 < (adapter.service.ttl(made) or 0) <= 120
+    assert adapter.default_timeout == 120
     adapter.set("forever", 1, timeout=None)
     assert adapter.service.ttl(adapter.make_key("forever")) is None
     adapter.set("short", 1, timeout=30)

@@ -76,6 +76,15 @@ class NamespaceCache(BaseCache):
 
     # -- keys and timeouts ------------------------------------------------------------------
 
+    @property
+    def default_timeout(self) -> float | None:
+        """The namespace's TTL: what ``timeout`` left out means here."""
+        return self.service.default_ttl
+
+    @default_timeout.setter
+    def default_timeout(self, value: float | None) -> None:
+        """Ignored: ``BaseCache.__init__`` sets it from ``TIMEOUT``, which is not used (E012)."""
+
     @staticmethod
     def _ttl(timeout: Any) -> Any:
         """Django's timeout -> the service's ttl: the default is the namespace's TTL."""
