@@ -35,8 +35,12 @@ def isolated_namespaces(request: pytest.FixtureRequest) -> Iterator[NamespaceIso
     """
     from agenthub_cache.testing.isolation import isolate_namespaces, uses_database
 
-    wants_db = not _DATABASE_FIXTURES & set(request.fixturenames)
-    if wants_db and request.node.get_closest_marker("django_db") is None and uses_database():
+    wants_db = (
+        request.config.pluginmanager.hasplugin("django")
+        and not _DATABASE_FIXTURES & set(request.fixturenames)
+        and request.node.get_closest_marker("django_db") is None
+    )
+    if wants_db and uses_database():
         request.getfixturevalue("db")
     with isolate_namespaces() as isolation:
         yield isolation
