@@ -20,7 +20,8 @@ _COUNTS_QUERIES = (
 _LONG_KEYS = (
     "a namespace on a store it lists (LocMem, database) refuses a key longer than 250 bytes "
     "after its prefix with InvalidKey (the database's cache_key column holds 255; a hashed key "
-    "could not be listed back); Django only warns. The warning the test checks is given"
+    "could not be listed back; past 250, LocMemCache itself would warn on every call); Django "
+    "only warns. The warning the test checks is given"
 )
 
 #: Tests of behaviour NamespaceCache does not have, on purpose.
