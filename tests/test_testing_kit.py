@@ -12,12 +12,15 @@ from typing import Any
 
 import pytest
 import redis
+from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
+from django.test import SimpleTestCase
 from django.test.utils import override_settings
 
 from agenthub_cache import CacheService, namespaces
 from agenthub_cache.testing import (
     CacheClock,
+    IsolatedNamespacesMixin,
     assert_indexed,
     assert_not_indexed,
     isolate_namespaces,
@@ -252,3 +255,16 @@ def test_readme_expiry(isolated_namespaces: Any, cache_clock: CacheClock) -> Non
 def test_readme_with_other_namespaces() -> None:
     assert namespaces["signup"].default_ttl == 5
     assert namespaces["my.feature"].cache_alias == "redis"
+
+
+@override_namespaces(signup={"TTL": 9})
+class OverrideOnATestCase(SimpleTestCase):
+    def test_class_decorator(self) -> None:
+        assert namespaces["signup"].default_ttl == 9
+
+
+class MixinInProcess(IsolatedNamespacesMixin, SimpleTestCase):
+    def test_isolated(self) -> None:
+        assert caches["default"].key_prefix == self.namespace_isolation.tag
+        assert namespaces["temp"].keys() == []
+        namespaces["temp"].set("mine", 1)
