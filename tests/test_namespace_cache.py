@@ -8,7 +8,6 @@ reaching the namespace alone, the failure policy, sessions and ``cache_page``, a
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +25,7 @@ from django.views.decorators.cache import cache_page
 
 from agenthub_cache import CacheUnavailable, checks, namespaces
 from agenthub_cache.backends import NamespaceCache
+from agenthub_cache.testing import CacheClock
 from tests import servers
 from tests.conftest import unique_namespace
 
@@ -252,12 +252,20 @@ def test_expiry_is_real(stores: dict[str, Any]) -> None:
     name = unique_namespace("nc")
     adapted = {"BACKEND": BACKEND, "LOCATION": name}
     setting = {"CACHE": "locmem", "NAMESPACES": {name: {"TTL": 120}}}
-    with override_settings(CACHES={**stores, "adapted": adapted}, AGENTHUB_CACHE=setting):
-        caches["adapted"].set("k", "v", timeout=0.2)
+    with (
+        override_settings(CACHES={**stores, "adapted": adapted}, AGENTHUB_CACHE=setting),
+        CacheClock() as clock,
+    ):
+        caches["adapted"].set("k", "v", timeout=30)
+        caches["adapted"].set("default", "v")
         caches["adapted"].set("gone", "v", timeout=0)
         assert caches["adapted"].get("gone") is None
-        time.sleep(0.3)
+        clock.advance(31)
         assert caches["adapted"].get("k") is None
+        assert caches["adapted"].get("default") == "v"
+        clock.advance(90)
+        assert caches["adapted"].get("default") is None
+        namespaces[name].clear()
 
 
 def test_manage_py_check_reports_adapter_mistakes(stores: dict[str, Any]) -> None:
