@@ -65,7 +65,9 @@ class NamespaceCache(BaseCache):
                 "settings.AGENTHUB_CACHE['NAMESPACES'] (run 'manage.py check')."
             )
         service = namespaces[self.namespace]
-        if isinstance(service.provider.backend, NamespaceCache):
+        if service is self._used:
+            return service
+        if isinstance(service.provider.backend, NamespaceCache):  # once per service built
             raise ImproperlyConfigured(
                 f"Cache namespace {self.namespace!r} is stored on the alias "
                 f"{service.cache_alias!r}, which is itself a NamespaceCache: a loop. Point the "
