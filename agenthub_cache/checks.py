@@ -277,21 +277,24 @@ def namespace_cache_errors() -> list[CheckMessage]:
         return []  # reported by settings_errors(); the namespaces are not known yet
     app_settings = conf.get_settings()
     raw = _raw_namespaces()
-    errors: list[CheckMessage] = []
+    # Where each alias was named: the default CACHE once (ad hoc services use it too), and each
+    # namespace that names its own.
+    named = [(f"{_WHERE}['CACHE']", app_settings.cache, "the namespaces that name no CACHE")]
     for ns in app_settings.namespaces.values():
-        if _is_namespace_cache(ns.cache):
-            declared = raw.get(ns.name)
-            own = isinstance(declared, Mapping) and "CACHE" in declared
-            where = f"{_WHERE}['NAMESPACES'][{ns.name!r}]['CACHE']" if own else f"{_WHERE}['CACHE']"
-            errors.append(
-                Error(
-                    f"Cache namespace {ns.name!r} lives on the alias {ns.cache!r} ({where}), "
-                    "which is a NamespaceCache: a namespace cannot be stored in a namespace.",
-                    hint=f"Point {where} at a cache that stores data (Redis, database, "
-                    "memcached, LocMem), not at a NamespaceCache alias.",
-                    id=E009,
-                )
-            )
+        declared = raw.get(ns.name)
+        if isinstance(declared, Mapping) and "CACHE" in declared:
+            named.append((f"{_WHERE}['NAMESPACES'][{ns.name!r}]['CACHE']", ns.cache, repr(ns.name)))
+    errors: list[CheckMessage] = [
+        Error(
+            f"{where} is {alias!r}, a NamespaceCache alias: cache namespace(s) {which} would be "
+            "stored in a namespace, a loop.",
+            hint=f"Point {where} at a cache that stores data (Redis, database, memcached, "
+            "LocMem), not at a NamespaceCache alias.",
+            id=E009,
+        )
+        for where, alias, which in named
+        if _is_namespace_cache(alias)
+    ]
     names = list(app_settings.namespaces)
     for alias, params in settings.CACHES.items():
         if not _is_namespace_cache(alias):

@@ -210,6 +210,11 @@ def test_a_loop_is_refused_at_run_time(stores: dict[str, Any]) -> None:
     [
         ({"LOCATION": "ns"}, {"NAMESPACES": {"ns": {"CACHE": "adapted"}}}, [checks.E009]),
         ({"LOCATION": "ns"}, {"CACHE": "adapted", "NAMESPACES": {"ns": {}}}, [checks.E009]),
+        (  # once for the default CACHE, however many namespaces inherit it
+            {"LOCATION": "ns"},
+            {"CACHE": "adapted", "NAMESPACES": {"ns": {}, "b": {}, "c": {"CACHE": "db"}}},
+            [checks.E009],
+        ),
         ({}, {"NAMESPACES": {"ns": {}}}, [checks.E010]),
         ({"LOCATION": "bad name"}, {"NAMESPACES": {"ns": {}}}, [checks.E010]),
         ({"LOCATION": "nss"}, {"NAMESPACES": {"ns": {}}}, [checks.E011]),
@@ -244,6 +249,7 @@ def test_adapter_messages_name_the_alias_and_the_fix(stores: dict[str, Any]) -> 
     assert "settings.CACHES['unknown']" in unknown.msg
     assert "Did you mean 'session'?" in (unknown.hint or "")
     assert "settings.CACHES['timed']" in timed.msg
+    assert "Remove TIMEOUT." in (timed.hint or "")
     assert "AGENTHUB_CACHE['NAMESPACES']['session']['TTL']" in (timed.hint or "")
 
 
@@ -275,3 +281,12 @@ def test_manage_py_check_reports_adapter_mistakes(stores: dict[str, Any]) -> Non
         pytest.raises(SystemCheckError, match=r"agenthub_cache\.E011"),
     ):
         call_command("check")
+
+
+def test_loop_message_names_the_setting_to_change(stores: dict[str, Any]) -> None:
+    caches_ = {**stores, "adapted": {"BACKEND": BACKEND, "LOCATION": "a"}}
+    setting = {"CACHE": "db", "NAMESPACES": {"a": {}, "b": {"CACHE": "adapted"}}}
+    with override_settings(CACHES=caches_, AGENTHUB_CACHE=setting):
+        [loop] = [m for m in checks.check_settings() if m.id == checks.E009]
+    assert loop.msg.startswith("settings.AGENTHUB_CACHE['NAMESPACES']['b']['CACHE'] is 'adapted'")
+    assert "Point settings.AGENTHUB_CACHE['NAMESPACES']['b']['CACHE'] at" in (loop.hint or "")
