@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests", "extended"]
 nox.options.error_on_external_run = True
 
 #: (Python, Django) cells: Django 6.x needs Python 3.12+.
