@@ -280,8 +280,19 @@ def _sentinel(pool_class: type[Any]) -> bool:
     return issubclass(pool_class, SentinelConnectionPool)
 
 
+#: The cap on each event loop's async pool where ``CONNECTION_POOL_KWARGS`` sets no
+#: ``max_connections`` (redis-py 8's own default for its async pool).
+DEFAULT_MAX_CONNECTIONS = 100
+
+
 def async_pool(url: str, pool_class: type[Any], options: dict[str, Any]) -> aredis.ConnectionPool:
-    """A ``redis.asyncio`` pool equivalent to the sync ``pool_class.from_url(url, **options)``."""
+    """A ``redis.asyncio`` pool equivalent to the sync ``pool_class.from_url(url, **options)``.
+
+    Always a ``BlockingConnectionPool``: past ``max_connections`` a task waits for a free
+    connection (at most the socket timeout, then redis-py's ``ConnectionError`` "No
+    connection available", which the namespace's failure policy handles), never failing
+    because many tasks run at once. The cap holds per event loop.
+    """
     if _sentinel(pool_class):
         raise NotSupported(
             "The Redis provider's async methods do not support Sentinel pools yet; "
@@ -295,12 +306,17 @@ def async_pool(url: str, pool_class: type[Any], options: dict[str, Any]) -> ared
     if isinstance(retry, redis.retry.Retry):
         errors: Any = retry._supported_errors
         kwargs["retry"] = aretry.Retry(retry._backoff, retry._retries, errors)
-    apool_class: type[aredis.ConnectionPool] = (
-        aredis.BlockingConnectionPool
-        if issubclass(pool_class, redis.BlockingConnectionPool)
-        else aredis.ConnectionPool
-    )
-    return apool_class.from_url(url, **kwargs)
+    kwargs["max_connections"] = kwargs.get("max_connections") or DEFAULT_MAX_CONNECTIONS
+    kwargs["timeout"] = pool_wait(kwargs)
+    return aredis.BlockingConnectionPool.from_url(url, **kwargs)
+
+
+def pool_wait(options: dict[str, Any]) -> float:
+    """How long a task waits for a free pooled connection: the socket timeout, or less
+    where a ``BlockingConnectionPool``'s own ``timeout`` says so."""
+    socket_timeout = options.get("socket_timeout") or DEFAULT_SOCKET_TIMEOUT
+    own = options.get("timeout")
+    return float(socket_timeout if own is None else min(own, socket_timeout))
 
 
 def probe_client(backend: BaseCache, timeout: float) -> redis.Redis | None:
