@@ -24,13 +24,17 @@ from typing import Any
 
 import redis
 import redis.asyncio as aredis
-import redis.asyncio.connection as aconnection
-import redis.asyncio.retry as aretry
 from django.core.cache.backends.base import BaseCache
 from redis.commands.core import AsyncScript, Script
 from redis.exceptions import NoScriptError
 
 from agenthub_cache.exceptions import NotSupported
+from agenthub_cache.providers.redis.pools import (
+    DEFAULT_SOCKET_TIMEOUT,
+    SentinelSettings,
+    async_pool,
+    sentinel_location,
+)
 from agenthub_cache.providers.redis.scripts import SOURCES
 
 #: redis-py's "server unreachable / timed out" errors (AuthenticationError is a subclass).
@@ -164,7 +168,6 @@ _connections: dict[str, Connection] = {}
 #: Where a backend's OPTIONS set no socket timeouts, the provider's connections use these
 #: (seconds; redis-py before 7 would wait forever on a server that stopped answering). So no
 #: call waits longer than about connect + one reply per round trip; set lower ones in OPTIONS.
-DEFAULT_SOCKET_TIMEOUT = 5.0
 DEFAULT_SOCKET_CONNECT_TIMEOUT = 5.0
 
 
@@ -190,10 +193,21 @@ class _Spec:
     pool_class: type[Any]
     options: dict[str, Any]
     sync_client: Callable[[], redis.Redis]
+    sentinel: SentinelSettings | None = None
 
     @property
     def signature(self) -> str:
-        return repr((self.kind, self.url, self.pool_class, sorted(self.options.items(), key=repr)))
+        options = sorted(self.options.items(), key=repr)
+        return repr((self.kind, self.url, self.pool_class, options, self.sentinel))
+
+    def location(self, pool: Any) -> str:
+        """Where the pool connects, without credentials."""
+        if self.sentinel is not None:
+            return sentinel_location(self.url, self.sentinel.sentinels)
+        kwargs = getattr(pool, "connection_kwargs", {})
+        if "path" in kwargs:
+            return f"unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
+        return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
 
 
 def connection_for(backend: BaseCache) -> Connection:
@@ -208,10 +222,7 @@ def connection_for(backend: BaseCache) -> Connection:
         if found is None:
             client = spec.sync_client()
             found = _connections[signature] = Connection(
-                signature,
-                _location(client.connection_pool),
-                client,
-                lambda: async_pool(spec.url, spec.pool_class, spec.options),
+                signature, spec.location(client.connection_pool), client, _async_pool_factory(spec)
             )
     return found
 
@@ -261,17 +272,11 @@ def _django_redis_spec(backend: Any) -> _Spec:
         own: redis.Redis = client.get_client(write=True)  # its client, on its shared pool
         return own
 
-    return _Spec(
-        f"django_redis:{type(client).__qualname__}", url, factory.pool_cls, options, sync_client
-    )
-
-
-def _location(pool: Any) -> str:
-    """Where the pool connects, without credentials."""
-    kwargs = getattr(pool, "connection_kwargs", {})
-    if "path" in kwargs:
-        return f"unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
-    return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+    sentinel = None
+    if _sentinel(factory.pool_cls) and client._options.get("SENTINELS"):
+        sentinel = SentinelSettings.from_options(client._options)
+    kind = f"django_redis:{type(client).__qualname__}"
+    return _Spec(kind, url, factory.pool_cls, options, sync_client, sentinel)
 
 
 def _sentinel(pool_class: type[Any]) -> bool:
@@ -280,43 +285,19 @@ def _sentinel(pool_class: type[Any]) -> bool:
     return issubclass(pool_class, SentinelConnectionPool)
 
 
-#: The cap on each event loop's async pool where ``CONNECTION_POOL_KWARGS`` sets no
-#: ``max_connections`` (redis-py 8's own default for its async pool).
-DEFAULT_MAX_CONNECTIONS = 100
-
-
-def async_pool(url: str, pool_class: type[Any], options: dict[str, Any]) -> aredis.ConnectionPool:
-    """A ``redis.asyncio`` pool equivalent to the sync ``pool_class.from_url(url, **options)``.
-
-    Always a ``BlockingConnectionPool``: past ``max_connections`` a task waits for a free
-    connection (at most the socket timeout, then redis-py's ``ConnectionError`` "No
-    connection available", which the namespace's failure policy handles), never failing
-    because many tasks run at once. The cap holds per event loop.
-    """
-    if _sentinel(pool_class):
-        raise NotSupported(
-            "The Redis provider's async methods do not support Sentinel pools yet; "
-            "use the sync methods or a direct redis:// LOCATION."
+def _async_pool_factory(spec: _Spec) -> Callable[[], aredis.ConnectionPool]:
+    if spec.sentinel is None and _sentinel(spec.pool_class):
+        message = (
+            "The Redis provider's async methods reach Sentinel through django-redis's "
+            "SentinelConnectionFactory (OPTIONS CONNECTION_FACTORY and SENTINELS); this "
+            f"backend's pool {spec.pool_class.__name__} names no sentinels."
         )
-    kwargs = {k: v for k, v in options.items() if k != "parser_class"}  # sync parsers only
-    connection_class = kwargs.get("connection_class")
-    if connection_class is not None:
-        kwargs["connection_class"] = getattr(aconnection, connection_class.__name__)
-    retry = kwargs.get("retry")
-    if isinstance(retry, redis.retry.Retry):
-        errors: Any = retry._supported_errors
-        kwargs["retry"] = aretry.Retry(retry._backoff, retry._retries, errors)
-    kwargs["max_connections"] = kwargs.get("max_connections") or DEFAULT_MAX_CONNECTIONS
-    kwargs["timeout"] = pool_wait(kwargs)
-    return aredis.BlockingConnectionPool.from_url(url, **kwargs)
 
+        def refuse() -> aredis.ConnectionPool:
+            raise NotSupported(message)
 
-def pool_wait(options: dict[str, Any]) -> float:
-    """How long a task waits for a free pooled connection: the socket timeout, or less
-    where a ``BlockingConnectionPool``'s own ``timeout`` says so."""
-    socket_timeout = options.get("socket_timeout") or DEFAULT_SOCKET_TIMEOUT
-    own = options.get("timeout")
-    return float(socket_timeout if own is None else min(own, socket_timeout))
+        return refuse
+    return lambda: async_pool(spec.url, spec.options, spec.sentinel)
 
 
 def probe_client(backend: BaseCache, timeout: float) -> redis.Redis | None:
