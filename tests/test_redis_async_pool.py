@@ -154,3 +154,37 @@ def test_the_wait_for_a_free_connection_is_bounded_by_the_socket_timeout(
     assert 0.4 <= waited < 2.0
     assert fallback == "default"
     assert after == "v"
+
+
+def test_the_sync_side_shares_the_backends_own_pool(
+    stores: dict[str, Any], redis_server: servers.Server
+) -> None:
+    """No second sync pool beside django-redis's, with or without timeouts in OPTIONS: the
+    alias's ``max_connections`` caps the app's sync connections and the backend's together."""
+    pool = {"CONNECTION_POOL_KWARGS": {"max_connections": 3}}
+    aliases = {
+        "no_timeouts": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"{redis_server.url}/3",
+            "OPTIONS": pool,
+        },
+        "timeouts": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"{redis_server.url}/4",
+            "OPTIONS": {**pool, "SOCKET_TIMEOUT": 2, "SOCKET_CONNECT_TIMEOUT": 2},
+        },
+    }
+    with override_settings(CACHES={**stores, **aliases}):
+        from django.core.cache import caches
+
+        for alias, timeout in (("no_timeouts", 5.0), ("timeouts", 2)):
+            svc = CacheService(unique_namespace("one"), default_ttl=60, cache=alias)
+            provider = svc.provider
+            assert isinstance(provider, RedisProvider)
+            ours = provider.connection.client.connection_pool
+            assert ours is caches[alias].client.get_client(write=True).connection_pool  # type: ignore[attr-defined]
+            assert ours.max_connections == 3
+            assert ours.connection_kwargs["socket_timeout"] == timeout
+            assert svc.set("k", 1)
+            assert svc.get("k") == 1
+            svc.clear()

@@ -263,13 +263,14 @@ def _django_redis_spec(backend: Any) -> _Spec:
     del options["url"]
 
     def sync_client() -> redis.Redis:
-        if defaulted:  # the backend's own pool would wait forever: one of ours, with timeouts
-            pool = factory.get_connection_pool(params)
-            ours: redis.Redis = factory.redis_client_cls(
-                connection_pool=pool, **factory.redis_client_cls_kwargs
-            )
-            return ours
-        own: redis.Redis = client.get_client(write=True)  # its client, on its shared pool
+        # The backend's own client, on its (process-wide) pool: one pool, so the alias's
+        # max_connections caps every sync connection to it, the backend's and the app's.
+        own: redis.Redis = client.get_client(write=True)
+        if defaulted:  # without timeouts that pool would wait forever: give it the defaults
+            kwargs = own.connection_pool.connection_kwargs
+            for name in ("socket_timeout", "socket_connect_timeout"):
+                if kwargs.get(name) is None:
+                    kwargs[name] = params[name]
         return own
 
     sentinel = None
