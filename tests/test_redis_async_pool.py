@@ -160,17 +160,18 @@ def test_the_sync_side_shares_the_backends_own_pool(
     stores: dict[str, Any], redis_server: servers.Server
 ) -> None:
     """No second sync pool beside django-redis's, with or without timeouts in OPTIONS: the
-    alias's ``max_connections`` caps the app's sync connections and the backend's together."""
+    alias's ``max_connections`` caps the app's sync connections and the backend's together.
+    (Databases no other test here uses: django-redis 5.4 shares pools by URL alone.)"""
     pool = {"CONNECTION_POOL_KWARGS": {"max_connections": 3}}
     aliases = {
         "no_timeouts": {
             "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": f"{redis_server.url}/3",
+            "LOCATION": f"{redis_server.url}/5",
             "OPTIONS": pool,
         },
         "timeouts": {
             "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": f"{redis_server.url}/4",
+            "LOCATION": f"{redis_server.url}/6",
             "OPTIONS": {**pool, "SOCKET_TIMEOUT": 2, "SOCKET_CONNECT_TIMEOUT": 2},
         },
     }

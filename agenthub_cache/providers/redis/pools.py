@@ -46,9 +46,42 @@ class SentinelSettings:
         )
 
 
+class WaitingConnectionPool(aredis.BlockingConnectionPool):
+    """``BlockingConnectionPool`` that skips its condition and timer while nobody waits.
+
+    redis-py's version enters an ``asyncio.Condition`` and arms a timeout for every command,
+    even with connections free: measured, 15-45% of an ``aget`` at 64 tasks. Here a call takes
+    a free (or new) connection at once when no other task is queued, else queues behind them
+    in redis-py's own wait, so waiters are served in turn and never starved by newcomers.
+    """
+
+    _queued = 0
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        if not self._queued and self.can_get_connection() and not _in_maintenance(self):
+            # no await between the check and the take: atomic on the loop
+            connection = self.get_available_connection()  # type: ignore[no-untyped-call]
+            try:
+                await self.ensure_connection(connection)
+            except BaseException:
+                await self.release(connection)
+                raise
+            return connection
+        self._queued += 1
+        try:
+            return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+        finally:
+            self._queued -= 1
+
+
+def _in_maintenance(pool: Any) -> bool:
+    """redis-py 8's maintenance mode (server push notifications) serializes pool changes."""
+    return bool(getattr(pool, "_in_maintenance", False))
+
+
 class BlockingSentinelConnectionPool(
     asentinel.SentinelConnectionPool,
-    aredis.BlockingConnectionPool,
+    WaitingConnectionPool,
 ):
     """redis-py's async Sentinel pool with ``BlockingConnectionPool``'s wait for a free slot.
 
@@ -89,7 +122,7 @@ def async_pool(
     """A ``redis.asyncio`` pool for what the sync pool reaches with ``url`` and ``options``."""
     if sentinel is not None:
         return async_sentinel_pool(url, options, sentinel)
-    return aredis.BlockingConnectionPool.from_url(url, **_async_kwargs(options, aconnection))
+    return WaitingConnectionPool.from_url(url, **_async_kwargs(options, aconnection))
 
 
 def async_sentinel_pool(
