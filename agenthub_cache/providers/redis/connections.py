@@ -150,7 +150,8 @@ async def _close_at_shutdown(handles: dict[str, AsyncHandle]) -> AsyncGenerator[
         loop = asyncio.get_running_loop()
         while handles:
             _, handle = handles.popitem()
-            await handle.client.aclose(close_connection_pool=True)
+            with contextlib.suppress(*UNAVAILABLE):  # a broken socket: close the others too
+                await handle.client.aclose(close_connection_pool=True)
         with _guard:
             _handles.pop(loop, None)
             _closers.pop(loop, None)

@@ -89,8 +89,10 @@ class BlockingSentinelConnectionPool(
     """
 
     async def aclose(self) -> None:
-        await super().aclose()
-        await self.sentinel_manager.aclose()
+        try:  # a connection broken by a failover may raise as it closes: close the rest
+            await super().aclose()
+        finally:
+            await self.sentinel_manager.aclose()
 
 
 def pool_wait(options: dict[str, Any]) -> float:
