@@ -14,7 +14,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 def free_port() -> int:
@@ -131,3 +133,90 @@ def memcached_server(port: int | None = None) -> Server | None:
     if os.geteuid() == 0:
         argv += ["-u", "root"]
     return Server("memcached", argv, port)
+
+
+@dataclass
+class SentinelSet:
+    """A primary, its replica and three sentinels watching them as ``service``."""
+
+    primary: Server
+    replica: Server
+    sentinels: list[Server]
+    service: str = "mymaster"
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        return [(s.host, s.port) for s in self.sentinels]
+
+    def stop(self) -> None:
+        for server in [*self.sentinels, self.replica, self.primary]:
+            server.stop()
+
+
+def _wait_for(what: str, ready: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if ready():
+                return
+        except Exception:  # not up yet: connection refused, loading, ...
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"Sentinel set: {what} not ready within {timeout} s")
+
+
+def _info(server: Server, section: str) -> dict[str, Any]:
+    import redis
+
+    with redis.Redis(host=server.host, port=server.port, socket_timeout=2) as client:
+        return dict(client.info(section))
+
+
+def sentinel_set(down_after_ms: int = 1000) -> SentinelSet:
+    """Start 1 primary, 1 replica and 3 sentinels (``redis-server --sentinel``) on free ports.
+
+    Returns once the replica is in sync and every sentinel sees the replica and the two other
+    sentinels, so a failover can start at once. ``stop()`` stops them all.
+    """
+    primary = redis_server().start()
+    started = [primary]
+    try:
+        replica = redis_server(None, "--replicaof", primary.host, str(primary.port)).start()
+        started.append(replica)
+        _wait_for(
+            "replication",
+            lambda: _info(replica, "replication").get("master_link_status") == "up",
+        )
+        sentinels = []
+        for _ in range(3):
+            port = free_port()
+            server = Server("sentinel", [], port)
+            conf = os.path.join(server.workdir, "sentinel.conf")
+            with open(conf, "w") as f:
+                f.write(
+                    f"port {port}\nbind 127.0.0.1\nprotected-mode no\n"
+                    f"sentinel monitor mymaster {primary.host} {primary.port} 2\n"
+                    f"sentinel down-after-milliseconds mymaster {down_after_ms}\n"
+                    "sentinel failover-timeout mymaster 10000\n"
+                    "sentinel parallel-syncs mymaster 1\n"
+                )
+            server.argv = [str(redis_binary()), conf, "--sentinel"]
+            sentinels.append(server.start())
+            started.append(server)
+
+        def watching(sentinel: Server) -> bool:
+            info = _info(sentinel, "sentinel")
+            master = info.get("master0", {})
+            return (
+                master.get("slaves") == 1
+                and master.get("sentinels") == 3
+                and master.get("status") == "ok"
+            )
+
+        for sentinel in sentinels:
+            _wait_for(f"sentinel {sentinel.location}", lambda s=sentinel: watching(s))
+    except BaseException:
+        for server in reversed(started):
+            server.stop()
+        raise
+    return SentinelSet(primary, replica, sentinels)

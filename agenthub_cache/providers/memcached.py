@@ -7,7 +7,9 @@ namespace generation in O(1); the old entries age out or are evicted by the serv
 from __future__ import annotations
 
 import importlib
+import logging
 import time
+from collections.abc import Mapping
 from typing import Any, ClassVar, cast
 
 from django.core.cache.backends.base import BaseCache
@@ -55,6 +57,20 @@ def _not_an_integer_errors() -> tuple[type[BaseException], ...]:
     return (MemcacheClientError,)
 
 
+logger = logging.getLogger("agenthub_cache")
+
+
+def _stored_size(value: Any) -> str:
+    """About how many bytes ``value`` takes stored (as Django's default pickle serde writes it)."""
+    try:
+        from pymemcache.serde import pickle_serde
+
+        data, _ = pickle_serde.serialize("", value)
+    except Exception:
+        return "an unknown number of"
+    return f"{len(data):,}"
+
+
 def _all_servers_down_error() -> type[BaseException] | None:
     try:
         from pymemcache.exceptions import MemcacheError
@@ -96,6 +112,32 @@ class MemcachedProvider(GenericProvider):
             value.encode("utf-8")
         else:
             super().check_serializable(value)
+
+    def set(
+        self, key: str, value: Any, timeout: float | None, indexes: Mapping[str, str] | None = None
+    ) -> bool:
+        """``False`` (and a logged warning with the size) for a value the server refuses."""
+        try:
+            return super().set(key, value, timeout, indexes)
+        except self.refused_value_errors as exc:
+            logger.warning(
+                "Cache namespace %r: the %r cache refused the value of %r (%s bytes; over "
+                "memcached's item size limit, -I, 1 MB by default?): %s",
+                self.namespace,
+                self.alias,
+                key,
+                _stored_size(value),
+                exc,
+            )
+            return False
+
+    def set_many(self, mapping: Mapping[str, Any], timeout: float | None) -> list[str]:
+        """Django's contract: the keys the server refused come back as failed, the rest are
+        stored. A refusal interrupts the client's batch, so that batch is sent again key by key."""
+        try:
+            return super().set_many(mapping, timeout)
+        except self.refused_value_errors:
+            return [key for key, value in mapping.items() if not self.set(key, value, timeout)]
 
 
 class PyMemcacheProvider(MemcachedProvider):

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
@@ -59,6 +60,14 @@ def _value_error(exc: ResponseError, namespace: str, key: str) -> ValueError | R
     return exc
 
 
+#: What is left where the backend's KEY_FUNCTION hides key prefixes: every single-key
+#: operation and the indexes, but no listing, counting or flush.
+NOT_LISTABLE = (
+    "not listable: the cache's KEY_FUNCTION does not keep key prefixes, so keys, count, "
+    "prune and flush are not supported"
+)
+
+
 class RedisProvider(Provider):
     """Native provider for ``django_redis.cache.RedisCache`` and Django's ``RedisCache``."""
 
@@ -82,6 +91,8 @@ class RedisProvider(Provider):
         super().__init__(backend, alias, namespace)
         self.connection = connection_for(backend)
         self.layout = KeyLayout(backend, namespace)
+        if self.layout.prefix is None:  # a KEY_FUNCTION that hides prefixes: no SCAN can list
+            self.capabilities = UNLISTED  # type: ignore[misc]
         self.encode, self.decode = codec_for(backend)
         self._client = self.connection.client
         self._run = self.connection.run_script
@@ -265,7 +276,12 @@ class RedisProvider(Provider):
         return run(self.connection, clear_steps(self.layout, progress))
 
     def stats(self) -> dict[str, Any]:
+        if self.layout.prefix is None:
+            return self._unlisted_stats()
         return run(self.connection, stats_steps(self.layout))
+
+    def _unlisted_stats(self) -> dict[str, Any]:
+        return {"entries": None, "indexes": None, "memory_bytes": None, "listing": NOT_LISTABLE}
 
     def close(self) -> None:
         """Nothing to do: the pool is shared by every namespace on this server."""
@@ -368,8 +384,13 @@ class RedisProvider(Provider):
         return await arun(self.connection.async_handle(), clear_steps(self.layout, progress))
 
     async def astats(self) -> dict[str, Any]:
+        if self.layout.prefix is None:
+            return self._unlisted_stats()
         return await arun(self.connection.async_handle(), stats_steps(self.layout))
 
     async def aclose(self) -> None:
         """Close this event loop's connections to the server (reopened on next use)."""
         await self.connection.aclose()
+
+
+UNLISTED = dataclasses.replace(RedisProvider.capabilities, list_keys=False, flush=Flush.NONE)

@@ -327,7 +327,10 @@ def live_entries(layout: KeyLayout, name: str, value: str) -> Steps[tuple[list[s
     except ResponseError as exc:
         # Old servers lack ZMSCORE; a full one (noeviction) queues nothing in MULTI, not even
         # reads: the script takes the same snapshot without a transaction.
-        unknown = "unknown command" in str(exc).lower()
+        # (redis-py 6.x's async pipeline drops the server's message, "unknown command", and
+        # keeps only the command: an error naming ZMSCORE here is that one.)
+        message = str(exc).lower()
+        unknown = "unknown command" in message or "(zmscore " in message
         if not (unknown or isinstance(exc, OutOfMemoryError)) or layout.prefix is None:
             raise
         return (yield from _live_entries_by_script(layout, idx))
