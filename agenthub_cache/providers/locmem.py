@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
+from agenthub_cache import keys
 from agenthub_cache.providers.base import Capabilities, Flush, StoreScope
 from agenthub_cache.providers.listing import ListingProvider
 
@@ -21,6 +22,12 @@ class LocMemProvider(ListingProvider):
         list_keys=True, flush=Flush.PREFIX, ttl=True
     )
     store_scope: ClassVar[StoreScope] = StoreScope.PROCESS
+
+    def maybe_filed(self, key: str, scope: str | None) -> bool:
+        """A dict lookup (an expired meta counts: the index path then checks properly)."""
+        return (
+            self.backend.make_key(self.stored_key(keys.META, key, scope=scope)) in self.store._cache
+        )
 
     def list_stored(self, prefix: str, live_only: bool) -> list[str]:
         now = time.time()
