@@ -155,7 +155,7 @@ def single_ops(report: Report, aliases: list[str], n: int, rounds: int) -> None:
         for key in KEYS:
             raw.set(key, VALUE, 600)
             ns.set(key, VALUE)
-        count = n if alias in ("locmem", "files") else max(200, n // 4)
+        count = max(200, n // {"locmem": 1, "sqlite": 4, "memcached": 4}.get(alias, 8))
         print(f"\n{alias}: get and set (1 KB values, one at a time)")
         results = measure(
             {

@@ -64,7 +64,7 @@ class FileProvider(GenericProvider):
 
     def maybe_filed(self, key: str, scope: str | None) -> bool:
         """Whether the meta record's file exists (a ``stat``, not an open and unpickle)."""
-        return os.path.exists(self._file(self.stored_key(keys.META, key, scope=scope)))
+        return os.path.exists(self._file(self.key_of(keys.META, key, scope)))
 
     def stored_ttl(self, stored: str) -> float | None:
         """FileBasedCache writes the expiry (epoch seconds or None) as the file's first pickle."""

@@ -83,12 +83,27 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
         return head
 
     def entry_key(self, key: str, scope: str | None) -> str:
-        return self.stored_key(keys.ENTRY, key, scope=scope)
+        return self.key_of(keys.ENTRY, key, scope)
+
+    def key_of(self, kind: str, key: str, scope: str | None) -> str:
+        """``stored_key(kind, key)`` of one part, on the hot path: the usual case first."""
+        prefix = self._prefixes.get(scope)
+        head = self.key_head()
+        limit = self.max_key_length
+        if prefix is not None and head is not None and limit is not None:
+            built = f"{prefix}{kind}:{keys.escape(key)}"
+            if head + len(built) <= limit:
+                return built
+        return self.stored_key(kind, key, scope=scope)
+
+    def write_entry(self, stored: str, value: Any, timeout: float | None) -> None:
+        """``backend.set`` of an entry's stored key (a store may write it more directly)."""
+        self.backend.set(stored, value, timeout)
 
     def maybe_filed(self, key: str, scope: str | None) -> bool:
         """Whether ``key`` may be filed under an index (its meta record exists): what an
         unindexed write checks after writing, to take the index path only when needed."""
-        return bool(self.backend.has_key(self.stored_key(keys.META, key, scope=scope)))
+        return bool(self.backend.has_key(self.key_of(keys.META, key, scope)))
 
     def make_key(self, key: str) -> str:
         """The key to read this entry through ``caches[alias]`` (before its KEY_PREFIX)."""
@@ -114,7 +129,7 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
                 self.backend.set(stored, value, timeout)
                 self.file_entry(key, indexes, timeout, scope)
             return True
-        self.backend.set(stored, value, timeout)
+        self.write_entry(stored, value, timeout)
         if self.maybe_filed(key, scope):
             with self.index_guard():
                 self.backend.set(stored, value, timeout)  # last writer, then unfiled
