@@ -29,9 +29,19 @@ class FileProvider(GenericProvider):
         path: str = cast(Any, self.backend)._key_to_file(stored)
         return path
 
+    def _generation_file(self) -> str:
+        """The generation's file, found once per thread and backend."""
+        backend: Any = self.backend  # binds this thread's backend (forgetting the old one's)
+        bound = self._bound
+        try:
+            path: str = bound.generation_file
+        except AttributeError:
+            path = bound.generation_file = backend._key_to_file(self.generation_key())
+        return path
+
     def _signature(self) -> tuple[int, int, int] | None:
         try:
-            found = os.stat(self._file(self.generation_key()))
+            found = os.stat(self._generation_file())
         except OSError:
             return None
         return (found.st_ino, found.st_size, found.st_mtime_ns)
@@ -55,6 +65,9 @@ class FileProvider(GenericProvider):
     def clear(self, progress: Callable[[int], None] | None = None) -> int | None:
         _seen.pop((self.store_id, self.namespace), None)
         return super().clear(progress)
+
+    def read_entry(self, key: str, default: Any = None) -> Any:
+        return self.backend.get(self.entry_key(key, self.scope()), default)
 
     def read_entries(self, keys_: list[str]) -> dict[str, Any]:
         generation = self.scope()  # a stat, then one file per entry
