@@ -260,9 +260,10 @@ def index_growth(report: Report, aliases: list[str], many: int, n: int, rounds: 
         samples: dict[str, list[float]] = {"small": [], "large": []}
         add_values(small, 50)
         add_values(large, 50)
-        for _ in range(rounds):
-            samples["small"].append(n / add_values(small, n))
-            samples["large"].append(n / add_values(large, n))
+        for turn in range(rounds):  # which goes first alternates (checkpoints, caches)
+            order = [("small", small), ("large", large)]
+            for name, service in order if turn % 2 == 0 else order[::-1]:
+                samples[name].append(n / add_values(service, n))
         results = {
             f"{alias}: indexed set, 100 values": statistics.median(samples["small"]),
             f"{alias}: indexed set, {many:,} values": statistics.median(samples["large"]),
