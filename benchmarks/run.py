@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         "--skip",
         action="append",
         default=[],
-        choices=["single", "batch", "indexed", "async", "index", "flush"],
+        choices=["single", "batch", "indexed", "async", "index", "flush", "backends"],
         help="leave a section out (repeatable)",
     )
     parser.add_argument("--write", metavar="PATH", help="also write the Markdown report here")
@@ -105,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
             elapsed = time.monotonic() - started
     finally:
         server.stop()
+    if "backends" not in args.skip:  # the non-Redis backends, in a process of their own
+        from benchmarks.backends import merge_into
+
+        merge_into(report, quick=args.quick)
     load_after = os.getloadavg()
     report.notes.append(
         f"Load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after; "

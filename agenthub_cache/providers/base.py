@@ -144,6 +144,7 @@ class Provider(abc.ABC):
             return self._own_backend
         bound = self._bound
         if getattr(bound, "epoch", None) != _binding_epoch:
+            vars(bound).clear()  # with what was derived from the old backend
             bound.backend, bound.epoch = caches[self.alias], _binding_epoch
         backend: BaseCache = bound.backend
         return backend
