@@ -22,7 +22,7 @@ E004 = "agenthub_cache.E004"  # bad namespace name
 E005 = "agenthub_cache.E005"  # bad TTL / DEFAULT_TTL
 E006 = "agenthub_cache.E006"  # unknown namespace option
 E007 = "agenthub_cache.E007"  # NAMESPACES, or one namespace's options, not a dict
-E008 = "agenthub_cache.E008"  # FAIL_SILENTLY / SENSITIVE not a bool
+E008 = "agenthub_cache.E008"  # FAIL_SILENTLY / SENSITIVE / METRICS not a bool
 W001 = "agenthub_cache.W001"  # namespace on DummyCache
 W002 = "agenthub_cache.W002"  # namespace on LocMemCache
 W003 = "agenthub_cache.W003"  # Redis eviction policy may evict index sets (Redis provider)
@@ -104,7 +104,7 @@ def _check_namespace(name: object, options: object, alias: object) -> list[Check
         errors += _check_ttl(options["TTL"], f"{where}['TTL']")
     if "CACHE" in options:
         errors += _check_alias(options["CACHE"], f"{where}['CACHE']")
-    for flag in ("FAIL_SILENTLY", "SENSITIVE"):
+    for flag in ("FAIL_SILENTLY", "SENSITIVE", "METRICS"):
         if flag in options and not isinstance(options[flag], bool):
             errors.append(
                 Error(

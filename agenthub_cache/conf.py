@@ -22,7 +22,7 @@ from django.dispatch import receiver
 
 SETTING = "AGENTHUB_CACHE"
 TOP_LEVEL_OPTIONS = ("CACHE", "DEFAULT_TTL", "NAMESPACES")
-NAMESPACE_OPTIONS = ("TTL", "CACHE", "FAIL_SILENTLY", "SENSITIVE")
+NAMESPACE_OPTIONS = ("TTL", "CACHE", "FAIL_SILENTLY", "SENSITIVE", "METRICS")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 DEFAULT_ALIAS = "default"
@@ -48,6 +48,8 @@ class NamespaceSettings:
     cache: str
     fail_silently: bool = False
     sensitive: bool = False
+    #: Count hits, misses, sets, deletes, errors and latency in this process (``metrics.py``).
+    metrics: bool = True
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ def get_settings() -> AppSettings:
             cache=options.get("CACHE", alias),
             fail_silently=options.get("FAIL_SILENTLY", False),
             sensitive=options.get("SENSITIVE", False),
+            metrics=options.get("METRICS", True),
         )
         for name, options in declared.items()
     }

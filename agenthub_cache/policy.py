@@ -16,10 +16,11 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
-from agenthub_cache import conf
+from agenthub_cache import conf, metrics
 from agenthub_cache.exceptions import CacheUnavailable, InvalidKey
 
 if TYPE_CHECKING:
+    from agenthub_cache.metrics import NamespaceMetrics
     from agenthub_cache.providers.base import Provider
     from agenthub_cache.providers.locking import CacheLock
 
@@ -39,6 +40,8 @@ FOREVER: Final = _Forever()
 #: At most one "cache unavailable" warning per namespace in this many seconds.
 WARNING_INTERVAL = 10.0
 _last_warning: dict[str, float] = {}
+#: The default a service passes to the provider's reads, to tell a miss from a stored value.
+MISS: Final[Any] = object()
 
 
 def brief(value: object, limit: int = 60) -> str:
@@ -48,7 +51,11 @@ def brief(value: object, limit: int = 60) -> str:
 
 
 class FailurePolicy:
-    """Turns store errors into the §5 policy; suppresses them only under ``FAIL_SILENTLY``."""
+    """Turns store errors into the §5 policy; suppresses them only under ``FAIL_SILENTLY``.
+
+    Also records the call in the namespace's metrics (latency, error kind), unless they are
+    off; ``read``/``wrote``/``deleted`` add what the service learns from the result.
+    """
 
     def __init__(
         self, service: ServicePolicy, operation: str, writes: bool = False, silenceable: bool = True
@@ -57,9 +64,32 @@ class FailurePolicy:
         self.operation = operation
         self.writes = writes
         self.silenceable = silenceable
+        self.metrics = service._metrics
+        self.started = 0
 
-    def __enter__(self) -> None:
-        return None
+    def __enter__(self) -> FailurePolicy:
+        if self.metrics is not None:
+            self.started = time.perf_counter_ns()
+        return self
+
+    def read(self, value: Any, default: Any) -> Any:
+        """``value`` from a read given ``MISS`` as its default: counts a hit or a miss."""
+        if self.metrics is not None:
+            self.metrics.read(value is not MISS, value is MISS)
+        return default if value is MISS else value
+
+    def read_many(self, asked: int, found: dict[str, Any]) -> dict[str, Any]:
+        if self.metrics is not None:
+            self.metrics.read(len(found), asked - len(found))
+        return found
+
+    def wrote(self, entries: int) -> None:
+        if self.metrics is not None and entries:
+            self.metrics.wrote(entries)
+
+    def deleted(self, entries: int) -> None:
+        if self.metrics is not None and entries:
+            self.metrics.deleted(entries)
 
     def __exit__(
         self,
@@ -67,6 +97,11 @@ class FailurePolicy:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
+        if self.metrics is not None:
+            error = None
+            if exc is not None and not isinstance(exc, CallerFailed):
+                error = metrics.error_kind(exc, self.service.provider.is_unavailable(exc))
+            self.metrics.observe(self.operation, time.perf_counter_ns() - self.started, error)
         if exc is None:
             return False
         service, provider = self.service, self.service.provider
@@ -186,6 +221,8 @@ class ServicePolicy:
     fail_silently: bool
     cache_alias: str
     provider: Provider
+    #: This namespace's metrics in this process; None when ``METRICS`` is off.
+    _metrics: NamespaceMetrics | None = None
 
     def _error(self, argument: str, problem: str) -> InvalidKey:
         return InvalidKey(f"Cache namespace {self.namespace!r}: {argument} {problem}")

@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from agenthub_cache import conf
+from agenthub_cache import metrics as metrics_
 from agenthub_cache.exceptions import CacheUnavailable, InvalidKey
 from agenthub_cache.factory import CacheFactory, CacheType
 from agenthub_cache.policy import (
     FOREVER,
+    MISS,
     CallerDefault,
     CallerFailed,
     GuardedLock,
@@ -41,6 +43,7 @@ class CacheService(ServicePolicy):
         *,
         fail_silently: bool = False,
         sensitive: bool = False,
+        metrics: bool = True,
     ) -> None:
         if not conf.is_valid_name(namespace):
             raise InvalidKey(
@@ -58,6 +61,7 @@ class CacheService(ServicePolicy):
         self.default_ttl: int | None = default_ttl
         self.fail_silently = fail_silently
         self.sensitive = sensitive
+        self._metrics = metrics_.for_namespace(namespace) if metrics else None
         self.provider: Provider = CacheFactory.create_cache(
             cache_type=cache_type, namespace=namespace, default_ttl=default_ttl, cache=cache
         )
@@ -71,11 +75,18 @@ class CacheService(ServicePolicy):
             cache=options.cache,
             fail_silently=options.fail_silently,
             sensitive=options.sensitive,
+            metrics=options.metrics,
         )
 
     @property
     def capabilities(self) -> Capabilities:
         return self.provider.capabilities
+
+    def metrics(self) -> dict[str, Any]:
+        """This process's counters of the namespace: hits, misses, sets, deletes, errors by
+        kind, latency (count and sum, in total and per operation); ``{"enabled": False}``
+        when ``METRICS`` is off."""
+        return metrics_.DISABLED if self._metrics is None else self._metrics.snapshot()
 
     def __repr__(self) -> str:
         return f"<CacheService {self.namespace!r} on {self.cache_alias!r}>"
@@ -92,27 +103,27 @@ class CacheService(ServicePolicy):
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, or ``default`` when missing or expired."""
         key = self._key(key)
-        with self._policy("get"):
-            return self.provider.get(key, default)
+        with self._policy("get") as call:
+            return call.read(self.provider.get(key, MISS), default)
         return default
 
     async def aget(self, key: str, default: Any = None) -> Any:
         key = self._key(key)
-        with self._policy("get"):
-            return await self.provider.aget(key, default)
+        with self._policy("get") as call:
+            return call.read(await self.provider.aget(key, MISS), default)
         return default
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The found entries among ``keys``, as a dict."""
         keys_ = self._keys(keys)
-        with self._policy("get_many"):
-            return self.provider.get_many(keys_) if keys_ else {}
+        with self._policy("get_many") as call:
+            return call.read_many(len(keys_), self.provider.get_many(keys_) if keys_ else {})
         return {}
 
     async def aget_many(self, keys: Iterable[str]) -> dict[str, Any]:
         keys_ = self._keys(keys)
-        with self._policy("get_many"):
-            return await self.provider.aget_many(keys_) if keys_ else {}
+        with self._policy("get_many") as call:
+            return call.read_many(len(keys_), await self.provider.aget_many(keys_) if keys_ else {})
         return {}
 
     def set(
@@ -120,16 +131,20 @@ class CacheService(ServicePolicy):
     ) -> bool:
         """Store ``value``; file it under ``indexes`` (and out of any it was filed under)."""
         key, timeout, indexes_ = self._key(key), self._timeout(ttl), self._indexes(indexes)
-        with self._policy("set", writes=True):
-            return self.provider.set(key, value, timeout, indexes_)
+        with self._policy("set", writes=True) as call:
+            stored = self.provider.set(key, value, timeout, indexes_)
+            call.wrote(stored)
+            return stored
         return False
 
     async def aset(
         self, key: str, value: Any, ttl: Any = None, indexes: Mapping[str, str] | None = None
     ) -> bool:
         key, timeout, indexes_ = self._key(key), self._timeout(ttl), self._indexes(indexes)
-        with self._policy("set", writes=True):
-            return await self.provider.aset(key, value, timeout, indexes_)
+        with self._policy("set", writes=True) as call:
+            stored = await self.provider.aset(key, value, timeout, indexes_)
+            call.wrote(stored)
+            return stored
         return False
 
     def add(
@@ -137,16 +152,20 @@ class CacheService(ServicePolicy):
     ) -> bool:
         """``set`` only if ``key`` is absent; True if this call stored it."""
         key, timeout, indexes_ = self._key(key), self._timeout(ttl), self._indexes(indexes)
-        with self._policy("add", writes=True):
-            return self.provider.add(key, value, timeout, indexes_)
+        with self._policy("add", writes=True) as call:
+            stored = self.provider.add(key, value, timeout, indexes_)
+            call.wrote(stored)
+            return stored
         return False
 
     async def aadd(
         self, key: str, value: Any, ttl: Any = None, indexes: Mapping[str, str] | None = None
     ) -> bool:
         key, timeout, indexes_ = self._key(key), self._timeout(ttl), self._indexes(indexes)
-        with self._policy("add", writes=True):
-            return await self.provider.aadd(key, value, timeout, indexes_)
+        with self._policy("add", writes=True) as call:
+            stored = await self.provider.aadd(key, value, timeout, indexes_)
+            call.wrote(stored)
+            return stored
         return False
 
     def set_many(self, mapping: Mapping[str, Any], ttl: Any = None) -> list[str]:
@@ -155,8 +174,10 @@ class CacheService(ServicePolicy):
             raise self._error("mapping", "must be a dict of key to value.")
         self._keys(mapping, "key in mapping")
         timeout = self._timeout(ttl)
-        with self._policy("set_many", writes=True):
-            return self.provider.set_many(mapping, timeout) if mapping else []
+        with self._policy("set_many", writes=True) as call:
+            failed = self.provider.set_many(mapping, timeout) if mapping else []
+            call.wrote(len(mapping) - len(failed))
+            return failed
         return list(mapping)
 
     async def aset_many(self, mapping: Mapping[str, Any], ttl: Any = None) -> list[str]:
@@ -164,34 +185,44 @@ class CacheService(ServicePolicy):
             raise self._error("mapping", "must be a dict of key to value.")
         self._keys(mapping, "key in mapping")
         timeout = self._timeout(ttl)
-        with self._policy("set_many", writes=True):
-            return await self.provider.aset_many(mapping, timeout) if mapping else []
+        with self._policy("set_many", writes=True) as call:
+            failed = await self.provider.aset_many(mapping, timeout) if mapping else []
+            call.wrote(len(mapping) - len(failed))
+            return failed
         return list(mapping)
 
     def delete(self, key: str) -> bool:
         """Remove ``key`` and its index filings; True if it existed."""
         key = self._key(key)
-        with self._policy("delete"):
-            return self.provider.delete(key)
+        with self._policy("delete") as call:
+            existed = self.provider.delete(key)
+            call.deleted(existed)
+            return existed
         return False
 
     async def adelete(self, key: str) -> bool:
         key = self._key(key)
-        with self._policy("delete"):
-            return await self.provider.adelete(key)
+        with self._policy("delete") as call:
+            existed = await self.provider.adelete(key)
+            call.deleted(existed)
+            return existed
         return False
 
     def delete_many(self, keys: Iterable[str]) -> int:
         """Remove every key; return how many existed."""
         keys_ = self._keys(keys)
-        with self._policy("delete_many"):
-            return self.provider.delete_many(keys_) if keys_ else 0
+        with self._policy("delete_many") as call:
+            deleted = self.provider.delete_many(keys_) if keys_ else 0
+            call.deleted(deleted)
+            return deleted
         return 0
 
     async def adelete_many(self, keys: Iterable[str]) -> int:
         keys_ = self._keys(keys)
-        with self._policy("delete_many"):
-            return await self.provider.adelete_many(keys_) if keys_ else 0
+        with self._policy("delete_many") as call:
+            deleted = await self.provider.adelete_many(keys_) if keys_ else 0
+            call.deleted(deleted)
+            return deleted
         return 0
 
     def has_key(self, key: str) -> bool:
@@ -212,14 +243,18 @@ class CacheService(ServicePolicy):
     def pop(self, key: str, default: Any = None) -> Any:
         """Atomically get and delete: of racing callers, exactly one gets the value."""
         key = self._key(key)
-        with self._policy("pop"):
-            return self.provider.pop(key, default)
+        with self._policy("pop") as call:
+            value = call.read(self.provider.pop(key, MISS), MISS)
+            call.deleted(value is not MISS)
+            return default if value is MISS else value
         return default
 
     async def apop(self, key: str, default: Any = None) -> Any:
         key = self._key(key)
-        with self._policy("pop"):
-            return await self.provider.apop(key, default)
+        with self._policy("pop") as call:
+            value = call.read(await self.provider.apop(key, MISS), MISS)
+            call.deleted(value is not MISS)
+            return default if value is MISS else value
         return default
 
     def incr(self, key: str, delta: int = 1, ttl: Any = None) -> int:
@@ -346,14 +381,18 @@ class CacheService(ServicePolicy):
     def delete_by_index(self, index: str, value: str) -> int:
         """Delete the entries filed under ``index`` = ``value`` (and their other filings)."""
         index, value = self._index(index, value)
-        with self._policy("delete_by_index"):
-            return self.provider.delete_by_index(index, value)
+        with self._policy("delete_by_index") as call:
+            deleted = self.provider.delete_by_index(index, value)
+            call.deleted(deleted)
+            return deleted
         return 0
 
     async def adelete_by_index(self, index: str, value: str) -> int:
         index, value = self._index(index, value)
-        with self._policy("delete_by_index"):
-            return await self.provider.adelete_by_index(index, value)
+        with self._policy("delete_by_index") as call:
+            deleted = await self.provider.adelete_by_index(index, value)
+            call.deleted(deleted)
+            return deleted
         return 0
 
     def prune(self) -> int:

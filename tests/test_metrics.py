@@ -1,0 +1,100 @@
+"""Per-namespace metrics: shared across a process's threads, off with ``METRICS: False``,
+errors by kind, and the checks of the option. Counting on every backend is in the contract suite.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import caches
+from django.test.utils import override_settings
+
+from agenthub_cache import CacheService, CacheUnavailable, checks, metrics, namespaces
+from tests import servers
+from tests.conftest import run_threads, unique_namespace
+
+
+def test_metrics_false_records_nothing() -> None:
+    name = unique_namespace("m")
+    service = CacheService(name, default_ttl=60, metrics=False)
+    service.set("k", 1)
+    service.get("k")
+    service.get("missing")
+    assert service.metrics() == {"enabled": False}
+    assert name not in metrics.all_namespaces()
+
+
+def test_metrics_setting_turns_them_off_per_namespace() -> None:
+    on, off = unique_namespace("on"), unique_namespace("off")
+    setting = {"NAMESPACES": {on: {"TTL": 60}, off: {"TTL": 60, "METRICS": False}}}
+    with override_settings(AGENTHUB_CACHE=setting):
+        namespaces[on].get("k")
+        namespaces[off].get("k")
+        assert namespaces[on].metrics()["misses"] == 1
+        assert namespaces[off].metrics() == {"enabled": False}
+
+
+def test_metrics_option_must_be_a_bool() -> None:
+    setting = {"NAMESPACES": {"x": {"METRICS": "yes"}}}
+    with override_settings(AGENTHUB_CACHE=setting):
+        errors = checks.settings_errors()
+    assert [e.id for e in errors] == [checks.E008]
+    assert "METRICS" in errors[0].msg
+
+
+def test_threads_of_one_process_share_a_namespaces_counters() -> None:
+    name = unique_namespace("m")
+    with override_settings(AGENTHUB_CACHE={"NAMESPACES": {name: {"TTL": 60}}}):
+
+        def work() -> None:
+            service = namespaces[name]  # one service per thread, one metrics per namespace
+            for i in range(200):
+                service.set(f"k{i}", i)
+                service.get(f"k{i}")
+
+        run_threads(4, work)
+        snapshot = namespaces[name].metrics()
+    assert (snapshot["sets"], snapshot["hits"]) == (800, 800)
+    assert snapshot["operations"]["get"]["count"] == 800
+
+
+def test_errors_are_counted_by_kind() -> None:
+    port = servers.free_port()  # nothing listens there
+    location = f"redis://127.0.0.1:{port}/0"
+    dead = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": location}
+    with override_settings(CACHES={**caches_settings(), "dead": dead}):
+        try:
+            service = CacheService(unique_namespace("m"), default_ttl=60, cache="dead")
+            with pytest.raises(CacheUnavailable):
+                service.get("k")
+            silent = CacheService(
+                unique_namespace("m"), default_ttl=60, cache="dead", fail_silently=True
+            )
+            assert silent.get("k", "dflt") == "dflt"
+            refused = CacheService(unique_namespace("m"), default_ttl=60)
+            with pytest.raises(ValueError, match="cannot be serialized"):
+                refused.set("k", lambda: 0)
+        finally:
+            caches["dead"].close()
+    assert service.metrics()["errors"] == {"unavailable": 1}
+    assert silent.metrics()["errors"] == {"unavailable": 1}
+    assert silent.metrics()["misses"] == 0  # a silenced failure is an error, not a miss
+    # anything else is counted under the store's exception class (pickle's, here)
+    assert list(refused.metrics()["errors"].values()) == [1]
+    assert "unavailable" not in refused.metrics()["errors"]
+
+
+def test_a_callers_own_error_is_not_a_store_error() -> None:
+    service = CacheService(unique_namespace("m"), default_ttl=60)
+
+    def broken() -> int:
+        raise KeyError("mine")
+
+    with pytest.raises(KeyError):
+        service.get_or_set("k", broken)
+    assert service.metrics()["errors"] == {}
+
+
+def caches_settings() -> dict[str, object]:
+    from django.conf import settings
+
+    return dict(settings.CACHES)
