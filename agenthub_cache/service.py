@@ -395,6 +395,13 @@ class CacheService(ServicePolicy):
             return deleted
         return 0
 
+    def indexes_of(self, key: str) -> dict[str, str]:
+        """``{index: value}`` that ``key`` is filed under (for inspection: admin, command)."""
+        key = self._key(key)
+        with self._admin("indexes_of"):
+            return self.provider.indexes_of(key)
+        raise AssertionError("unreachable")
+
     def prune(self) -> int:
         """Reclaim index members whose entries expired, went or were re-filed."""
         with self._policy("prune"):

@@ -586,3 +586,18 @@ async def test_metrics_count_the_async_twins(service: CacheService) -> None:
     metrics = service.metrics()
     assert (metrics["hits"], metrics["misses"], metrics["sets"], metrics["deletes"]) == (2, 2, 1, 1)
     assert metrics["operations"]["get"]["count"] == 2
+
+
+def test_inspection_indexes_of_a_key_and_index_names(service: CacheService) -> None:
+    service.set("a", 1, indexes={"user": "4:2*", "email": "a@b.c"})
+    service.set("b", 2, indexes={"user": "7"})
+    service.set("plain", 3)
+    assert service.stats()["index_names"] == ["email", "user"]
+    assert service.indexes_of("a") == {"user": "4:2*", "email": "a@b.c"}
+    assert service.indexes_of("plain") == {}
+    assert service.indexes_of("missing") == {}
+    service.set("a", 1, indexes={"user": "9"})
+    assert service.indexes_of("a") == {"user": "9"}
+    service.delete("b")
+    service.prune()
+    assert service.stats()["index_names"] == ["user"]

@@ -292,11 +292,18 @@ class Provider(RecordIndexes):
 
     def stats(self) -> dict[str, Any]:
         listed = self.capabilities.list_keys
+        directory = self.index_directory(self.scope())
         return {
             "entries": self.count() if listed else None,
-            "indexes": len(self.index_directory(self.scope())),
+            "indexes": len(directory),
+            "index_names": sorted({name for name, _ in directory}),
             "memory_bytes": None,
         }
+
+    def indexes_of(self, key: str) -> dict[str, str]:
+        """``{index: value}`` that ``key`` is filed under (empty if none, or if missing)."""
+        filed = self.backend.get(self.stored_key(keys.META, key, scope=self.scope()))
+        return dict(filed) if isinstance(filed, dict) else {}
 
     def close(self) -> None:
         """Release what the provider holds beyond the backend (nothing, generically)."""
