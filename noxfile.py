@@ -64,5 +64,6 @@ def tests(session: nox.Session, django: str) -> None:
 @nox.session(python=MATRIX[-1][0])
 def extended(session: nox.Session) -> None:
     """The suites too slow for every cell (marker ``extended``), on the newest cell only."""
-    session.install("-e", ".[test]", f"Django~={MATRIX[-1][1]}.0")
+    # browser: playwright for the admin's chromium tests (chromium itself from apt, see .ci/run)
+    session.install("-e", ".[test,browser,prometheus]", f"Django~={MATRIX[-1][1]}.0")
     session.run(*TEST_COMMAND, "-m", "extended", *session.posargs, success_codes=[0])

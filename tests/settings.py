@@ -13,8 +13,10 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.admin",
+    "django.contrib.staticfiles",  # the admin's CSS, served by live_server in the browser tests
     "agenthub_cache",
 ]
+STATIC_URL = "static/"
 # The admin pages (tests/test_admin*.py): admin.site at /admin/, a custom site at /custom-admin/.
 ROOT_URLCONF = "tests.urls"
 MIDDLEWARE = [
