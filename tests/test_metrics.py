@@ -98,3 +98,31 @@ def caches_settings() -> dict[str, object]:
     from django.conf import settings
 
     return dict(settings.CACHES)
+
+
+def test_prometheus_collector_exports_the_counters() -> None:
+    import prometheus_client as prometheus  # in the test extra: this test runs on every cell
+
+    from agenthub_cache.prometheus import NamespaceCollector, register
+
+    name = unique_namespace("prom")
+    service = CacheService(name, default_ttl=60)
+    service.set("k", 1)
+    service.get("k")
+    service.get("missing")
+    registry = prometheus.CollectorRegistry()
+    assert register(registry) is register(registry)  # once per registry
+    labels = {"namespace": name}
+    assert registry.get_sample_value("agenthub_cache_hits_total", labels) == 1
+    assert registry.get_sample_value("agenthub_cache_misses_total", labels) == 1
+    assert registry.get_sample_value("agenthub_cache_sets_total", labels) == 1
+    get_labels = {**labels, "operation": "get"}
+    count = registry.get_sample_value("agenthub_cache_operation_duration_seconds_count", get_labels)
+    assert count == 2
+    text = prometheus.generate_latest(registry).decode()
+    assert f'agenthub_cache_hits_total{{namespace="{name}"}} 1.0' in text
+    # the app registered one on the default registry at start-up
+    assert any(
+        isinstance(c, NamespaceCollector)
+        for c in prometheus.REGISTRY._collector_to_names  # no public listing of collectors
+    )
