@@ -57,6 +57,19 @@ class FailurePolicy:
     off; ``read``/``wrote``/``deleted`` add what the service learns from the result.
     """
 
+    __slots__ = (
+        "deletes",
+        "hits",
+        "metrics",
+        "misses",
+        "operation",
+        "service",
+        "sets",
+        "silenceable",
+        "started",
+        "writes",
+    )
+
     def __init__(
         self, service: ServicePolicy, operation: str, writes: bool = False, silenceable: bool = True
     ) -> None:
@@ -65,31 +78,33 @@ class FailurePolicy:
         self.writes = writes
         self.silenceable = silenceable
         self.metrics = service._metrics
-        self.started = 0
+        self.started = self.hits = self.misses = self.sets = self.deletes = 0
 
     def __enter__(self) -> FailurePolicy:
         if self.metrics is not None:
             self.started = time.perf_counter_ns()
         return self
 
+    # What the service learns from a result; recorded with the call in ``__exit__``.
+
     def read(self, value: Any, default: Any) -> Any:
         """``value`` from a read given ``MISS`` as its default: counts a hit or a miss."""
-        if self.metrics is not None:
-            self.metrics.read(value is not MISS, value is MISS)
-        return default if value is MISS else value
+        if value is MISS:
+            self.misses += 1
+            return default
+        self.hits += 1
+        return value
 
     def read_many(self, asked: int, found: dict[str, Any]) -> dict[str, Any]:
-        if self.metrics is not None:
-            self.metrics.read(len(found), asked - len(found))
+        self.hits += len(found)
+        self.misses += asked - len(found)
         return found
 
     def wrote(self, entries: int) -> None:
-        if self.metrics is not None and entries:
-            self.metrics.wrote(entries)
+        self.sets += entries
 
     def deleted(self, entries: int) -> None:
-        if self.metrics is not None and entries:
-            self.metrics.deleted(entries)
+        self.deletes += entries
 
     def __exit__(
         self,
@@ -101,7 +116,16 @@ class FailurePolicy:
             error = None
             if exc is not None and not isinstance(exc, CallerFailed):
                 error = metrics.error_kind(exc, self.service.provider.is_unavailable(exc))
-            self.metrics.observe(self.operation, time.perf_counter_ns() - self.started, error)
+            self.metrics.observe(
+                self.operation,
+                time.perf_counter_ns() - self.started,
+                error,
+                self.hits,
+                self.misses,
+                self.sets,
+                self.deletes,
+            )
+            self.hits = self.misses = self.sets = self.deletes = 0  # GuardedLock reuses it
         if exc is None:
             return False
         service, provider = self.service, self.service.provider
