@@ -123,7 +123,7 @@ class NamespaceAdmin(_ModelAdmin):
         self.require_view(request)
         rows = [admin_data.namespace_row(namespaces[name]) for name in namespaces]
         for row in rows:
-            row.url = self.url("detail", row.name)  # type: ignore[attr-defined]
+            row.url = self.url("detail", row.name)
         context = self.context(request, "Cache namespaces", rows=rows, **(extra_context or {}))
         return self.render(request, "change_list.html", context)
 

@@ -52,6 +52,7 @@ class NamespaceRow:
     index_names: list[str] = field(default_factory=list)
     unavailable: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    url: str = ""  # its namespace page (set by the admin)
 
     @property
     def errors(self) -> int:
@@ -81,6 +82,8 @@ def namespace_row(service: CacheService) -> NamespaceRow:
     row = describe(service)
     try:
         stats = service.stats()
+    except NotSupported:  # e.g. a KEY_FUNCTION that hides the namespace prefix
+        row.listable = False
     except (CacheError, OSError, RuntimeError, ValueError) as exc:
         row.unavailable = problem(exc)
     else:
