@@ -22,12 +22,13 @@ E004 = "agenthub_cache.E004"  # bad namespace name
 E005 = "agenthub_cache.E005"  # bad TTL / DEFAULT_TTL
 E006 = "agenthub_cache.E006"  # unknown namespace option
 E007 = "agenthub_cache.E007"  # NAMESPACES, or one namespace's options, not a dict
-E008 = "agenthub_cache.E008"  # FAIL_SILENTLY / SENSITIVE / METRICS not a bool
+E008 = "agenthub_cache.E008"  # FAIL_SILENTLY / SENSITIVE not a bool, METRICS not a bool or "redis"
+E009 = "agenthub_cache.E009"  # METRICS="redis" on a cache that is not Redis
 W001 = "agenthub_cache.W001"  # namespace on DummyCache
 W002 = "agenthub_cache.W002"  # namespace on LocMemCache
 W003 = "agenthub_cache.W003"  # Redis eviction policy may evict index sets (Redis provider)
 W004 = "agenthub_cache.W004"  # pymemcache retries that silently turn an outage into misses
-IDS = (E001, E002, E003, E004, E005, E006, E007, E008, W001, W002, W003, W004)
+IDS = (E001, E002, E003, E004, E005, E006, E007, E008, E009, W001, W002, W003, W004)
 
 #: ``CACHES[alias]["OPTIONS"]`` for ``PyMemcacheCache`` that make an outage an error (W004).
 PYMEMCACHE_OPTIONS = {"retry_attempts": 0, "dead_timeout": 5}
@@ -104,7 +105,9 @@ def _check_namespace(name: object, options: object, alias: object) -> list[Check
         errors += _check_ttl(options["TTL"], f"{where}['TTL']")
     if "CACHE" in options:
         errors += _check_alias(options["CACHE"], f"{where}['CACHE']")
-    for flag in ("FAIL_SILENTLY", "SENSITIVE", "METRICS"):
+    if "METRICS" in options:
+        errors += _check_metrics(options["METRICS"], options.get("CACHE", alias), where)
+    for flag in ("FAIL_SILENTLY", "SENSITIVE"):
         if flag in options and not isinstance(options[flag], bool):
             errors.append(
                 Error(
@@ -114,6 +117,39 @@ def _check_namespace(name: object, options: object, alias: object) -> list[Check
                 )
             )
     return errors
+
+
+def _check_metrics(metrics: object, alias: object, where: str) -> list[CheckMessage]:
+    if isinstance(metrics, bool):
+        return []
+    if metrics != "redis":
+        return [
+            Error(
+                f"{where}['METRICS'] is {metrics!r}; it must be True, False or 'redis'.",
+                hint="True counts per process, 'redis' also sums every process in Redis.",
+                id=E008,
+            )
+        ]
+    backend = _backend_class(alias) if isinstance(alias, str) and alias in settings.CACHES else None
+    if backend is None:
+        return []  # a bad alias is E003's
+    from agenthub_cache.registry import provider_class_for
+
+    try:
+        from agenthub_cache.providers.redis.provider import RedisProvider
+    except ImportError:  # no redis-py: no Redis cache either
+        redis = False
+    else:
+        redis = issubclass(provider_class_for(backend), RedisProvider)
+    if redis:
+        return []
+    return [
+        Error(
+            f"{where}['METRICS'] is 'redis', but the cache alias {alias!r} is not Redis.",
+            hint="Use METRICS: True (per process) on this cache, or put the namespace on Redis.",
+            id=E009,
+        )
+    ]
 
 
 def settings_errors() -> list[CheckMessage]:

@@ -48,8 +48,9 @@ class NamespaceSettings:
     cache: str
     fail_silently: bool = False
     sensitive: bool = False
-    #: Count hits, misses, sets, deletes, errors and latency in this process (``metrics.py``).
-    metrics: bool = True
+    #: Count hits, misses, sets, deletes, errors and latency in this process (``metrics.py``);
+    #: ``"redis"``: and sum every process's counts in Redis (``metrics_redis.py``).
+    metrics: bool | str = True
 
 
 @dataclass(frozen=True)

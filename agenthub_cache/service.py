@@ -43,7 +43,7 @@ class CacheService(ServicePolicy):
         *,
         fail_silently: bool = False,
         sensitive: bool = False,
-        metrics: bool = True,
+        metrics: bool | str = True,
     ) -> None:
         if not conf.is_valid_name(namespace):
             raise InvalidKey(
@@ -66,6 +66,21 @@ class CacheService(ServicePolicy):
             cache_type=cache_type, namespace=namespace, default_ttl=default_ttl, cache=cache
         )
         self.cache_alias = self.provider.alias
+        self._redis_totals = metrics == "redis"
+        if self._redis_totals:
+            self._push_totals_to_redis()
+
+    def _push_totals_to_redis(self) -> None:
+        from agenthub_cache import metrics_redis
+        from agenthub_cache.providers.redis.provider import RedisProvider
+
+        if not isinstance(self.provider, RedisProvider):
+            raise ValueError(
+                f"Cache namespace {self.namespace!r}: METRICS='redis' needs a Redis cache, and "
+                f"{self.cache_alias!r} is not one; use METRICS=True (per process) there."
+            )
+        assert self._metrics is not None
+        metrics_redis.register(self, self._metrics)
 
     @classmethod
     def from_settings(cls, options: conf.NamespaceSettings) -> CacheService:
@@ -85,8 +100,20 @@ class CacheService(ServicePolicy):
     def metrics(self) -> dict[str, Any]:
         """This process's counters of the namespace: hits, misses, sets, deletes, errors by
         kind, latency (count and sum, in total and per operation); ``{"enabled": False}``
-        when ``METRICS`` is off."""
-        return metrics_.DISABLED if self._metrics is None else self._metrics.snapshot()
+        when ``METRICS`` is off. With ``METRICS="redis"``, ``"totals"`` holds every process's
+        counts as pushed to Redis (they trail by up to ``metrics_redis.PUSH_INTERVAL``)."""
+        if self._metrics is None:
+            return metrics_.DISABLED
+        snapshot = self._metrics.snapshot()
+        if self._redis_totals:
+            from agenthub_cache import metrics_redis
+
+            try:
+                snapshot["totals"] = metrics_redis.totals(self)
+            except Exception as exc:  # a down store: this process's counts still show
+                snapshot["totals"] = None
+                snapshot["totals_error"] = f"{type(exc).__name__}: {exc}"
+        return snapshot
 
     def __repr__(self) -> str:
         return f"<CacheService {self.namespace!r} on {self.cache_alias!r}>"

@@ -374,3 +374,20 @@ def test_an_invalid_index_name_is_a_message_not_an_error(
     assert page.status_code == 200
     assert "index name" in page.context["bad_input"]
     assert "<bad name>" not in page.content.decode()
+
+
+def test_the_namespace_page_shows_redis_totals(users: dict[str, User | None]) -> None:
+    from agenthub_cache import metrics_redis
+
+    name = unique_namespace("adm")
+    setting = {"NAMESPACES": {name: {"TTL": 60, "CACHE": "redis", "METRICS": "redis"}}}
+    with override_settings(AGENTHUB_CACHE=setting):
+        service = namespaces[name]
+        service.set("k", 1)
+        service.get("k")
+        metrics_redis.push()
+        page = client_for(users["staff, view"]).get(url("detail", name))
+        assert page.context["metrics"]["totals"]["hits"] == 1
+        assert "hits 1, misses 0, sets 1" in page.content.decode()
+        service.clear()
+        service.provider.connection.client.delete(metrics_redis.totals_key(service))  # type: ignore[attr-defined]

@@ -4,8 +4,13 @@ errors by kind, and the checks of the option. Counting on every backend is in th
 
 from __future__ import annotations
 
+import io
+import re
+from typing import Any
+
 import pytest
 from django.core.cache import caches
+from django.core.management import call_command
 from django.test.utils import override_settings
 
 from agenthub_cache import CacheService, CacheUnavailable, checks, metrics, namespaces
@@ -126,3 +131,76 @@ def test_prometheus_collector_exports_the_counters() -> None:
         isinstance(c, NamespaceCollector)
         for c in prometheus.REGISTRY._collector_to_names  # no public listing of collectors
     )
+
+
+# -- METRICS: "redis" -------------------------------------------------------------------------
+
+
+def command_calls(client: Any) -> dict[str, int]:
+    return {name: stat["calls"] for name, stat in client.info("commandstats").items()}
+
+
+def test_redis_totals_sum_pushes_and_a_get_stays_one_round_trip(
+    stores: dict[str, Any], redis_server: servers.Server
+) -> None:
+    import redis
+
+    from agenthub_cache import metrics_redis
+
+    name = unique_namespace("tot")
+    setting = {"NAMESPACES": {name: {"TTL": 60, "CACHE": "redis", "METRICS": "redis"}}}
+    raw = redis.Redis(host=redis_server.host, port=redis_server.port)
+    with override_settings(AGENTHUB_CACHE=setting):
+        service = namespaces[name]
+        service.set("k", 1)
+        before = command_calls(raw)
+        for _ in range(100):
+            assert service.get("k") == 1
+        after = command_calls(raw)
+        sent = {
+            cmd: after[cmd] - before.get(cmd, 0)
+            for cmd in after
+            if after[cmd] != before.get(cmd, 0) and cmd not in ("cmdstat_info", "cmdstat_hincrby")
+        }
+        assert sent == {"cmdstat_get": 100}  # nothing but the GETs: pushes are batched apart
+        pushed = after.get("cmdstat_hincrby", 0) - before.get("cmdstat_hincrby", 0)
+        assert pushed < 50  # at most a periodic push or two (of any namespace), not one per get
+        metrics_redis.push()
+        totals = service.metrics()["totals"]
+        assert (totals["hits"], totals["sets"]) == (100, 1)
+        assert totals["operations"]["get"]["count"] == 100
+        # another process's pusher (its own counters) adds to the same hash; pushing again
+        # with nothing new adds nothing
+        other = metrics_redis.Pusher()
+        other_counts = metrics.NamespaceMetrics(name)
+        other_counts.observe("get", 5_000, None, 0, 7, 0, 0)
+        other.register(service, other_counts)
+        other.push()
+        other.push()
+        metrics_redis.push()
+        totals = service.metrics()["totals"]
+        assert (totals["hits"], totals["misses"]) == (100, 7)
+        assert service.metrics()["misses"] == 0  # this process's own counts stay its own
+        out = io.StringIO()
+        call_command("cache_namespaces", "stats", name, stdout=out)
+        assert re.search(
+            r"^all processes +hits 100, misses 7, sets 1, deletes 0", out.getvalue(), re.M
+        )
+        service.clear()
+        assert service.metrics()["totals"]["hits"] == 100  # a flush keeps the totals
+        raw.delete(metrics_redis.totals_key(service))
+    raw.close()
+
+
+def test_metrics_redis_on_a_cache_that_is_not_redis_is_an_error() -> None:
+    name = unique_namespace("tot")
+    setting = {"NAMESPACES": {name: {"CACHE": "locmem", "METRICS": "redis"}}}
+    with override_settings(AGENTHUB_CACHE=setting):
+        errors = checks.settings_errors()
+    assert [e.id for e in errors] == [checks.E009]
+    with pytest.raises(ValueError, match="needs a Redis cache"):
+        CacheService(name, cache="locmem", metrics="redis")
+    with override_settings(
+        AGENTHUB_CACHE={"NAMESPACES": {name: {"CACHE": "redis", "METRICS": "redis"}}}
+    ):
+        assert checks.settings_errors() == []

@@ -295,7 +295,19 @@ def metric_fields(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("deletes", f"{metrics['deletes']:,}"),
         ("errors", errors or "none"),
         ("calls", f"{latency['count']:,}{mean}"),
+        *_totals_fields(metrics),
     ]
+
+
+def _totals_fields(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``METRICS: "redis"``: every process's counts, as pushed to Redis."""
+    if "totals" not in metrics:
+        return []
+    totals = metrics["totals"]
+    if totals is None:
+        return [("all processes", f"unavailable: {metrics.get('totals_error', '')}")]
+    counts = ", ".join(f"{name} {totals[name]:,}" for name in ("hits", "misses", "sets", "deletes"))
+    return [("all processes", f"{counts}, calls {totals['latency']['count']:,}")]
 
 
 #: How ``stats`` names each field of ``Capabilities``.

@@ -124,7 +124,9 @@ class Command(BaseCommand):
         try:
             if options is None:
                 return CacheService(name, cache=alias)
-            return CacheService(name, options.ttl, alias, sensitive=options.sensitive)
+            return CacheService(
+                name, options.ttl, alias, sensitive=options.sensitive, metrics=options.metrics
+            )
         except InvalidCacheBackendError as exc:  # BACKEND not importable (an extra not installed)
             raise CommandError(
                 f"Cache namespace {quoted(name)}: the {alias!r} cache cannot be loaded: "
