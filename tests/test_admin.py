@@ -6,6 +6,7 @@ private Redis; a dead Redis alias shows how a down store is rendered.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -391,3 +392,28 @@ def test_the_namespace_page_shows_redis_totals(users: dict[str, User | None]) ->
         assert "hits 1, misses 0, sets 1" in page.content.decode()
         service.clear()
         service.provider.connection.client.delete(metrics_redis.totals_key(service))  # type: ignore[attr-defined]
+
+
+def hashing_key_function(key: str, key_prefix: str, version: int) -> str:
+    """A KEY_FUNCTION that hides the namespace prefix: such a cache cannot be listed."""
+    return hashlib.sha256(f"{key_prefix}:{version}:{key}".encode()).hexdigest()
+
+
+def test_a_cache_whose_key_function_hides_prefixes_is_not_listable_not_unavailable(
+    stores: dict[str, Any], users: dict[str, User | None]
+) -> None:
+    name = unique_namespace("adm")
+    hidden = {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "hidden-prefixes",
+        "KEY_FUNCTION": hashing_key_function,
+    }
+    setting = {"NAMESPACES": {name: {"TTL": 60, "CACHE": "hidden"}}}
+    with override_settings(CACHES={**stores, "hidden": hidden}, AGENTHUB_CACHE=setting):
+        namespaces[name].set("k", 1)
+        client = client_for(users["staff, view"])
+        row = client.get(url("changelist")).context["rows"][0]
+        assert (row.listable, row.unavailable) == (False, None)
+        page = client.get(url("detail", name))
+        assert "cannot be listed" in page.context["not_listable"]
+        namespaces[name].delete("k")  # such a namespace cannot be flushed either
