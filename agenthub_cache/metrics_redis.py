@@ -81,6 +81,7 @@ class Pusher:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._pushing = threading.Lock()  # one push at a time (the thread's, atexit's, a test's)
         self._targets: dict[str, tuple[NamespaceMetrics, Any, str]] = {}
         self._pushed: dict[str, dict[str, int]] = {}
         self._thread: threading.Thread | None = None
@@ -104,6 +105,10 @@ class Pusher:
 
     def push(self) -> None:
         """Send every namespace's increments since the last push that succeeded."""
+        with self._pushing:
+            self._push()
+
+    def _push(self) -> None:
         with self._lock:
             targets = dict(self._targets)
         for name, (metrics, client, key) in targets.items():
