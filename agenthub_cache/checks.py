@@ -23,12 +23,12 @@ E005 = "agenthub_cache.E005"  # bad TTL / DEFAULT_TTL
 E006 = "agenthub_cache.E006"  # unknown namespace option
 E007 = "agenthub_cache.E007"  # NAMESPACES, or one namespace's options, not a dict
 E008 = "agenthub_cache.E008"  # FAIL_SILENTLY / SENSITIVE not a bool, METRICS not a bool or "redis"
-E009 = "agenthub_cache.E009"  # METRICS="redis" on a cache that is not Redis
+E013 = "agenthub_cache.E013"  # METRICS="redis" on a cache that is not Redis
 W001 = "agenthub_cache.W001"  # namespace on DummyCache
 W002 = "agenthub_cache.W002"  # namespace on LocMemCache
 W003 = "agenthub_cache.W003"  # Redis eviction policy may evict index sets (Redis provider)
 W004 = "agenthub_cache.W004"  # pymemcache retries that silently turn an outage into misses
-IDS = (E001, E002, E003, E004, E005, E006, E007, E008, E009, W001, W002, W003, W004)
+IDS = (E001, E002, E003, E004, E005, E006, E007, E008, E013, W001, W002, W003, W004)
 
 #: ``CACHES[alias]["OPTIONS"]`` for ``PyMemcacheCache`` that make an outage an error (W004).
 PYMEMCACHE_OPTIONS = {"retry_attempts": 0, "dead_timeout": 5}
@@ -147,7 +147,7 @@ def _check_metrics(metrics: object, alias: object, where: str) -> list[CheckMess
         Error(
             f"{where}['METRICS'] is 'redis', but the cache alias {alias!r} is not Redis.",
             hint="Use METRICS: True (per process) on this cache, or put the namespace on Redis.",
-            id=E009,
+            id=E013,
         )
     ]
 

@@ -197,7 +197,7 @@ def test_metrics_redis_on_a_cache_that_is_not_redis_is_an_error() -> None:
     setting = {"NAMESPACES": {name: {"CACHE": "locmem", "METRICS": "redis"}}}
     with override_settings(AGENTHUB_CACHE=setting):
         errors = checks.settings_errors()
-    assert [e.id for e in errors] == [checks.E009]
+    assert [e.id for e in errors] == [checks.E013]
     with pytest.raises(ValueError, match="needs a Redis cache"):
         CacheService(name, cache="locmem", metrics="redis")
     with override_settings(
