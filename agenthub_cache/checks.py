@@ -6,7 +6,7 @@ Ids are stable; tests assert them. Registered in ``AppConfig.ready()``.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, cast
 
 from django.conf import settings
@@ -14,175 +14,52 @@ from django.core.checks import CheckMessage, Error, Warning
 from django.utils.module_loading import import_string
 
 from agenthub_cache import conf
+from agenthub_cache.providers.base import StoreScope
+from agenthub_cache.registry import provider_class_for
+from agenthub_cache.validation import (
+    E001,
+    E002,
+    E003,
+    E004,
+    E005,
+    E006,
+    E007,
+    E008,
+    ERROR_IDS,
+    settings_errors,
+)
 
-E001 = "agenthub_cache.E001"  # AGENTHUB_CACHE is not a dict
-E002 = "agenthub_cache.E002"  # unknown top-level option
-E003 = "agenthub_cache.E003"  # CACHE names an alias missing from CACHES
-E004 = "agenthub_cache.E004"  # bad namespace name
-E005 = "agenthub_cache.E005"  # bad TTL / DEFAULT_TTL
-E006 = "agenthub_cache.E006"  # unknown namespace option
-E007 = "agenthub_cache.E007"  # NAMESPACES, or one namespace's options, not a dict
-E008 = "agenthub_cache.E008"  # FAIL_SILENTLY / SENSITIVE not a bool, METRICS not a bool or "redis"
+E009 = "agenthub_cache.E009"  # a namespace's CACHE is a NamespaceCache alias (a loop)
+E010 = "agenthub_cache.E010"  # NamespaceCache LOCATION missing or not a valid namespace name
+E011 = "agenthub_cache.E011"  # NamespaceCache LOCATION names no configured namespace
+E012 = "agenthub_cache.E012"  # NamespaceCache given options it does not use (TIMEOUT, OPTIONS)
 E013 = "agenthub_cache.E013"  # METRICS="redis" on a cache that is not Redis
 W001 = "agenthub_cache.W001"  # namespace on DummyCache
 W002 = "agenthub_cache.W002"  # namespace on LocMemCache
 W003 = "agenthub_cache.W003"  # Redis eviction policy may evict index sets (Redis provider)
 W004 = "agenthub_cache.W004"  # pymemcache retries that silently turn an outage into misses
-IDS = (E001, E002, E003, E004, E005, E006, E007, E008, E013, W001, W002, W003, W004)
+W005 = "agenthub_cache.W005"  # DB/file/LocMem cache culling at Django's default MAX_ENTRIES
+IDS = (*ERROR_IDS, E009, E010, E011, E012, E013, W001, W002, W003, W004, W005)
 
-#: ``CACHES[alias]["OPTIONS"]`` for ``PyMemcacheCache`` that make an outage an error (W004).
-PYMEMCACHE_OPTIONS = {"retry_attempts": 0, "dead_timeout": 5}
+#: Django's default ``OPTIONS["MAX_ENTRIES"]`` (W005 warns at or below it).
+DJANGO_MAX_ENTRIES = 300
 
 _WHERE = f"settings.{conf.SETTING}"
 
+#: The adapter backend (``agenthub_cache.backends.NamespaceCache``), by the path of its class:
+#: matched along the MRO of each alias's backend, so the checks never import it themselves.
+NAMESPACE_CACHE = "agenthub_cache.backends.namespace.NamespaceCache"
+#: ``CACHES`` keys a NamespaceCache ignores: the namespace's TTL is its default timeout, and the
+#: alias the namespace lives on culls and holds the client options.
+NAMESPACE_CACHE_UNUSED = {
+    "TIMEOUT": "Set the default timeout as the namespace's TTL: "
+    "settings.AGENTHUB_CACHE['NAMESPACES'][{name!r}]['TTL'].",
+    "OPTIONS": "Put OPTIONS (MAX_ENTRIES, client options) on the cache alias the namespace lives "
+    "on, settings.CACHES[{cache!r}].",
+}
 
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(word).upper(), list(choices), n=1)
-    return f"Did you mean {close[0]!r}? " if close else ""
-
-
-def _check_alias(alias: object, where: str) -> list[CheckMessage]:
-    if isinstance(alias, str) and alias in settings.CACHES:
-        return []
-    known = ", ".join(sorted(settings.CACHES)) or "none"
-    return [
-        Error(
-            f"{where} names the cache alias {alias!r}, which is not in settings.CACHES.",
-            hint=f"Use one of the aliases in settings.CACHES ({known}) or add {alias!r} there.",
-            id=E003,
-        )
-    ]
-
-
-def _check_ttl(ttl: object, where: str) -> list[CheckMessage]:
-    if conf.is_valid_ttl(ttl):
-        return []
-    return [
-        Error(
-            f"{where} is {ttl!r}; a TTL must be a positive whole number of seconds or None.",
-            hint="Use e.g. 300 for five minutes, or None for entries that never expire.",
-            id=E005,
-        )
-    ]
-
-
-def _check_options(
-    given: Mapping[Any, Any], known: tuple[str, ...], where: str, id: str
-) -> list[CheckMessage]:
-    return [
-        Error(
-            f"{where} has an unknown option {option!r}.",
-            hint=f"{_did_you_mean(option, known)}Known options: {', '.join(known)}.",
-            id=id,
-        )
-        for option in given
-        if option not in known
-    ]
-
-
-def _check_namespace(name: object, options: object, alias: object) -> list[CheckMessage]:
-    where = f"{_WHERE}['NAMESPACES'][{name!r}]"
-    errors: list[CheckMessage] = []
-    if not conf.is_valid_name(name):
-        errors.append(
-            Error(
-                f"{where}: {name!r} is not a valid namespace name.",
-                hint="Use 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit.",
-                id=E004,
-            )
-        )
-    if not isinstance(options, Mapping):
-        errors.append(
-            Error(
-                f"{where} must be a dict of options, not {type(options).__name__}.",
-                hint='For example {"TTL": 300}.',
-                id=E007,
-            )
-        )
-        return errors
-    errors += _check_options(options, conf.NAMESPACE_OPTIONS, where, E006)
-    if "TTL" in options:
-        errors += _check_ttl(options["TTL"], f"{where}['TTL']")
-    if "CACHE" in options:
-        errors += _check_alias(options["CACHE"], f"{where}['CACHE']")
-    if "METRICS" in options:
-        errors += _check_metrics(options["METRICS"], options.get("CACHE", alias), where)
-    for flag in ("FAIL_SILENTLY", "SENSITIVE"):
-        if flag in options and not isinstance(options[flag], bool):
-            errors.append(
-                Error(
-                    f"{where}['{flag}'] is {options[flag]!r}; it must be True or False.",
-                    hint=f"Set {flag} to True or False.",
-                    id=E008,
-                )
-            )
-    return errors
-
-
-def _check_metrics(metrics: object, alias: object, where: str) -> list[CheckMessage]:
-    if isinstance(metrics, bool):
-        return []
-    if metrics != "redis":
-        return [
-            Error(
-                f"{where}['METRICS'] is {metrics!r}; it must be True, False or 'redis'.",
-                hint="True counts per process, 'redis' also sums every process in Redis.",
-                id=E008,
-            )
-        ]
-    backend = _backend_class(alias) if isinstance(alias, str) and alias in settings.CACHES else None
-    if backend is None:
-        return []  # a bad alias is E003's
-    from agenthub_cache.registry import provider_class_for
-
-    try:
-        from agenthub_cache.providers.redis.provider import RedisProvider
-    except ImportError:  # no redis-py: no Redis cache either
-        redis = False
-    else:
-        redis = issubclass(provider_class_for(backend), RedisProvider)
-    if redis:
-        return []
-    return [
-        Error(
-            f"{where}['METRICS'] is 'redis', but the cache alias {alias!r} is not Redis.",
-            hint="Use METRICS: True (per process) on this cache, or put the namespace on Redis.",
-            id=E013,
-        )
-    ]
-
-
-def settings_errors() -> list[CheckMessage]:
-    """Every mistake in ``AGENTHUB_CACHE`` (errors only; hazards are in ``check_hazards``)."""
-    raw = getattr(settings, conf.SETTING, None)
-    if raw is None:
-        return []
-    if not isinstance(raw, Mapping):
-        return [
-            Error(
-                f"{_WHERE} must be a dict, not {type(raw).__name__}.",
-                hint='For example {"CACHE": "default", "NAMESPACES": {"signup": {"TTL": 1800}}}.',
-                id=E001,
-            )
-        ]
-    errors = _check_options(raw, conf.TOP_LEVEL_OPTIONS, _WHERE, E002)
-    alias = raw.get("CACHE", conf.DEFAULT_ALIAS)
-    errors += _check_alias(alias, f"{_WHERE}['CACHE']")
-    if "DEFAULT_TTL" in raw:
-        errors += _check_ttl(raw["DEFAULT_TTL"], f"{_WHERE}['DEFAULT_TTL']")
-    declared = raw.get("NAMESPACES", conf.SEED_NAMESPACES)
-    if not isinstance(declared, Mapping):
-        return [
-            *errors,
-            Error(
-                f"{_WHERE}['NAMESPACES'] must be a dict of namespace name to options.",
-                hint='For example {"signup": {"TTL": 1800}}.',
-                id=E007,
-            ),
-        ]
-    for name, options in declared.items():
-        errors += _check_namespace(name, options, alias)
-    return errors
+#: ``CACHES[alias]["OPTIONS"]`` for ``PyMemcacheCache`` that make an outage an error (W004).
+PYMEMCACHE_OPTIONS = {"retry_attempts": 0, "dead_timeout": 5}
 
 
 def _backend_class(alias: str) -> type[Any] | None:
@@ -193,6 +70,16 @@ def _backend_class(alias: str) -> type[Any] | None:
     return backend
 
 
+def _store_scope(backend: type[Any] | None) -> StoreScope | None:
+    """Where the provider of ``backend`` says its data lives (``None``: it cannot be loaded)."""
+    if backend is None:
+        return None
+    try:
+        return provider_class_for(backend).store_scope
+    except (ImportError, LookupError):
+        return None
+
+
 def _silences_outages(alias: str) -> bool:
     """pymemcache's HashClient answers "miss" (reads) and drops writes, raising nothing, for
     ``retry_timeout`` seconds after a failure while it has retries left, and always with
@@ -201,10 +88,38 @@ def _silences_outages(alias: str) -> bool:
     return bool(options.get("ignore_exc")) or options.get("retry_attempts", 2) != 0
 
 
+def _culls_early(alias: str, backend: type[Any] | None) -> int | None:
+    """The alias's ``MAX_ENTRIES`` if it is a culling cache (database, file, LocMem) left at
+    Django's default of 300 or below, else ``None``."""
+    from django.core.cache.backends.db import DatabaseCache
+    from django.core.cache.backends.filebased import FileBasedCache
+    from django.core.cache.backends.locmem import LocMemCache
+
+    if backend is None or not issubclass(backend, DatabaseCache | FileBasedCache | LocMemCache):
+        return None
+    options = cast(Mapping[str, Any], settings.CACHES[alias].get("OPTIONS") or {})
+    try:
+        max_entries = int(options.get("MAX_ENTRIES", DJANGO_MAX_ENTRIES))
+    except (TypeError, ValueError):
+        return None  # Django's own cache reports a MAX_ENTRIES it cannot read
+    return max_entries if max_entries <= DJANGO_MAX_ENTRIES else None
+
+
+def _cull_warning(alias: str, which: str, max_entries: int) -> CheckMessage:
+    return Warning(
+        f"{which}: the cache holds at most MAX_ENTRIES = {max_entries} entries (Django's "
+        "default is 300) and then culls a share of them at random. Every indexed entry takes "
+        "more than one (its value, its index filing, the index records), so a few hundred "
+        "entries are enough for culling to drop values and index records: count() falls and "
+        "find() misses entries that were written a moment ago.",
+        hint=f"Set settings.CACHES[{alias!r}]['OPTIONS'] = {{'MAX_ENTRIES': 100_000}}, or "
+        "more than the namespaces on it will ever hold at once.",
+        id=W005,
+    )
+
+
 def check_hazards() -> list[CheckMessage]:
     """Warnings for aliases whose backend cannot keep the app's promises (one per alias)."""
-    from django.core.cache.backends.dummy import DummyCache
-    from django.core.cache.backends.locmem import LocMemCache
     from django.core.cache.backends.memcached import PyMemcacheCache
 
     by_alias: dict[str, list[str]] = {}
@@ -213,8 +128,9 @@ def check_hazards() -> list[CheckMessage]:
     warnings: list[CheckMessage] = []
     for alias, names in by_alias.items():
         backend = _backend_class(alias)
+        scope = _store_scope(backend)
         which = f"Cache namespace(s) {', '.join(map(repr, names))} on the alias {alias!r}"
-        if backend is not None and issubclass(backend, DummyCache):
+        if scope is StoreScope.NOTHING:
             warnings.append(
                 Warning(
                     f"{which}: a DummyCache keeps nothing that is stored.",
@@ -222,7 +138,7 @@ def check_hazards() -> list[CheckMessage]:
                     id=W001,
                 )
             )
-        elif backend is not None and issubclass(backend, LocMemCache):
+        elif scope is StoreScope.PROCESS:
             warnings.append(
                 Warning(
                     f"{which}: a LocMemCache is private to each process, so a flush from a "
@@ -247,11 +163,133 @@ def check_hazards() -> list[CheckMessage]:
                     id=W004,
                 )
             )
+        max_entries = _culls_early(alias, backend)
+        if max_entries is not None:
+            warnings.append(_cull_warning(alias, which, max_entries))
     return warnings
 
 
+def _is_namespace_cache(alias: str) -> bool:
+    backend = _backend_class(alias)
+    return backend is not None and any(
+        f"{cls.__module__}.{cls.__qualname__}" == NAMESPACE_CACHE for cls in backend.__mro__
+    )
+
+
+def _namespace_cache_location(
+    alias: str, params: Mapping[str, Any], names: list[str]
+) -> list[CheckMessage]:
+    where = f"settings.CACHES[{alias!r}]"
+    location = params.get("LOCATION")
+    known = ", ".join(sorted(names)) or "none"
+    fix = f"Set LOCATION to the name of a namespace in {_WHERE}['NAMESPACES'] ({known})."
+    if not location:
+        return [Error(f"{where} is a NamespaceCache without a LOCATION.", hint=fix, id=E010)]
+    if not conf.is_valid_name(location):
+        return [
+            Error(
+                f"{where}['LOCATION'] is {location!r}, which is not a valid namespace name.",
+                hint=f"{fix} Namespace names are 1-64 letters, digits, '_', '-' or '.', "
+                "starting with a letter or digit.",
+                id=E010,
+            )
+        ]
+    if location not in names:
+        close = difflib.get_close_matches(location, names, n=1)
+        guess = f"Did you mean {close[0]!r}? " if close else ""
+        return [
+            Error(
+                f"{where}['LOCATION'] names the namespace {location!r}, which is not configured.",
+                hint=f"{guess}{fix} Or declare {location!r} there.",
+                id=E011,
+            )
+        ]
+    return []
+
+
+def namespace_cache_errors() -> list[CheckMessage]:
+    """Mistakes with ``NamespaceCache`` aliases: loops, bad LOCATION, options it ignores."""
+    if settings_errors():
+        return []  # reported by settings_errors(); the namespaces are not known yet
+    app_settings = conf.get_settings()
+    raw = _raw_namespaces()
+    # Where each alias was named: the default CACHE once (ad hoc services use it too), and each
+    # namespace that names its own.
+    named = [(f"{_WHERE}['CACHE']", app_settings.cache, "the namespaces that name no CACHE")]
+    for ns in app_settings.namespaces.values():
+        declared = raw.get(ns.name)
+        if isinstance(declared, Mapping) and "CACHE" in declared:
+            named.append((f"{_WHERE}['NAMESPACES'][{ns.name!r}]['CACHE']", ns.cache, repr(ns.name)))
+    errors: list[CheckMessage] = [
+        Error(
+            f"{where} is {alias!r}, a NamespaceCache alias: cache namespace(s) {which} would be "
+            "stored in a namespace, a loop.",
+            hint=f"Point {where} at a cache that stores data (Redis, database, memcached, "
+            "LocMem), not at a NamespaceCache alias.",
+            id=E009,
+        )
+        for where, alias, which in named
+        if _is_namespace_cache(alias)
+    ]
+    names = list(app_settings.namespaces)
+    for alias, params in settings.CACHES.items():
+        if not _is_namespace_cache(alias):
+            continue
+        location_errors = _namespace_cache_location(alias, params, names)
+        errors += location_errors
+        name = str(params.get("LOCATION") or "")
+        cache = app_settings.namespaces[name].cache if not location_errors else "..."
+        errors += [
+            Error(
+                f"settings.CACHES[{alias!r}] is a NamespaceCache and does not use {option}.",
+                hint=f"Remove {option}. " + hint.format(name=name or "...", cache=cache),
+                id=E012,
+            )
+            for option, hint in NAMESPACE_CACHE_UNUSED.items()
+            if option in params
+        ]
+    return errors
+
+
+def _is_redis(backend: type[Any]) -> bool:
+    try:
+        from agenthub_cache.providers.redis.provider import RedisProvider
+    except ImportError:  # no redis-py: no Redis cache either
+        return False
+    try:
+        return issubclass(provider_class_for(backend), RedisProvider)
+    except (ImportError, LookupError):
+        return False
+
+
+def metrics_errors() -> list[CheckMessage]:
+    """E013: ``METRICS: "redis"`` on a namespace whose cache is not Redis."""
+    if settings_errors():
+        return []  # reported by settings_errors(); the namespaces are not known yet
+    errors: list[CheckMessage] = []
+    for ns in conf.get_settings().namespaces.values():
+        backend = _backend_class(ns.cache)
+        if ns.metrics != "redis" or backend is None or _is_redis(backend):
+            continue  # a backend that cannot be loaded is Django's own check's to report
+        errors.append(
+            Error(
+                f"{_WHERE}['NAMESPACES'][{ns.name!r}]['METRICS'] is 'redis', but the cache "
+                f"alias {ns.cache!r} is not Redis.",
+                hint="Use METRICS: True (per process) on this cache, or put the namespace on "
+                "Redis.",
+                id=E013,
+            )
+        )
+    return errors
+
+
+def _raw_namespaces() -> Mapping[str, Any]:
+    declared = conf.raw_settings().get("NAMESPACES", conf.SEED_NAMESPACES)
+    return declared if isinstance(declared, Mapping) else {}
+
+
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    errors = settings_errors()
+    errors = settings_errors() or [*namespace_cache_errors(), *metrics_errors()]
     return errors if errors else check_hazards()
 
 
@@ -263,8 +301,6 @@ def check_redis_eviction(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
     (the app reports an unreachable cache when it is used).
     """
     from django.core.cache import caches
-
-    from agenthub_cache.registry import provider_class_for
 
     if settings_errors():
         return []
@@ -295,3 +331,27 @@ def check_redis_eviction(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
                 )
             )
     return warnings
+
+
+__all__ = [
+    "E001",
+    "E002",
+    "E003",
+    "E004",
+    "E005",
+    "E006",
+    "E007",
+    "E008",
+    "E013",
+    "IDS",
+    "PYMEMCACHE_OPTIONS",
+    "W001",
+    "W002",
+    "W003",
+    "W004",
+    "check_hazards",
+    "check_redis_eviction",
+    "check_settings",
+    "metrics_errors",
+    "settings_errors",
+]

@@ -196,7 +196,9 @@ def test_metrics_redis_on_a_cache_that_is_not_redis_is_an_error() -> None:
     name = unique_namespace("tot")
     setting = {"NAMESPACES": {name: {"CACHE": "locmem", "METRICS": "redis"}}}
     with override_settings(AGENTHUB_CACHE=setting):
-        errors = checks.settings_errors()
+        assert checks.settings_errors() == []  # a valid setting: E013 needs the providers
+        errors = checks.metrics_errors()
+        assert [e.id for e in checks.check_settings()] == [checks.E013]
     assert [e.id for e in errors] == [checks.E013]
     with pytest.raises(ValueError, match="needs a Redis cache"):
         CacheService(name, cache="locmem", metrics="redis")
@@ -204,3 +206,4 @@ def test_metrics_redis_on_a_cache_that_is_not_redis_is_an_error() -> None:
         AGENTHUB_CACHE={"NAMESPACES": {name: {"CACHE": "redis", "METRICS": "redis"}}}
     ):
         assert checks.settings_errors() == []
+        assert checks.metrics_errors() == []

@@ -10,7 +10,9 @@ from importlib import import_module
 from typing import Any
 
 #: Backend class name -> the module that defines it.
-_MODULES: dict[str, str] = {}
+_MODULES: dict[str, str] = {
+    "NamespaceCache": "agenthub_cache.backends.namespace",
+}
 
 __all__ = sorted(_MODULES)
 

@@ -139,8 +139,16 @@ class RecordIndexes:
         del members[key]
         if members:
             self.backend.set(record_key, members, _timeout_for(members))
-        else:
+        else:  # its last member went (delete, pop, re-filing): the value is no longer indexed
             self.backend.delete(record_key)
+            directory = self._read_directory(scope)
+            if directory.pop((index, value), _ABSENT) is not _ABSENT:
+                self._write_directory(scope, directory)
+
+    def indexes_of(self, key: str) -> dict[str, str]:
+        """``{index: value}`` that ``key`` is filed under (empty if none, or if missing)."""
+        filed = self.backend.get(self.stored_key(keys.META, key, scope=self.scope()))
+        return dict(filed) if isinstance(filed, dict) else {}
 
     def index_directory(self, scope: str | None) -> set[tuple[str, str]]:
         """The (index, value) pairs that have a record now."""
