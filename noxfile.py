@@ -91,7 +91,8 @@ def redis_versions(session: nox.Session, redis: str, django_redis: str) -> None:
 @nox.session(python=MATRIX[-1][0])
 def extended(session: nox.Session) -> None:
     """The suites too slow for every cell (marker ``extended``), on the newest cell only."""
-    session.install("-e", ".[test]", f"Django~={MATRIX[-1][1]}.0")
+    # browser: playwright for the admin's chromium tests (chromium itself from apt, see .ci/run)
+    session.install("-e", ".[test,browser,prometheus]", f"Django~={MATRIX[-1][1]}.0")
     session.run(*TEST_COMMAND, "-m", "extended", *session.posargs, success_codes=[0])
     # Django's own cache tests (from the sdist of this Django) against NamespaceCache.
     session.run("python", "-m", "tests.django_cache_suite", success_codes=[0])

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import importlib.util
+
 from django.apps import AppConfig
 from django.core import checks
 
@@ -14,3 +16,8 @@ class AgentHubCacheConfig(AppConfig):
         checks.register(check_settings, checks.Tags.caches)
         # Asks the servers over the network: a deployment check, not one for every command.
         checks.register(check_redis_eviction, checks.Tags.caches, deploy=True)
+        # Metrics for Prometheus only where prometheus_client is installed: no import otherwise.
+        if importlib.util.find_spec("prometheus_client") is not None:
+            from agenthub_cache.prometheus import register
+
+            register()

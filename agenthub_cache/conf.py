@@ -43,6 +43,9 @@ class NamespaceSettings:
     cache: str
     fail_silently: bool = False
     sensitive: bool = False
+    #: Count hits, misses, sets, deletes, errors and latency in this process (``metrics.py``);
+    #: ``"redis"``: and sum every process's counts in Redis (``metrics_redis.py``).
+    metrics: bool | str = True
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ def get_settings() -> AppSettings:
             cache=options.get("CACHE", alias),
             fail_silently=options.get("FAIL_SILENTLY", False),
             sensitive=options.get("SENSITIVE", False),
+            metrics=options.get("METRICS", True),
         )
         for name, options in declared.items()
     }

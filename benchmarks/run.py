@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                 "dj": caches["dj"],
                 "ns_dr": CacheService("bench", default_ttl=600, cache="dr"),
                 "ns_dj": CacheService("bench", default_ttl=600, cache="dj"),
+                "ns_dr_off": CacheService("bench-off", default_ttl=600, cache="dr", metrics=False),
             }
             started = time.monotonic()
             if "single" not in args.skip:

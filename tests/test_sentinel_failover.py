@@ -46,6 +46,8 @@ def _collect_dropped_streams() -> Iterator[None]:
     of the session they surface at pytest's exit, outside every test, and fail the run."""
     yield
     gc.collect()
+
+
 QUIET = 3.0  # seconds without an error that count as recovered
 DEADLINE = 60.0
 

@@ -239,6 +239,10 @@ class Provider(abc.ABC):
     def prune(self) -> int:
         """Drop index members that are expired, gone or re-filed; return how many."""
 
+    @abc.abstractmethod
+    def indexes_of(self, key: str) -> dict[str, str]:
+        """``{index: value}`` that ``key`` is filed under (empty if none, or if missing)."""
+
     # -- the namespace as a whole --------------------------------------------------------------
 
     @abc.abstractmethod
@@ -257,7 +261,8 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     def stats(self) -> dict[str, Any]:
-        """``entries``, ``indexes``, ``memory_bytes`` (``None`` where the store cannot tell)."""
+        """``entries``, ``indexes``, ``index_names``, ``memory_bytes`` (``None`` where the
+        store cannot tell)."""
 
     @abc.abstractmethod
     def close(self) -> None:

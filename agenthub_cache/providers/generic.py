@@ -279,9 +279,11 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
 
     def stats(self) -> dict[str, Any]:
         listed = self.capabilities.list_keys
+        directory = self.index_directory(self.scope())
         return {
             "entries": self.count() if listed else None,
-            "indexes": len(self.index_directory(self.scope())),
+            "indexes": len(directory),
+            "index_names": sorted({name for name, _ in directory}),
             "memory_bytes": None,
         }
 

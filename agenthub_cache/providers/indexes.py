@@ -156,6 +156,11 @@ class RecordIndexes:
             self.backend.delete(record_key)
             self.directory_remove(index, value, scope)
 
+    def indexes_of(self, key: str) -> dict[str, str]:
+        """``{index: value}`` that ``key`` is filed under (empty if none, or if missing)."""
+        filed = self.backend.get(self.stored_key(keys.META, key, scope=self.scope()))
+        return dict(filed) if isinstance(filed, dict) else {}
+
     # -- the directory: which (index, value) pairs have a record ------------------------------
 
     def _shard_key(self, shard: int, scope: str | None) -> str:

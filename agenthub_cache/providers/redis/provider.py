@@ -23,7 +23,7 @@ from agenthub_cache import keys
 from agenthub_cache.providers.base import Capabilities, Flush, IndexMode, Provider
 from agenthub_cache.providers.redis.codec import codec_for
 from agenthub_cache.providers.redis.connections import UNAVAILABLE, connection_for, eviction_policy
-from agenthub_cache.providers.redis.layout import KeyLayout, escape
+from agenthub_cache.providers.redis.layout import KeyLayout, escape, unescape
 from agenthub_cache.providers.redis.lock import RedisLock
 from agenthub_cache.providers.redis.scripts import CHUNK
 from agenthub_cache.providers.redis.steps import Lua, arun, chunks, run
@@ -271,6 +271,16 @@ class RedisProvider(Provider):
     def count(self) -> int:
         return run(self.connection, count_steps(self.layout))
 
+    def indexes_of(self, key: str) -> dict[str, str]:
+        """The meta hash maps each index name to its index key, which ends in the value."""
+        filed = self._client.hgetall(self.layout.meta(escape(key)))
+        found = {}
+        for raw_name, raw_index in filed.items():
+            name, index = _text(raw_name), _text(raw_index)
+            head = self.layout.index(name, "")
+            found[name] = unescape(index[len(head) :]) if index.startswith(head) else "?"
+        return found
+
     def clear(self, progress: Callable[[int], None] | None = None) -> int:
         """Delete the namespace; ``progress(entries_deleted_so_far)`` after each batch."""
         return run(self.connection, clear_steps(self.layout, progress))
@@ -391,6 +401,10 @@ class RedisProvider(Provider):
     async def aclose(self) -> None:
         """Close this event loop's connections to the server (reopened on next use)."""
         await self.connection.aclose()
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 UNLISTED = dataclasses.replace(RedisProvider.capabilities, list_keys=False, flush=Flush.NONE)

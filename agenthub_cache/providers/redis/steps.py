@@ -288,6 +288,13 @@ def stats(layout: KeyLayout) -> Steps[dict[str, Any]]:
     return {
         "entries": kinds.count(keys.ENTRY.encode()),
         "indexes": kinds.count(keys.INDEX.encode()),
+        "index_names": sorted(
+            {
+                layout.index_name_of(k)
+                for k, kind in zip(stored, kinds, strict=True)
+                if kind == keys.INDEX.encode()
+            }
+        ),
         "memory_bytes": memory,
         "memory_sampled_keys": len(known),
         "stored_keys": len(stored),
