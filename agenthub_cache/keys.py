@@ -60,6 +60,17 @@ def namespace_prefix(namespace: str, generation: str | None = None) -> str:
     return f"{APP_PREFIX}:{scope}:"
 
 
+def tagged_prefix(namespace: str, tag: int) -> str:
+    """The prefix of one hash tag of ``namespace`` on a Redis Cluster: ``ahc:{<ns>/<tag>}:``.
+
+    Redis hashes only what is between a key's first ``{`` and the next ``}``, so every key of
+    one tag (entries, metas, index sets, locks) lives in one slot and a Lua script over them
+    stays atomic. ``{``, ``}`` and ``/`` are escaped in a namespace name, so no two
+    (namespace, tag) pairs share a tag, and no tagged prefix equals an untagged one.
+    """
+    return f"{APP_PREFIX}:{{{escape(namespace)}/{tag}}}:"
+
+
 def build_key(namespace: str, kind: str, *parts: str, generation: str | None = None) -> str:
     """Build the stored key of ``parts`` of ``kind`` in ``namespace``."""
     return namespace_prefix(namespace, generation) + ":".join((kind, *map(escape, parts)))

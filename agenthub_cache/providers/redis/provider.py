@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from django.core.cache.backends.base import BaseCache
 from redis.exceptions import AuthenticationError, ResponseError
@@ -25,7 +25,7 @@ from agenthub_cache.providers.redis.connections import UNAVAILABLE, connection_f
 from agenthub_cache.providers.redis.layout import KeyLayout, escape
 from agenthub_cache.providers.redis.lock import RedisLock
 from agenthub_cache.providers.redis.scripts import CHUNK
-from agenthub_cache.providers.redis.steps import Lua, arun, chunks, run
+from agenthub_cache.providers.redis.steps import Lua, Steps, arun, chunks, run
 from agenthub_cache.providers.redis.steps import clear as clear_steps
 from agenthub_cache.providers.redis.steps import count as count_steps
 from agenthub_cache.providers.redis.steps import delete_by_index as delete_by_index_steps
@@ -35,6 +35,7 @@ from agenthub_cache.providers.redis.steps import prune as prune_steps
 from agenthub_cache.providers.redis.steps import stats as stats_steps
 
 ScriptCall = tuple[list[str], list[Any]]
+T = TypeVar("T")
 
 
 _ENTRY = keys.ENTRY.encode()
@@ -119,19 +120,22 @@ class RedisProvider(Provider):
     def _set_many_calls(
         self, mapping: Mapping[str, Any], timeout: float | None
     ) -> list[ScriptCall]:
-        encode, layout, expiry = self.encode, self.layout, px(timeout)
-        prefixes = layout.entry_and_meta_prefixes()
+        encode, expiry = self.encode, px(timeout)
         calls = []
-        for group in chunks(list(mapping.items()), CHUNK):
-            args: list[Any] = [expiry, *(prefixes or ("", ""))]
-            stored: list[str] = []
-            for key, value in group:
-                member = escape(key)
-                args += (member, encode(value))
-                if prefixes is None:
+        for layout, items in self._by_layout(list(mapping.items())):
+            for group in chunks(items, CHUNK):
+                args: list[Any] = [expiry]
+                stored: list[str] = []
+                for key, value in group:
+                    member = escape(key)
+                    args += (member, encode(value))
                     stored += (layout.entry(member), layout.meta(member))
-            calls.append((stored, args))
+                calls.append((stored, args))
         return calls
+
+    def _by_layout(self, items: list[tuple[str, Any]]) -> list[tuple[KeyLayout, list[Any]]]:
+        """``items`` (key, value) grouped by the layout their key lives in: one, here."""
+        return [(self.layout, items)]
 
     def _keyed_calls(self, keys_: Iterable[str]) -> list[ScriptCall]:
         layout, calls = self.layout, []
@@ -163,10 +167,24 @@ class RedisProvider(Provider):
 
         return store
 
+    def _drive(self, steps: Steps[T]) -> T:
+        """Run multi-round-trip ``steps`` on the server."""
+        return run(self.connection, steps)
+
+    async def _adrive(self, steps: Steps[T]) -> T:
+        return await arun(self.connection.async_handle(), steps)
+
+    def _scan_client(self) -> Any:
+        """The client whose SCAN lists the namespace."""
+        return self._client
+
+    def _ascan_client(self) -> Any:
+        return self.connection.async_handle().client
+
     # -- single entries ---------------------------------------------------------------------
 
     def make_key(self, key: str) -> str:
-        return keys.build_key(self.namespace, keys.ENTRY, key)
+        return f"{self.layout.built_prefix}{keys.ENTRY}:{escape(key)}"
 
     def get(self, key: str, default: Any = None) -> Any:
         raw = self._client.get(self._entry(key))
@@ -222,7 +240,7 @@ class RedisProvider(Provider):
         steps = get_or_set_steps(
             self.layout, key, default, wait, self.decode, self._store(key, timeout)
         )
-        return run(self.connection, steps)
+        return self._drive(steps)
 
     def lock(self, name: str, timeout: float | None, blocking_timeout: float | None) -> RedisLock:
         return RedisLock(self, name, timeout, blocking_timeout)
@@ -230,22 +248,24 @@ class RedisProvider(Provider):
     # -- indexes and the namespace as a whole -----------------------------------------------
 
     def find(self, index: str, value: str) -> list[str]:
-        keys_, values = run(self.connection, live_entries_steps(self.layout, index, value))
+        keys_, values = self._drive(live_entries_steps(self.layout, index, value))
         return [key for key, raw in zip(keys_, values, strict=True) if raw is not None]
 
     def get_by_index(self, index: str, value: str) -> dict[str, Any]:
-        keys_, values = run(self.connection, live_entries_steps(self.layout, index, value))
+        keys_, values = self._drive(live_entries_steps(self.layout, index, value))
         return self._decode_many(keys_, values)
 
     def delete_by_index(self, index: str, value: str) -> int:
-        return run(self.connection, delete_by_index_steps(self.layout, index, value))
+        return self._drive(delete_by_index_steps(self.layout, index, value))
 
     def prune(self) -> int:
-        return run(self.connection, prune_steps(self.layout))
+        return self._drive(prune_steps(self.layout))
 
     def iter_keys(self, pattern: str = "*") -> Iterator[str]:
         layout, seen = self.layout, set()
-        for stored in self._client.scan_iter(match=layout.entries_match(pattern), count=1000):
+        for stored in self._scan_client().scan_iter(
+            match=layout.entries_match(pattern), count=1000
+        ):
             if stored not in seen and layout.kind_of(stored) == _ENTRY:
                 seen.add(stored)
                 key = layout.key_of(stored)
@@ -253,14 +273,14 @@ class RedisProvider(Provider):
                     yield key
 
     def count(self) -> int:
-        return run(self.connection, count_steps(self.layout))
+        return self._drive(count_steps(self.layout))
 
     def clear(self, progress: Callable[[int], None] | None = None) -> int:
         """Delete the namespace; ``progress(entries_deleted_so_far)`` after each batch."""
-        return run(self.connection, clear_steps(self.layout, progress))
+        return self._drive(clear_steps(self.layout, progress))
 
     def stats(self) -> dict[str, Any]:
-        return run(self.connection, stats_steps(self.layout))
+        return self._drive(stats_steps(self.layout))
 
     def close(self) -> None:
         """Nothing to do: the pool is shared by every namespace on this server."""
@@ -329,41 +349,41 @@ class RedisProvider(Provider):
         steps = get_or_set_steps(
             self.layout, key, default, wait, self.decode, self._store(key, timeout)
         )
-        return await arun(self.connection.async_handle(), steps)
+        return await self._adrive(steps)
 
     async def afind(self, index: str, value: str) -> list[str]:
         steps = live_entries_steps(self.layout, index, value)
-        keys_, values = await arun(self.connection.async_handle(), steps)
+        keys_, values = await self._adrive(steps)
         return [key for key, raw in zip(keys_, values, strict=True) if raw is not None]
 
     async def aget_by_index(self, index: str, value: str) -> dict[str, Any]:
         steps = live_entries_steps(self.layout, index, value)
-        keys_, values = await arun(self.connection.async_handle(), steps)
+        keys_, values = await self._adrive(steps)
         return self._decode_many(keys_, values)
 
     async def adelete_by_index(self, index: str, value: str) -> int:
         steps = delete_by_index_steps(self.layout, index, value)
-        return await arun(self.connection.async_handle(), steps)
+        return await self._adrive(steps)
 
     async def aprune(self) -> int:
-        return await arun(self.connection.async_handle(), prune_steps(self.layout))
+        return await self._adrive(prune_steps(self.layout))
 
     async def akeys(self, pattern: str = "*") -> list[str]:
         layout, found = self.layout, dict[bytes, None]()
-        client = self.connection.async_handle().client
+        client = self._ascan_client()
         async for stored in client.scan_iter(match=layout.entries_match(pattern), count=1000):
             if layout.kind_of(stored) == _ENTRY:
                 found[stored] = None
         return [k for k in map(layout.key_of, found) if fnmatch.fnmatchcase(k, pattern)]
 
     async def acount(self) -> int:
-        return await arun(self.connection.async_handle(), count_steps(self.layout))
+        return await self._adrive(count_steps(self.layout))
 
     async def aclear(self, progress: Callable[[int], None] | None = None) -> int:
-        return await arun(self.connection.async_handle(), clear_steps(self.layout, progress))
+        return await self._adrive(clear_steps(self.layout, progress))
 
     async def astats(self) -> dict[str, Any]:
-        return await arun(self.connection.async_handle(), stats_steps(self.layout))
+        return await self._adrive(stats_steps(self.layout))
 
     async def aclose(self) -> None:
         """Close this event loop's connections to the server (reopened on next use)."""

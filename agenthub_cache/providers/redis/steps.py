@@ -212,9 +212,9 @@ def clear(layout: KeyLayout, progress: Callable[[int], None] | None) -> Steps[in
     """SCAN the namespace and delete what it finds, each batch sent with the next SCAN.
 
     Never KEYS, FLUSHDB or a long script: the server serves other clients between calls.
-    Entries (and metas) found go through ``delete_members``, which files each entry out of its
-    indexes as it goes; an index set found is drained by deleting the entries still filed in
-    it, never UNLINKed whole: a write racing the flush may have filed an entry there after
+    Entries (and metas) found go through the ``delete`` script, which files each entry out of
+    its indexes as it goes; an index set found is drained by deleting the entries still filed
+    in it, never UNLINKed whole: a write racing the flush may have filed an entry there after
     SCAN passed that entry's key, and it must not survive unreachable from its index. Locks
     and the rest are UNLINKed. Returns how many entries were deleted.
     """
@@ -238,7 +238,7 @@ def clear(layout: KeyLayout, progress: Callable[[int], None] | None) -> Steps[in
             elif kind is not None:  # locks; a key the app cannot have written stays
                 others.append(stored)
         calls: list[Cmd | Lua] = [
-            Lua("delete_members", [], [entry_prefix, meta_prefix, *group])
+            _delete_call(entry_prefix.encode(), meta_prefix.encode(), group)
             for group in chunks(list(members), SCAN_COUNT)
         ]
         deletes = len(calls)
@@ -253,7 +253,7 @@ def clear(layout: KeyLayout, progress: Callable[[int], None] | None) -> Steps[in
             replies = yield Batch(calls)
         deleted += sum(int(reply) for reply in replies[:deletes])
         for idx in indexes:
-            deleted += yield from _drain_index(layout, idx, entry_prefix, meta_prefix)
+            deleted += yield from _drain_index(layout, idx)
         if progress is not None:
             progress(deleted)
         if cursor == 0:
@@ -261,18 +261,28 @@ def clear(layout: KeyLayout, progress: Callable[[int], None] | None) -> Steps[in
         cursor, found = replies[-1]
 
 
+def _delete_call(entry_prefix: bytes, meta_prefix: bytes, members: Sequence[bytes]) -> Lua:
+    """The ``delete`` script for these members (their entry and meta keys in KEYS)."""
+    stored: list[bytes] = []
+    for member in members:
+        stored += (entry_prefix + member, meta_prefix + member)
+    return Lua("delete", stored, list(members))
+
+
 #: Most rounds ``clear`` spends emptying one index set that writers keep filing into.
 DRAIN_ROUNDS = 1000
 
 
-def _drain_index(layout: KeyLayout, idx: bytes, entry_prefix: str, meta_prefix: str) -> Steps[int]:
-    """Delete the entries filed in one index set, a window per script, until it is empty."""
-    name, deleted = layout.index_name_of(idx), 0
+def _drain_index(layout: KeyLayout, idx: bytes) -> Steps[int]:
+    """Delete the entries filed in one index set, a window of members per script, until it
+    is empty: entries still filed here are deleted (and filed out of their other indexes),
+    the other members dropped (``delete_filed``)."""
+    name, deleted, index = layout.index_name_of(idx), 0, idx.decode()
     for _ in range(DRAIN_ROUNDS):
-        drained, left = yield Lua("drain_index", [idx], [entry_prefix, meta_prefix, name, CHUNK])
-        deleted += int(drained)
-        if not left:
+        members = [_text(m) for m in (yield Cmd(("ZRANGE", idx, 0, CHUNK - 1)))]
+        if not members:
             break
+        deleted += int((yield _filed_call(layout, "delete_filed", index, name, members)))
     return deleted
 
 
@@ -328,9 +338,9 @@ def live_entries(layout: KeyLayout, name: str, value: str) -> Steps[tuple[list[s
         # Old servers lack ZMSCORE; a full one (noeviction) queues nothing in MULTI, not even
         # reads: the script takes the same snapshot without a transaction.
         unknown = "unknown command" in str(exc).lower()
-        if not (unknown or isinstance(exc, OutOfMemoryError)) or layout.prefix is None:
+        if not (unknown or isinstance(exc, OutOfMemoryError)):
             raise
-        return (yield from _live_entries_by_script(layout, idx))
+        return (yield from _live_entries_by_script(layout, idx, members))
     return unescape_many(members), values
 
 
@@ -367,9 +377,17 @@ def _snapshot_by_chunk(layout: KeyLayout, idx: str, members: list[bytes]) -> Ste
     return values
 
 
-def _live_entries_by_script(layout: KeyLayout, idx: str) -> Steps[tuple[list[str], list[Any]]]:
-    flat: list[bytes] = yield Lua("live_entries", [idx], [f"{layout.prefix}{keys.ENTRY}:"])
-    return unescape_many(flat[0::2]), flat[1::2]
+def _live_entries_by_script(
+    layout: KeyLayout, idx: str, members: list[bytes]
+) -> Steps[tuple[list[str], list[Any]]]:
+    """The snapshot of ``_snapshot_whole`` taken by a script, a chunk of candidates per call."""
+    found, values = [], []
+    for group in chunks(members, CHUNK):
+        group = list(group)
+        flat: list[bytes] = yield Lua("live_entries", [idx, *layout.entries(group)], group)
+        found += flat[0::2]
+        values += flat[1::2]
+    return unescape_many(found), values
 
 
 def _filed_call(layout: KeyLayout, script: str, idx: str, name: str, group: Sequence[str]) -> Lua:

@@ -1,0 +1,348 @@
+"""Clients of a Redis Cluster, built from a ``RedisClusterCache``'s settings, shared per process.
+
+* **sync**: one ``redis.cluster.RedisCluster`` per distinct configuration; redis-py follows
+  MOVED/ASK and refreshes its slot map. Operations of several round trips run on the plain
+  ``redis.Redis`` client of the primary that owns the namespace's slot (``node``): every key of
+  one hash tag lives there, so the single-node steps run unchanged.
+* **async**: one ``redis.asyncio.cluster.RedisCluster`` per event loop (closed with the loop,
+  like the single-node clients), whose connections are bounded: a task that finds every
+  connection busy *waits* for one, up to the socket timeout, instead of failing with
+  ``MaxConnectionsError`` (redis-py's own behaviour).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import threading
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import redis
+import redis.asyncio as aredis
+import redis.asyncio.cluster as acluster
+import redis.cluster as scluster
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
+
+from agenthub_cache.providers.redis.connections import (
+    DEFAULT_SOCKET_CONNECT_TIMEOUT,
+    DEFAULT_SOCKET_TIMEOUT,
+    AsyncHandle,
+    Connection,
+)
+from agenthub_cache.providers.redis.scripts import SOURCES
+
+#: Connections per node when ``CONNECTION_POOL_KWARGS`` sets no ``max_connections``.
+DEFAULT_MAX_CONNECTIONS = 100
+
+
+class ClusterSettingsError(ValueError):
+    """A ``LOCATION``/``OPTIONS`` mistake of a cluster alias (the message names the fix)."""
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """What a ``RedisClusterCache`` alias connects to, and how."""
+
+    nodes: tuple[tuple[str, int], ...]
+    username: str | None = None
+    password: str | None = None
+    socket_timeout: float = DEFAULT_SOCKET_TIMEOUT
+    socket_connect_timeout: float = DEFAULT_SOCKET_CONNECT_TIMEOUT
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    pool_kwargs: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def signature(self) -> str:
+        return repr(self)
+
+    @property
+    def location(self) -> str:
+        return ",".join(f"{host}:{port}" for host, port in self.nodes)
+
+    def client_kwargs(self) -> dict[str, Any]:
+        return {
+            "username": self.username,
+            "password": self.password,
+            "socket_timeout": self.socket_timeout,
+            "socket_connect_timeout": self.socket_connect_timeout,
+            **dict(self.pool_kwargs),
+        }
+
+    def sync_client(self) -> Any:
+        startup = [scluster.ClusterNode(host, port) for host, port in self.nodes]  # type: ignore[no-untyped-call]
+        return scluster.RedisCluster(
+            startup_nodes=startup, max_connections=self.max_connections, **self.client_kwargs()
+        )
+
+    def async_client(self) -> BoundedAsyncCluster:
+        startup = [acluster.ClusterNode(host, port) for host, port in self.nodes]
+        return BoundedAsyncCluster(
+            startup_nodes=startup,
+            limit=self.max_connections,
+            wait=self.socket_timeout,
+            **self.client_kwargs(),
+        )
+
+
+def parse_location(location: str | Sequence[str], alias: str) -> list[tuple[str, int, str]]:
+    """``(host, port, url)`` of each startup node; a database other than 0 is an error."""
+    urls = [location] if isinstance(location, str) else list(location)
+    urls = [part.strip() for url in urls for part in str(url).split(",") if part.strip()]
+    if not urls:
+        raise ClusterSettingsError(
+            f"CACHES[{alias!r}]['LOCATION'] names no startup node; give one URL or a list, "
+            "e.g. ['redis://10.0.0.1:7000', 'redis://10.0.0.2:7000']."
+        )
+    found = []
+    for url in urls:
+        parts = urlsplit(url if "://" in url else f"redis://{url}")
+        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+            raise ClusterSettingsError(
+                f"CACHES[{alias!r}]['LOCATION'] has {url!r}, not a redis:// URL of a cluster node."
+            )
+        db = parts.path.strip("/")
+        if db not in ("", "0"):
+            raise ClusterSettingsError(
+                f"CACHES[{alias!r}]['LOCATION'] has {url!r} with database {db}: a Redis Cluster "
+                "has only database 0. Remove the /db part of the URL (use KEY_PREFIX to keep "
+                "caches apart)."
+            )
+        found.append((parts.hostname, parts.port or 6379, url))
+    return found
+
+
+def spec_from_settings(
+    location: str | Sequence[str], options: dict[str, Any], alias: str
+) -> ClusterSpec:
+    """A ``ClusterSpec`` from the django-redis style ``LOCATION`` and ``OPTIONS``."""
+    nodes = parse_location(location, alias)
+    first = urlsplit(nodes[0][2] if "://" in nodes[0][2] else f"redis://{nodes[0][2]}")
+    pool_kwargs = dict(options.get("CONNECTION_POOL_KWARGS") or {})
+    max_connections = int(pool_kwargs.pop("max_connections", DEFAULT_MAX_CONNECTIONS))
+    if max_connections < 1:
+        raise ClusterSettingsError(
+            f"CACHES[{alias!r}]['OPTIONS']['CONNECTION_POOL_KWARGS']['max_connections'] must "
+            "be at least 1."
+        )
+    timeout = options.get("SOCKET_TIMEOUT")
+    connect = options.get("SOCKET_CONNECT_TIMEOUT")
+    return ClusterSpec(
+        nodes=tuple((host, port) for host, port, _ in nodes),
+        username=unquote(first.username) if first.username else None,
+        password=options.get("PASSWORD") or (unquote(first.password) if first.password else None),
+        socket_timeout=DEFAULT_SOCKET_TIMEOUT if timeout is None else float(timeout),
+        socket_connect_timeout=DEFAULT_SOCKET_CONNECT_TIMEOUT
+        if connect is None
+        else float(connect),
+        max_connections=max_connections,
+        pool_kwargs=tuple(sorted(pool_kwargs.items())),
+    )
+
+
+# -- async: wait for a connection instead of failing -------------------------------------------
+
+_holding: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "agenthub_cluster_slot", default=False
+)
+
+
+class BoundedAsyncCluster(acluster.RedisCluster):
+    """``redis.asyncio`` RedisCluster whose commands and pipelines wait for a free slot.
+
+    At most ``limit`` commands (or pipelines) are in flight at once, so no node ever needs
+    more than ``limit`` connections; the rest wait up to ``wait`` seconds, then raise
+    ``redis.TimeoutError`` (an outage, under the namespace's policy). redis-py's own pool
+    would raise ``MaxConnectionsError`` at once: concurrency is not an outage.
+    """
+
+    def __init__(self, *args: Any, limit: int, wait: float, **kwargs: Any) -> None:
+        # The nodes' own limit is never reached: the semaphore admits at most ``limit``.
+        kwargs["max_connections"] = 2**31
+        super().__init__(*args, **kwargs)
+        self._limit, self._wait = limit, wait
+        self._slots: asyncio.Semaphore | None = None
+        self._init_lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def bounded(self) -> AsyncIterator[None]:
+        if _holding.get():  # a command inside one we already admitted (a pipeline's)
+            yield
+            return
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._limit)
+        try:
+            async with asyncio.timeout(self._wait):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise redis.exceptions.TimeoutError(
+                f"no free connection to the Redis Cluster within {self._wait} s "
+                f"({self._limit} in use)"
+            ) from None
+        token = _holding.set(True)
+        try:
+            if self._initialize:  # redis-py 8.1 breaks when tasks first use a client at once
+                async with self._init_lock:
+                    await self.initialize()
+            yield
+        finally:
+            _holding.reset(token)
+            self._slots.release()
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self.bounded():
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
+        if shard_hint:
+            return super().pipeline(transaction, shard_hint)
+        return _BoundedPipeline(self, transaction)  # type: ignore[abstract]
+
+
+class _BoundedPipeline(acluster.ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
+        client: BoundedAsyncCluster = self.cluster_client  # type: ignore[assignment]
+        async with client.bounded():
+            return await super().execute(raise_on_error, allow_redirections)
+
+
+# -- the shared connection ----------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class ClusterConnection:
+    """One cluster configuration: its sync client, per-node connections, per-loop async clients."""
+
+    spec: ClusterSpec
+    client: Any  # redis.cluster.RedisCluster (its methods are untyped)
+    scripts: dict[str, Script] = field(init=False)
+    _nodes: dict[str, Connection] = field(default_factory=dict)
+    _stale: bool = False
+
+    def __post_init__(self) -> None:
+        self.scripts = {name: self.client.register_script(src) for name, src in SOURCES.items()}
+
+    @property
+    def signature(self) -> str:
+        return self.spec.signature
+
+    @property
+    def location(self) -> str:
+        return f"cluster {self.spec.location}"
+
+    def run_script(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """EVALSHA on the primary of the keys' slot (redis-py routes by KEYS[1])."""
+        script = self.scripts[name]
+        try:
+            return self.client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            script.sha = self.client.script_load(script.script)
+            return self.client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+
+    def mark_stale(self) -> None:
+        """A node failed or moved a slot: re-read the slot map before the next ``node``."""
+        self._stale = True
+
+    def node(self, key: str) -> Connection:
+        """A plain single-node connection to the primary that owns ``key``'s slot now."""
+        if self._stale:
+            self._stale = False
+            self.client.nodes_manager.initialize()
+        node = self.client.get_node_from_key(key)
+        found = self._nodes.get(node.name)
+        if found is None:
+            redis_client = self.client.get_redis_connection(node)
+            spec, host, port = self.spec, node.host, node.port
+
+            def make_async_pool() -> aredis.ConnectionPool:
+                return aredis.BlockingConnectionPool(
+                    host=host,
+                    port=port,
+                    max_connections=spec.max_connections,
+                    timeout=spec.socket_timeout,
+                    **spec.client_kwargs(),
+                )
+
+            found = Connection(
+                f"{self.signature}@{node.name}", node.name, redis_client, make_async_pool
+            )
+            self._nodes.setdefault(node.name, found)
+        return found
+
+    def anode(self, key: str) -> AsyncHandle:
+        """This loop's client of the primary that owns ``key``'s slot now (the sync slot map
+        says which; redis-py keeps it current)."""
+        return self.node(key).async_handle()
+
+    def primaries(self) -> list[Any]:
+        if self._stale:
+            self._stale = False
+            self.client.nodes_manager.initialize()
+        return list(self.client.get_primaries())
+
+    def async_handle(self) -> AsyncHandle:
+        """The running loop's async cluster client (created once per loop)."""
+        loop = asyncio.get_running_loop()
+        handles = _async_handles.setdefault(loop, {})
+        handle = handles.get(self.signature)
+        if handle is None:
+            client: Any = self.spec.async_client()
+            scripts = {name: client.register_script(src) for name, src in SOURCES.items()}
+            handle = handles.setdefault(self.signature, AsyncHandle(client, scripts))
+            _arm_close(loop)
+        return handle
+
+    async def aclose(self) -> None:
+        loop = asyncio.get_running_loop()
+        handle = _async_handles.get(loop, {}).pop(self.signature, None)
+        if handle is not None:
+            await handle.client.aclose()
+        for connection in list(self._nodes.values()):
+            await connection.aclose()
+
+
+_async_handles: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncHandle]] = (
+    weakref.WeakKeyDictionary()
+)
+_parked: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _arm_close(loop: asyncio.AbstractEventLoop) -> None:
+    """Close this loop's cluster clients when it shuts down its async generators."""
+    if loop in _parked:
+        return
+
+    async def closer() -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            for handle in _async_handles.pop(loop, {}).values():
+                await handle.client.aclose()
+
+    generator = closer()
+    with contextlib.suppress(StopIteration):
+        generator.__anext__().send(None)  # registers it with the loop and parks it
+    _parked[loop] = generator
+
+
+_connections: dict[str, ClusterConnection] = {}
+_guard = threading.Lock()
+
+
+def cluster_connection(spec: ClusterSpec) -> ClusterConnection:
+    """The process-wide connection of this cluster configuration."""
+    found = _connections.get(spec.signature)
+    if found is not None:
+        return found
+    with _guard:
+        found = _connections.get(spec.signature)
+        if found is None:
+            found = _connections[spec.signature] = ClusterConnection(spec, spec.sync_client())
+    return found
