@@ -27,7 +27,14 @@ W001 = "agenthub_cache.W001"  # namespace on DummyCache
 W002 = "agenthub_cache.W002"  # namespace on LocMemCache
 W003 = "agenthub_cache.W003"  # Redis eviction policy may evict index sets (Redis provider)
 W004 = "agenthub_cache.W004"  # pymemcache retries that silently turn an outage into misses
-IDS = (E001, E002, E003, E004, E005, E006, E007, E008, W001, W002, W003, W004)
+E009 = "agenthub_cache.E009"  # SLOTS not a whole number from 1 to 1024
+W005 = "agenthub_cache.W005"  # SLOTS > 1 on an alias that is not a Redis Cluster
+E010 = "agenthub_cache.E010"  # a RedisClusterCache alias with a bad LOCATION (db other than 0...)
+E011 = "agenthub_cache.E011"  # a RedisClusterCache alias unreachable / not a cluster (deploy)
+IDS = (
+    *(E001, E002, E003, E004, E005, E006, E007, E008, E009, E010, E011),
+    *(W001, W002, W003, W004, W005),
+)
 
 #: ``CACHES[alias]["OPTIONS"]`` for ``PyMemcacheCache`` that make an outage an error (W004).
 PYMEMCACHE_OPTIONS = {"retry_attempts": 0, "dead_timeout": 5}
@@ -104,6 +111,16 @@ def _check_namespace(name: object, options: object, alias: object) -> list[Check
         errors += _check_ttl(options["TTL"], f"{where}['TTL']")
     if "CACHE" in options:
         errors += _check_alias(options["CACHE"], f"{where}['CACHE']")
+    if "SLOTS" in options and not conf.is_valid_slots(options["SLOTS"]):
+        errors.append(
+            Error(
+                f"{where}['SLOTS'] is {options['SLOTS']!r}; it must be a whole number from 1 to "
+                f"{conf.MAX_SLOTS}.",
+                hint="Use 1 (the default: the namespace in one cluster slot) or e.g. 16 to "
+                "spread a large namespace over 16 hash tags of a Redis Cluster.",
+                id=E009,
+            )
+        )
     for flag in ("FAIL_SILENTLY", "SENSITIVE"):
         if flag in options and not isinstance(options[flag], bool):
             errors.append(

@@ -22,7 +22,9 @@ from django.dispatch import receiver
 
 SETTING = "AGENTHUB_CACHE"
 TOP_LEVEL_OPTIONS = ("CACHE", "DEFAULT_TTL", "NAMESPACES")
-NAMESPACE_OPTIONS = ("TTL", "CACHE", "FAIL_SILENTLY", "SENSITIVE")
+NAMESPACE_OPTIONS = ("TTL", "CACHE", "FAIL_SILENTLY", "SENSITIVE", "SLOTS")
+#: Most hash tags ``SLOTS`` may spread one namespace over (on a Redis Cluster).
+MAX_SLOTS = 1024
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 DEFAULT_ALIAS = "default"
@@ -48,6 +50,8 @@ class NamespaceSettings:
     cache: str
     fail_silently: bool = False
     sensitive: bool = False
+    #: Hash tags the namespace is spread over on a Redis Cluster (1: one slot).
+    slots: int = 1
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,20 @@ def is_valid_name(name: object) -> bool:
 def is_valid_ttl(ttl: object) -> bool:
     """A settings TTL: a positive whole number of seconds, or None for "never expire"."""
     return ttl is None or (isinstance(ttl, int) and not isinstance(ttl, bool) and ttl > 0)
+
+
+def is_valid_slots(slots: object) -> bool:
+    """``SLOTS``: a whole number from 1 to ``MAX_SLOTS``."""
+    return isinstance(slots, int) and not isinstance(slots, bool) and 1 <= slots <= MAX_SLOTS
+
+
+def slots_of(namespace: str) -> int:
+    """The ``SLOTS`` of a declared namespace; 1 for an ad hoc one (or unreadable settings)."""
+    try:
+        declared = get_settings().namespaces.get(namespace)
+    except ImproperlyConfigured:
+        return 1
+    return 1 if declared is None else declared.slots
 
 
 def raw_settings() -> Mapping[str, Any]:
@@ -91,6 +109,7 @@ def get_settings() -> AppSettings:
             cache=options.get("CACHE", alias),
             fail_silently=options.get("FAIL_SILENTLY", False),
             sensitive=options.get("SENSITIVE", False),
+            slots=options.get("SLOTS", 1),
         )
         for name, options in declared.items()
     }

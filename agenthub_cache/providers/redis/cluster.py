@@ -15,6 +15,11 @@ map is re-read before the next call, so the service recovers with no restart.
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from django.core.cache.backends.base import BaseCache
@@ -28,14 +33,20 @@ from redis.exceptions import (
     TryAgainError,
 )
 
-from agenthub_cache import keys
+from agenthub_cache import conf, keys
 from agenthub_cache.exceptions import NotSupported
 from agenthub_cache.providers.base import Provider
 from agenthub_cache.providers.redis.cluster_client import ClusterConnection
 from agenthub_cache.providers.redis.connections import UNAVAILABLE
-from agenthub_cache.providers.redis.layout import KeyLayout
+from agenthub_cache.providers.redis.layout import KeyLayout, escape
 from agenthub_cache.providers.redis.provider import RedisProvider
 from agenthub_cache.providers.redis.steps import Steps, arun, run
+from agenthub_cache.providers.redis.steps import clear as clear_steps
+from agenthub_cache.providers.redis.steps import count as count_steps
+from agenthub_cache.providers.redis.steps import delete_by_index as delete_by_index_steps
+from agenthub_cache.providers.redis.steps import live_entries as live_entries_steps
+from agenthub_cache.providers.redis.steps import prune as prune_steps
+from agenthub_cache.providers.redis.steps import stats as stats_steps
 
 T = TypeVar("T")
 
@@ -64,11 +75,37 @@ class RedisClusterProvider(RedisProvider):
         Provider.__init__(self, backend, alias, namespace)
         cluster: Any = backend
         self.connection: ClusterConnection = cluster.connection  # type: ignore[assignment]
-        self.layout = KeyLayout(backend, namespace, keys.tagged_prefix(namespace, 0))
-        self._check_tag(self.layout)
+        #: One layout per hash tag (``SLOTS``); an entry's tag derives from its key.
+        self.layouts = [
+            KeyLayout(backend, namespace, keys.tagged_prefix(namespace, tag))
+            for tag in range(conf.slots_of(namespace))
+        ]
+        self.layout = self.layouts[0]
+        for layout in self.layouts:
+            self._check_tag(layout)
         self.encode, self.decode = cluster.encode, cluster.decode
-        self._client = self.connection.client
-        self._run = self.connection.run_script
+
+    @property
+    def _client(self) -> Any:  # type: ignore[override]
+        return self.connection.client
+
+    def _run(self, name: str, keys_: Sequence[Any], args: Sequence[Any]) -> Any:
+        return self.connection.run_script(name, keys_, args)
+
+    def _layout_for(self, key: str) -> KeyLayout:
+        layouts = self.layouts
+        if len(layouts) == 1:
+            return layouts[0]
+        return layouts[zlib.crc32(escape(key).encode()) % len(layouts)]
+
+    def _by_layout(self, items: list[tuple[str, Any]]) -> list[tuple[KeyLayout, list[Any]]]:
+        if len(self.layouts) == 1:
+            return [(self.layout, items)]
+        grouped: dict[int, list[Any]] = {}
+        for item in items:
+            grouped.setdefault(id(self._layout_for(item[0])), []).append(item)
+        by_id = {id(layout): layout for layout in self.layouts}
+        return [(by_id[layout_id], group) for layout_id, group in grouped.items()]
 
     def _check_tag(self, layout: KeyLayout) -> None:
         """The backend's key function must keep the tag as the key's first ``{...}``."""
@@ -101,39 +138,176 @@ class RedisClusterProvider(RedisProvider):
         return next((p for p in policies if p.startswith("allkeys-")), policies[0])
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "slots": 1}
+        return {**super().describe(), "slots": len(self.layouts)}
 
-    # -- where steps run ------------------------------------------------------------------
+    # -- where steps run: on the primary of each tag's slot --------------------------------
 
-    def _node_key(self) -> str:
-        return self.layout.listed_prefix()
-
-    def _drive(self, steps: Steps[T]) -> T:
+    def _drive(self, steps: Steps[T], layout: KeyLayout | None = None) -> T:
+        tag = (layout or self.layout).listed_prefix()
         try:
-            return run(self.connection.node(self._node_key()), steps)
+            return run(self.connection.node(tag), steps)
         except self.unavailable_errors:
             self.connection.mark_stale()
             raise
 
-    async def _adrive(self, steps: Steps[T]) -> T:
+    async def _adrive(self, steps: Steps[T], layout: KeyLayout | None = None) -> T:
+        tag = (layout or self.layout).listed_prefix()
         try:
-            return await arun(self.connection.anode(self._node_key()), steps)
+            return await arun(self.connection.anode(tag), steps)
         except self.unavailable_errors:
             self.connection.mark_stale()
             raise
 
-    def _scan_client(self) -> Any:
-        return self.connection.node(self._node_key()).client
+    def _each(self, make: Callable[[KeyLayout], Steps[T]]) -> list[T]:
+        """``make(layout)``'s steps for every tag, each on its node."""
+        return [self._drive(make(layout), layout) for layout in self.layouts]
 
-    def _ascan_client(self) -> Any:
-        return self.connection.anode(self._node_key()).client
+    async def _aeach(self, make: Callable[[KeyLayout], Steps[T]]) -> list[T]:
+        """Every tag's steps at once, on the event loop (so across nodes in parallel)."""
+        return list(
+            await asyncio.gather(*(self._adrive(make(layout), layout) for layout in self.layouts))
+        )
+
+    def _by_node(self) -> dict[str, list[KeyLayout]]:
+        nodes: dict[str, list[KeyLayout]] = {}
+        for layout in self.layouts:
+            nodes.setdefault(self.connection.node(layout.listed_prefix()).location, []).append(
+                layout
+            )
+        return nodes
+
+    # -- multi-key reads across tags -------------------------------------------------------
+
+    def get_many(self, keys_: Iterable[str]) -> dict[str, Any]:
+        if len(self.layouts) == 1:
+            return super().get_many(keys_)
+        keys_ = list(keys_)
+        stored, client = [self._entry(key) for key in keys_], self._client
+        return self._decode_many(keys_, client.mget_nonatomic(stored) if stored else [])
+
+    async def aget_many(self, keys_: Iterable[str]) -> dict[str, Any]:
+        if len(self.layouts) == 1:
+            return await super().aget_many(keys_)
+        keys_ = list(keys_)
+        stored = [self._entry(key) for key in keys_]
+        client: Any = self.connection.async_handle().client
+        return self._decode_many(keys_, await client.mget_nonatomic(stored) if stored else [])
+
+    # -- indexes and the namespace: every tag ----------------------------------------------
+
+    def find(self, index: str, value: str) -> list[str]:
+        found = self._each(lambda layout: live_entries_steps(layout, index, value))
+        return [k for keys_, raws in found for k, raw in zip(keys_, raws, strict=True) if raw]
+
+    def get_by_index(self, index: str, value: str) -> dict[str, Any]:
+        found = self._each(lambda layout: live_entries_steps(layout, index, value))
+        return {k: v for keys_, raws in found for k, v in self._decode_many(keys_, raws).items()}
+
+    def delete_by_index(self, index: str, value: str) -> int:
+        return sum(self._each(lambda layout: delete_by_index_steps(layout, index, value)))
+
+    def prune(self) -> int:
+        return sum(self._each(prune_steps))
+
+    def count(self) -> int:
+        return sum(self._each(count_steps))
+
+    def iter_keys(self, pattern: str = "*") -> Iterator[str]:
+        for layout in self.layouts:
+            client = self.connection.node(layout.listed_prefix()).client
+            yield from self._keys_in(layout, client, pattern)
+
+    def clear(self, progress: Callable[[int], None] | None = None) -> int:
+        """Each owning primary in a thread of its own; on each, its tags one after another,
+        by the single-node flush (SCAN + pipelined deletes: no long stall)."""
+        nodes = self._by_node()
+        done: dict[str, int] = {}
+        guard = threading.Lock()
+
+        def report(node: str) -> Callable[[int], None]:
+            def note(deleted: int) -> None:
+                with guard:
+                    done[node] = deleted
+                    total = sum(done.values())
+                if progress is not None:
+                    progress(total)
+
+            return note
+
+        def flush(node: str) -> int:
+            deleted, notify = 0, report(node)
+            for layout in nodes[node]:
+                deleted += self._drive(clear_steps(layout, _offset(notify, deleted)), layout)
+            return deleted
+
+        if len(nodes) == 1:
+            return flush(next(iter(nodes)))
+        with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+            return sum(pool.map(flush, nodes))
 
     def stats(self) -> dict[str, Any]:
-        found = super().stats()
-        node = self.connection.node(self._node_key())
-        return {**found, "nodes": {node.location: dict(found)}}
+        return self._merge_stats(list(zip(self.layouts, self._each(stats_steps), strict=True)))
+
+    def _merge_stats(self, parts: list[tuple[KeyLayout, dict[str, Any]]]) -> dict[str, Any]:
+        """The namespace's figures, and the same per node (``nodes``)."""
+        total: dict[str, Any] = {}
+        nodes: dict[str, dict[str, Any]] = {}
+        for layout, found in parts:
+            node = nodes.setdefault(self.connection.node(layout.listed_prefix()).location, {})
+            for name, number in found.items():
+                total[name] = total.get(name, 0) + number
+                node[name] = node.get(name, 0) + number
+        return {**total, "nodes": nodes}
+
+    async def afind(self, index: str, value: str) -> list[str]:
+        found = await self._aeach(lambda layout: live_entries_steps(layout, index, value))
+        return [k for keys_, raws in found for k, raw in zip(keys_, raws, strict=True) if raw]
+
+    async def aget_by_index(self, index: str, value: str) -> dict[str, Any]:
+        found = await self._aeach(lambda layout: live_entries_steps(layout, index, value))
+        return {k: v for keys_, raws in found for k, v in self._decode_many(keys_, raws).items()}
+
+    async def adelete_by_index(self, index: str, value: str) -> int:
+        return sum(await self._aeach(lambda layout: delete_by_index_steps(layout, index, value)))
+
+    async def aprune(self) -> int:
+        return sum(await self._aeach(prune_steps))
+
+    async def acount(self) -> int:
+        return sum(await self._aeach(count_steps))
+
+    async def akeys(self, pattern: str = "*") -> list[str]:
+        found: list[str] = []
+        for layout in self.layouts:
+            client = self.connection.anode(layout.listed_prefix()).client
+            found += await self._akeys_in(layout, client, pattern)
+        return found
+
+    async def aclear(self, progress: Callable[[int], None] | None = None) -> int:
+        done = [0] * len(self.layouts)
+
+        def report(n: int) -> Callable[[int], None]:
+            def note(deleted: int) -> None:
+                done[n] = deleted
+                if progress is not None:
+                    progress(sum(done))
+
+            return note
+
+        counts = await asyncio.gather(
+            *(
+                self._adrive(clear_steps(layout, report(n)), layout)
+                for n, layout in enumerate(self.layouts)
+            )
+        )
+        return sum(counts)
 
     async def astats(self) -> dict[str, Any]:
-        found = await super().astats()
-        node = self.connection.node(self._node_key())
-        return {**found, "nodes": {node.location: dict(found)}}
+        return self._merge_stats(
+            list(zip(self.layouts, await self._aeach(stats_steps), strict=True))
+        )
+
+
+def _offset(notify: Callable[[int], None], base: int) -> Callable[[int], None]:
+    """``notify(base + n)``: progress of one tag's flush, after the tags before it."""
+    return lambda deleted: notify(base + deleted)

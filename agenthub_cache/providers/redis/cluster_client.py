@@ -216,16 +216,35 @@ class _BoundedPipeline(acluster.ClusterPipeline):
 
 @dataclass(eq=False)
 class ClusterConnection:
-    """One cluster configuration: its sync client, per-node connections, per-loop async clients."""
+    """One cluster configuration: its sync client, per-node connections, per-loop async clients.
+
+    The sync client is created on first use, so that an unreachable cluster fails the call
+    that needs it (an outage, under the namespace's policy), not the service's creation.
+    """
 
     spec: ClusterSpec
-    client: Any  # redis.cluster.RedisCluster (its methods are untyped)
-    scripts: dict[str, Script] = field(init=False)
+    _client: Any = None  # redis.cluster.RedisCluster (its methods are untyped)
+    _scripts: dict[str, Script] = field(default_factory=dict)
     _nodes: dict[str, Connection] = field(default_factory=dict)
     _stale: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __post_init__(self) -> None:
-        self.scripts = {name: self.client.register_script(src) for name, src in SOURCES.items()}
+    @property
+    def client(self) -> Any:
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    created = self.spec.sync_client()
+                    self._scripts = {n: created.register_script(s) for n, s in SOURCES.items()}
+                    self._client = created
+                client = self._client
+        return client
+
+    @property
+    def scripts(self) -> dict[str, Script]:
+        self.client  # noqa: B018  (creates them with the client)
+        return self._scripts
 
     @property
     def signature(self) -> str:
@@ -344,5 +363,5 @@ def cluster_connection(spec: ClusterSpec) -> ClusterConnection:
     with _guard:
         found = _connections.get(spec.signature)
         if found is None:
-            found = _connections[spec.signature] = ClusterConnection(spec, spec.sync_client())
+            found = _connections[spec.signature] = ClusterConnection(spec)
     return found

@@ -97,7 +97,7 @@ class RedisProvider(Provider):
         return None  # Redis lists keys: no generation
 
     def _entry(self, key: str) -> str:
-        return self.layout.entry(escape(key))
+        return self._layout_for(key).entry(escape(key))
 
     # -- how each single-round-trip operation is called (shared by sync and async) ----------
 
@@ -109,7 +109,7 @@ class RedisProvider(Provider):
         indexes: Mapping[str, str] | None,
         only_if_absent: bool,
     ) -> ScriptCall:
-        member, layout = escape(key), self.layout
+        member, layout = escape(key), self._layout_for(key)
         stored = [layout.entry(member), layout.meta(member)]
         args = [self.encode(value), px(timeout), "1" if only_if_absent else "", member]
         for name, value_ in (indexes or {}).items():
@@ -138,17 +138,18 @@ class RedisProvider(Provider):
         return [(self.layout, items)]
 
     def _keyed_calls(self, keys_: Iterable[str]) -> list[ScriptCall]:
-        layout, calls = self.layout, []
-        for group in chunks([escape(key) for key in keys_], CHUNK):
-            stored: list[str] = []
-            for member in group:
-                stored += (layout.entry(member), layout.meta(member))
-            calls.append((stored, list(group)))
+        calls = []
+        for layout, keys_of in self._by_layout([(key, None) for key in keys_]):
+            for group in chunks([escape(key) for key, _ in keys_of], CHUNK):
+                stored: list[str] = []
+                for member in group:
+                    stored += (layout.entry(member), layout.meta(member))
+                calls.append((stored, list(group)))
         return calls
 
     def _keyed_call(self, key: str, *args: Any) -> ScriptCall:
-        member = escape(key)
-        return [self.layout.entry(member), self.layout.meta(member)], [*args, member]
+        member, layout = escape(key), self._layout_for(key)
+        return [layout.entry(member), layout.meta(member)], [*args, member]
 
     def _decode_many(self, keys_: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
         decode = self.decode
@@ -167,24 +168,21 @@ class RedisProvider(Provider):
 
         return store
 
-    def _drive(self, steps: Steps[T]) -> T:
-        """Run multi-round-trip ``steps`` on the server."""
+    def _layout_for(self, key: str) -> KeyLayout:
+        """The layout ``key`` lives in (one per namespace here; one per hash tag on a cluster)."""
+        return self.layout
+
+    def _drive(self, steps: Steps[T], layout: KeyLayout | None = None) -> T:
+        """Run multi-round-trip ``steps`` (over ``layout``'s keys) on the server."""
         return run(self.connection, steps)
 
-    async def _adrive(self, steps: Steps[T]) -> T:
+    async def _adrive(self, steps: Steps[T], layout: KeyLayout | None = None) -> T:
         return await arun(self.connection.async_handle(), steps)
-
-    def _scan_client(self) -> Any:
-        """The client whose SCAN lists the namespace."""
-        return self._client
-
-    def _ascan_client(self) -> Any:
-        return self.connection.async_handle().client
 
     # -- single entries ---------------------------------------------------------------------
 
     def make_key(self, key: str) -> str:
-        return f"{self.layout.built_prefix}{keys.ENTRY}:{escape(key)}"
+        return f"{self._layout_for(key).built_prefix}{keys.ENTRY}:{escape(key)}"
 
     def get(self, key: str, default: Any = None) -> Any:
         raw = self._client.get(self._entry(key))
@@ -237,10 +235,9 @@ class RedisProvider(Provider):
         return bool(self._run("touch", *self._keyed_call(key, px(timeout))))
 
     def get_or_set(self, key: str, default: Any, timeout: float | None, wait: float) -> Any:
-        steps = get_or_set_steps(
-            self.layout, key, default, wait, self.decode, self._store(key, timeout)
-        )
-        return self._drive(steps)
+        layout = self._layout_for(key)
+        steps = get_or_set_steps(layout, key, default, wait, self.decode, self._store(key, timeout))
+        return self._drive(steps, layout)
 
     def lock(self, name: str, timeout: float | None, blocking_timeout: float | None) -> RedisLock:
         return RedisLock(self, name, timeout, blocking_timeout)
@@ -262,10 +259,13 @@ class RedisProvider(Provider):
         return self._drive(prune_steps(self.layout))
 
     def iter_keys(self, pattern: str = "*") -> Iterator[str]:
-        layout, seen = self.layout, set()
-        for stored in self._scan_client().scan_iter(
-            match=layout.entries_match(pattern), count=1000
-        ):
+        return self._keys_in(self.layout, self._client, pattern)
+
+    @staticmethod
+    def _keys_in(layout: KeyLayout, client: Any, pattern: str) -> Iterator[str]:
+        """The keys matching ``pattern`` that SCAN on ``client`` finds in ``layout``."""
+        seen = set()
+        for stored in client.scan_iter(match=layout.entries_match(pattern), count=1000):
             if stored not in seen and layout.kind_of(stored) == _ENTRY:
                 seen.add(stored)
                 key = layout.key_of(stored)
@@ -346,10 +346,9 @@ class RedisProvider(Provider):
         return bool(await handle.run_script("touch", *self._keyed_call(key, px(timeout))))
 
     async def aget_or_set(self, key: str, default: Any, timeout: float | None, wait: float) -> Any:
-        steps = get_or_set_steps(
-            self.layout, key, default, wait, self.decode, self._store(key, timeout)
-        )
-        return await self._adrive(steps)
+        layout = self._layout_for(key)
+        steps = get_or_set_steps(layout, key, default, wait, self.decode, self._store(key, timeout))
+        return await self._adrive(steps, layout)
 
     async def afind(self, index: str, value: str) -> list[str]:
         steps = live_entries_steps(self.layout, index, value)
@@ -369,8 +368,11 @@ class RedisProvider(Provider):
         return await self._adrive(prune_steps(self.layout))
 
     async def akeys(self, pattern: str = "*") -> list[str]:
-        layout, found = self.layout, dict[bytes, None]()
-        client = self._ascan_client()
+        return await self._akeys_in(self.layout, self.connection.async_handle().client, pattern)
+
+    @staticmethod
+    async def _akeys_in(layout: KeyLayout, client: Any, pattern: str) -> list[str]:
+        found = dict[bytes, None]()
         async for stored in client.scan_iter(match=layout.entries_match(pattern), count=1000):
             if layout.kind_of(stored) == _ENTRY:
                 found[stored] = None
