@@ -9,8 +9,13 @@ class AgentHubCacheConfig(AppConfig):
     verbose_name = "AgentHub cache namespaces"
 
     def ready(self) -> None:
-        from agenthub_cache.checks import check_redis_eviction, check_settings
+        from agenthub_cache.checks import (
+            check_redis_cluster,
+            check_redis_eviction,
+            check_settings,
+        )
 
         checks.register(check_settings, checks.Tags.caches)
         # Asks the servers over the network: a deployment check, not one for every command.
         checks.register(check_redis_eviction, checks.Tags.caches, deploy=True)
+        checks.register(check_redis_cluster, checks.Tags.caches, deploy=True)

@@ -182,6 +182,121 @@ def _silences_outages(alias: str) -> bool:
     return bool(options.get("ignore_exc")) or options.get("retry_attempts", 2) != 0
 
 
+#: The app's own cluster backend, by dotted path (checks import no backend module).
+CLUSTER_BACKEND = "agenthub_cache.backends.cluster.RedisClusterCache"
+#: Seconds each startup node gets to answer the deployment probe (E011).
+CLUSTER_PROBE_TIMEOUT = 1.0
+
+
+def _is_cluster(backend: type[Any] | None) -> bool:
+    return backend is not None and any(
+        f"{cls.__module__}.{cls.__qualname__}" == CLUSTER_BACKEND for cls in backend.__mro__
+    )
+
+
+def _cluster_aliases() -> list[str]:
+    return sorted(alias for alias in settings.CACHES if _is_cluster(_backend_class(alias)))
+
+
+def check_cluster_settings() -> list[CheckMessage]:
+    """E010: a ``RedisClusterCache`` alias whose LOCATION or KEY_PREFIX cannot work."""
+    from agenthub_cache.providers.redis.cluster_client import ClusterSettingsError, parse_location
+
+    errors: list[CheckMessage] = []
+    for alias in _cluster_aliases():
+        params = cast(Mapping[str, Any], settings.CACHES[alias])
+        try:
+            parse_location(params.get("LOCATION", ""), alias)
+        except ClusterSettingsError as exc:
+            errors.append(
+                Error(
+                    str(exc),
+                    hint="LOCATION of a RedisClusterCache is one or more redis://host:port URLs "
+                    "of cluster nodes, with no database number (a cluster has only db 0).",
+                    id=E010,
+                )
+            )
+        prefix = str(params.get("KEY_PREFIX", ""))
+        if "{" in prefix or "}" in prefix:
+            errors.append(
+                Error(
+                    f"CACHES[{alias!r}]['KEY_PREFIX'] is {prefix!r}: a brace in it would become "
+                    "every key's hash tag, so namespaces could not be spread over the cluster "
+                    "and their own tags would be ignored.",
+                    hint="Use a KEY_PREFIX without '{' or '}'.",
+                    id=E010,
+                )
+            )
+    return errors
+
+
+def _probe_cluster_node(host: str, port: int, password: str | None) -> str | None:
+    """What is wrong with one startup node as a cluster node; None if it serves a healthy
+    cluster. Short timeouts, no retries: a check never hangs."""
+    import redis
+
+    client = redis.Redis(
+        host=host,
+        port=port,
+        password=password,
+        socket_timeout=CLUSTER_PROBE_TIMEOUT,
+        socket_connect_timeout=CLUSTER_PROBE_TIMEOUT,
+        retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),
+    )
+    try:
+        if not client.info("cluster").get("cluster_enabled"):
+            return "is a Redis server without cluster support (cluster-enabled no)"
+        state = client.execute_command("CLUSTER INFO")  # type: ignore[no-untyped-call]
+        if state.get("cluster_state") != "ok":
+            return (
+                f"reports cluster_state:{state.get('cluster_state')} (slots assigned: "
+                f"{state.get('cluster_slots_assigned')} of 16384, failing: "
+                f"{state.get('cluster_slots_fail')})"
+            )
+        return None
+    except redis.exceptions.RedisError as exc:
+        return f"cannot be reached ({exc})"
+    finally:
+        client.close()
+
+
+def check_redis_cluster(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E011 (deployment check): every ``RedisClusterCache`` alias reaches a healthy cluster.
+
+    Asks each startup node with a one-second timeout until one answers for a healthy
+    cluster; an error names the alias and what each node said.
+    """
+    from agenthub_cache.providers.redis.cluster_client import ClusterSettingsError, parse_location
+
+    errors: list[CheckMessage] = []
+    for alias in _cluster_aliases():
+        params = cast(Mapping[str, Any], settings.CACHES[alias])
+        try:
+            nodes = parse_location(params.get("LOCATION", ""), alias)
+        except ClusterSettingsError:
+            continue  # E010 says so
+        password = (params.get("OPTIONS") or {}).get("PASSWORD")
+        problems = []
+        for host, port, _ in nodes:
+            problem = _probe_cluster_node(host, port, password)
+            if problem is None:
+                break
+            problems.append(f"{host}:{port} {problem}")
+        else:
+            errors.append(
+                Error(
+                    f"The Redis Cluster of the cache alias {alias!r} is not usable: "
+                    + "; ".join(problems)
+                    + ".",
+                    hint=f"Point CACHES[{alias!r}]['LOCATION'] at nodes of a running cluster "
+                    "whose 16384 slots are all served (CLUSTER INFO says cluster_state:ok); "
+                    "for a single Redis server use django_redis.cache.RedisCache instead.",
+                    id=E011,
+                )
+            )
+    return errors
+
+
 def check_hazards() -> list[CheckMessage]:
     """Warnings for aliases whose backend cannot keep the app's promises (one per alias)."""
     from django.core.cache.backends.dummy import DummyCache
@@ -203,7 +318,19 @@ def check_hazards() -> list[CheckMessage]:
                     id=W001,
                 )
             )
-        elif backend is not None and issubclass(backend, LocMemCache):
+        slotted = [n for n in names if conf.get_settings().namespaces[n].slots > 1]
+        if slotted and not _is_cluster(backend):
+            warnings.append(
+                Warning(
+                    f"Cache namespace(s) {', '.join(map(repr, slotted))} on the alias {alias!r} "
+                    "set SLOTS above 1, which only spreads keys over a Redis Cluster; here it "
+                    "changes nothing.",
+                    hint=f"Remove SLOTS, or use {CLUSTER_BACKEND.rsplit('.', 2)[0]}."
+                    "RedisClusterCache for the alias.",
+                    id=W005,
+                )
+            )
+        if backend is not None and issubclass(backend, LocMemCache):
             warnings.append(
                 Warning(
                     f"{which}: a LocMemCache is private to each process, so a flush from a "
@@ -232,7 +359,7 @@ def check_hazards() -> list[CheckMessage]:
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    errors = settings_errors()
+    errors = [*settings_errors(), *check_cluster_settings()]
     return errors if errors else check_hazards()
 
 
