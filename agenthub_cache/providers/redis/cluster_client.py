@@ -196,7 +196,10 @@ class BoundedAsyncCluster(acluster.RedisCluster):
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         async with self.bounded():
-            return await super().execute_command(*args, **kwargs)
+            try:
+                return await super().execute_command(*args, **kwargs)
+            except TypeError as exc:
+                raise _closed_transport(exc) from exc
 
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
         if shard_hint:
@@ -208,7 +211,24 @@ class _BoundedPipeline(acluster.ClusterPipeline):
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
         client: BoundedAsyncCluster = self.cluster_client  # type: ignore[assignment]
         async with client.bounded():
-            return await super().execute(raise_on_error, allow_redirections)
+            try:
+                return await super().execute(raise_on_error, allow_redirections)
+            except TypeError as exc:
+                raise _closed_transport(exc) from exc
+
+
+def _closed_transport(exc: TypeError) -> BaseException:
+    """redis-py 8.1's async cluster can write on a connection whose transport a failed node
+    already closed, and asyncio then raises ``TypeError`` (``_write_ready`` is None): that is
+    a lost connection (an outage for this call), not a bad argument. Any other TypeError is
+    returned unchanged."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = tb.tb_frame.f_code.co_filename if tb is not None else ""
+    if where.endswith(("selector_events.py", "transports.py", "proactor_events.py")):
+        return redis.exceptions.ConnectionError(f"connection lost mid-write ({exc})")
+    return exc
 
 
 # -- the shared connection ----------------------------------------------------------------------
