@@ -22,8 +22,6 @@ primary: it never runs FLUSHDB.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from contextlib import suppress
-from enum import Enum
 from typing import Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
@@ -37,6 +35,7 @@ from agenthub_cache.providers.redis.cluster_client import (
     cluster_connection,
     spec_from_settings,
 )
+from agenthub_cache.providers.redis.codec import serializer_codec
 
 #: django-redis's defaults.
 DEFAULT_SERIALIZER = "django_redis.serializers.pickle.PickleSerializer"
@@ -58,6 +57,8 @@ class RedisClusterCache(BaseCache):
         compressor = import_string(options.get("COMPRESSOR", DEFAULT_COMPRESSOR))
         self._serializer = serializer(options=options)
         self._compressor = compressor(options=options)
+        #: django-redis's value encoding for these parts (so either reads the other's).
+        self.encode, self.decode = serializer_codec(self._serializer, self._compressor)
 
     # -- settings and clients -------------------------------------------------------------
 
@@ -95,22 +96,6 @@ class RedisClusterCache(BaseCache):
         return self.connection.async_handle().client
 
     # -- values, as django-redis stores them ---------------------------------------------
-
-    def encode(self, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool | Enum):
-            return value
-        return self._compressor.compress(self._serializer.dumps(value))
-
-    def decode(self, value: Any) -> Any:
-        try:
-            return int(value)
-        except (ValueError, TypeError):
-            pass
-        from django_redis.exceptions import CompressorError
-
-        with suppress(CompressorError):
-            value = self._compressor.decompress(value)
-        return self._serializer.loads(value)
 
     def _px(self, timeout: Any) -> int | None:
         """Milliseconds to live for a Django timeout (``None``: forever; ``<= 0``: at once)."""

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from django.core.cache.backends.base import BaseCache
+from redis.crc import key_slot
 from redis.exceptions import (
     AskError,
     AuthenticationError,
@@ -38,9 +39,10 @@ from agenthub_cache.exceptions import NotSupported
 from agenthub_cache.providers.base import Provider
 from agenthub_cache.providers.redis.cluster_client import ClusterConnection
 from agenthub_cache.providers.redis.connections import UNAVAILABLE
+from agenthub_cache.providers.redis.fanout import run_together
 from agenthub_cache.providers.redis.layout import KeyLayout, escape
 from agenthub_cache.providers.redis.provider import RedisProvider
-from agenthub_cache.providers.redis.steps import Steps, arun, run
+from agenthub_cache.providers.redis.steps import SlotListing, Steps, arun, run
 from agenthub_cache.providers.redis.steps import clear as clear_steps
 from agenthub_cache.providers.redis.steps import count as count_steps
 from agenthub_cache.providers.redis.steps import delete_by_index as delete_by_index_steps
@@ -159,14 +161,36 @@ class RedisClusterProvider(RedisProvider):
             raise
 
     def _each(self, make: Callable[[KeyLayout], Steps[T]]) -> list[T]:
-        """``make(layout)``'s steps for every tag, each on its node."""
-        return [self._drive(make(layout), layout) for layout in self.layouts]
+        """``make(layout)``'s steps for every tag: the tags of one node in lockstep, one
+        pipeline per round (``run_together``), node after node. Results in tag order."""
+        if len(self.layouts) == 1:
+            return [self._drive(make(self.layout), self.layout)]
+        by_node: dict[str, list[int]] = {}
+        for n, layout in enumerate(self.layouts):
+            by_node.setdefault(self.connection.node(layout.listed_prefix()).location, []).append(n)
+        results: list[Any] = [None] * len(self.layouts)
+        try:
+            for tags in by_node.values():
+                node = self.connection.node(self.layouts[tags[0]].listed_prefix())
+                found = run_together(node, [make(self.layouts[n]) for n in tags])
+                for n, result in zip(tags, found, strict=True):
+                    results[n] = result
+        except self.unavailable_errors:
+            self.connection.mark_stale()
+            raise
+        return results
 
     async def _aeach(self, make: Callable[[KeyLayout], Steps[T]]) -> list[T]:
         """Every tag's steps at once, on the event loop (so across nodes in parallel)."""
         return list(
             await asyncio.gather(*(self._adrive(make(layout), layout) for layout in self.layouts))
         )
+
+    @staticmethod
+    def _listing(layout: KeyLayout) -> SlotListing:
+        """Flush lists a tag's keys by its slot (measured: ~40x the keys/s of a SCAN of the
+        node when the namespace is a small part of it; see benchmarks/RESULTS.md)."""
+        return SlotListing(key_slot(layout.listed_prefix().encode()))
 
     def _by_node(self) -> dict[str, list[KeyLayout]]:
         nodes: dict[str, list[KeyLayout]] = {}
@@ -237,7 +261,8 @@ class RedisClusterProvider(RedisProvider):
         def flush(node: str) -> int:
             deleted, notify = 0, report(node)
             for layout in nodes[node]:
-                deleted += self._drive(clear_steps(layout, _offset(notify, deleted)), layout)
+                steps = clear_steps(layout, _offset(notify, deleted), self._listing(layout))
+                deleted += self._drive(steps, layout)
             return deleted
 
         if len(nodes) == 1:
@@ -296,7 +321,7 @@ class RedisClusterProvider(RedisProvider):
 
         counts = await asyncio.gather(
             *(
-                self._adrive(clear_steps(layout, report(n)), layout)
+                self._adrive(clear_steps(layout, report(n), self._listing(layout)), layout)
                 for n, layout in enumerate(self.layouts)
             )
         )

@@ -208,8 +208,54 @@ def count(layout: KeyLayout) -> Steps[int]:
     return sum(1 for stored in found if layout.kind_of(stored) == entry)
 
 
-def clear(layout: KeyLayout, progress: Callable[[int], None] | None) -> Steps[int]:
-    """SCAN the namespace and delete what it finds, each batch sent with the next SCAN.
+class ScanListing:
+    """How ``clear`` finds keys by default: SCAN MATCH over the server, cursor by cursor."""
+
+    def __init__(self, match: str) -> None:
+        self.match, self.cursor = match, 0
+
+    def ask(self, kept: int) -> Cmd:
+        return Cmd(("SCAN", self.cursor, "MATCH", self.match, "COUNT", SCAN_COUNT))
+
+    def found(self, reply: Any) -> tuple[list[bytes], bool]:
+        """The keys of a reply, and whether to ask again."""
+        self.cursor, batch = reply
+        self.cursor = int(self.cursor)
+        return list(batch), self.cursor != 0
+
+
+#: Keys of others in a namespace's slot past which ``clear`` goes back to SCAN (each
+#: GETKEYSINSLOT call would return them all again).
+SLOT_KEPT_LIMIT = 10 * SCAN_COUNT
+
+
+class SlotListing:
+    """Keys by ``CLUSTER GETKEYSINSLOT`` (a namespace's hash tag names its slot): only that
+    slot's keys are read, where a SCAN walks the whole node. It has no cursor: asked again
+    after each batch's deletes, it returns the slot's keys that are left, those the flush
+    keeps (index sets, drained after the batch; another tag's keys in the same slot;
+    someone else's) first; so it asks for those plus a batch, until the slot has no more."""
+
+    def __init__(self, slot: int) -> None:
+        self.slot, self.asked = slot, SCAN_COUNT
+
+    def ask(self, kept: int) -> Cmd:
+        self.asked = kept + SCAN_COUNT
+        return Cmd(("CLUSTER", "GETKEYSINSLOT", self.slot, self.asked))
+
+    def found(self, reply: Any) -> tuple[list[bytes], bool]:
+        batch = list(reply)
+        return batch, len(batch) >= self.asked
+
+
+Listing = ScanListing | SlotListing
+
+
+def clear(
+    layout: KeyLayout, progress: Callable[[int], None] | None, listing: Listing | None = None
+) -> Steps[int]:
+    """List the namespace and delete what it finds, each batch sent with the next listing
+    call (SCAN by default; ``SlotListing`` on a cluster).
 
     Never KEYS, FLUSHDB or a long script: the server serves other clients between calls.
     Entries (and metas) found go through the ``delete`` script, which files each entry out of
@@ -218,25 +264,27 @@ def clear(layout: KeyLayout, progress: Callable[[int], None] | None) -> Steps[in
     SCAN passed that entry's key, and it must not survive unreachable from its index. Locks
     and the rest are UNLINKed. Returns how many entries were deleted.
     """
-    match = layout.match()
+    listing = listing or ScanListing(layout.match())
     prefix = layout.listed_prefix()
     entry_prefix, meta_prefix = f"{prefix}{keys.ENTRY}:", f"{prefix}{keys.META}:"
     member_at = len(entry_prefix.encode())  # entry and meta prefixes are equally long
     entry, meta, index = (kind.encode() for kind in (keys.ENTRY, keys.META, keys.INDEX))
     kind_of = layout.kind_of
     deleted = 0
-    cursor, found = yield Cmd(("SCAN", 0, "MATCH", match, "COUNT", SCAN_COUNT))
+    found, more = listing.found((yield listing.ask(0)))
     while True:
         members: dict[bytes, None] = {}
-        indexes, others = [], []
+        indexes, others, removed = [], [], 0
         for stored in found:
             kind = kind_of(stored)
             if kind in (entry, meta):
                 members[stored[member_at:]] = None
+                removed += 1
             elif kind == index:
                 indexes.append(stored)
             elif kind is not None:  # locks; a key the app cannot have written stays
                 others.append(stored)
+                removed += 1
         calls: list[Cmd | Lua] = [
             _delete_call(entry_prefix.encode(), meta_prefix.encode(), group)
             for group in chunks(list(members), SCAN_COUNT)
@@ -244,8 +292,11 @@ def clear(layout: KeyLayout, progress: Callable[[int], None] | None) -> Steps[in
         deletes = len(calls)
         if others:
             calls.append(Cmd(("UNLINK", *others)))
-        if cursor != 0:
-            calls.append(Cmd(("SCAN", cursor, "MATCH", match, "COUNT", SCAN_COUNT)))
+        kept = len(found) - removed  # still there when the listing is asked again
+        if more and isinstance(listing, SlotListing) and kept > SLOT_KEPT_LIMIT:
+            listing = ScanListing(layout.match())  # a slot crowded with others' keys
+        if more:
+            calls.append(listing.ask(kept))
         replies: list[Any] = []
         if len(calls) == 1:
             replies = [(yield calls[0])]
@@ -256,9 +307,9 @@ def clear(layout: KeyLayout, progress: Callable[[int], None] | None) -> Steps[in
             deleted += yield from _drain_index(layout, idx)
         if progress is not None:
             progress(deleted)
-        if cursor == 0:
+        if not more:
             return deleted
-        cursor, found = replies[-1]
+        found, more = listing.found(replies[-1])
 
 
 def _delete_call(entry_prefix: bytes, meta_prefix: bytes, members: Sequence[bytes]) -> Lua:
