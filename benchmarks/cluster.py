@@ -287,6 +287,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer rounds, 100,000-key flush")
     parser.add_argument("--flush-keys", type=int, default=None)
     parser.add_argument("--write", metavar="PATH", help="also write the Markdown report here")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        choices=["single", "async", "index", "flush"],
+        help="run only these sections (repeatable)",
+    )
     args = parser.parse_args(argv)
     import django
     from django.test.utils import override_settings
@@ -314,10 +321,15 @@ def main(argv: list[str] | None = None) -> int:
         with override_settings(CACHES=caches, AGENTHUB_CACHE={"NAMESPACES": spaces()}):
             load = os.getloadavg()
             report.notes.append(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-            single_ops(report, raw, n, rounds)
-            async_ops(report, nodes, n, rounds)
-            index_read(report, 10_000, rounds)
-            flush(report, cluster, single, count)
+            only = set(args.only) or {"single", "async", "index", "flush"}
+            if "single" in only:
+                single_ops(report, raw, n, rounds)
+            if "async" in only:
+                async_ops(report, nodes, n, rounds)
+            if "index" in only:
+                index_read(report, 10_000, rounds)
+            if "flush" in only:
+                flush(report, cluster, single, count)
             load = os.getloadavg()
             report.notes.append(f"load average at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
         raw.close()

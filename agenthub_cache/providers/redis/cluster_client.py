@@ -17,7 +17,7 @@ import contextlib
 import contextvars
 import threading
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -169,37 +169,48 @@ class BoundedAsyncCluster(acluster.RedisCluster):
         self._slots: asyncio.Semaphore | None = None
         self._init_lock = asyncio.Lock()
 
-    @contextlib.asynccontextmanager
-    async def bounded(self) -> AsyncIterator[None]:
-        if _holding.get():  # a command inside one we already admitted (a pipeline's)
-            yield
-            return
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self._limit)
-        try:
-            async with asyncio.timeout(self._wait):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise redis.exceptions.TimeoutError(
-                f"no free connection to the Redis Cluster within {self._wait} s "
-                f"({self._limit} in use)"
-            ) from None
-        token = _holding.set(True)
-        try:
-            if self._initialize:  # redis-py 8.1 breaks when tasks first use a client at once
+    async def admit(self) -> bool:
+        """Wait for a free slot (``False``: this task already holds one, for a command inside
+        a pipeline it runs). Then make sure the client is initialized, by one task at a time."""
+        if _holding.get():
+            return False
+        slots = self._slots
+        if slots is None:
+            slots = self._slots = asyncio.Semaphore(self._limit)
+        if slots.locked():
+            try:
+                async with asyncio.timeout(self._wait):
+                    await slots.acquire()
+            except TimeoutError:
+                raise redis.exceptions.TimeoutError(
+                    f"no free connection to the Redis Cluster within {self._wait} s "
+                    f"({self._limit} in use)"
+                ) from None
+        else:
+            await slots.acquire()  # free: returns at once, without a timer
+        if self._initialize:  # redis-py 8.1 breaks when tasks first use a client at once
+            try:
                 async with self._init_lock:
                     await self.initialize()
-            yield
-        finally:
-            _holding.reset(token)
+            except BaseException:
+                slots.release()
+                raise
+        return True
+
+    def leave(self, admitted: bool) -> None:
+        if admitted and self._slots is not None:
             self._slots.release()
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        async with self.bounded():
-            try:
-                return await super().execute_command(*args, **kwargs)
-            except TypeError as exc:
-                raise _closed_transport(exc) from exc
+        admitted = await self.admit()
+        token = _holding.set(True)
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except TypeError as exc:
+            raise _closed_transport(exc) from exc
+        finally:
+            _holding.reset(token)
+            self.leave(admitted)
 
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
         if shard_hint:
@@ -210,11 +221,15 @@ class BoundedAsyncCluster(acluster.RedisCluster):
 class _BoundedPipeline(acluster.ClusterPipeline):
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
         client: BoundedAsyncCluster = self.cluster_client  # type: ignore[assignment]
-        async with client.bounded():
-            try:
-                return await super().execute(raise_on_error, allow_redirections)
-            except TypeError as exc:
-                raise _closed_transport(exc) from exc
+        admitted = await client.admit()
+        token = _holding.set(True)
+        try:
+            return await super().execute(raise_on_error, allow_redirections)
+        except TypeError as exc:
+            raise _closed_transport(exc) from exc
+        finally:
+            _holding.reset(token)
+            client.leave(admitted)
 
 
 def _closed_transport(exc: TypeError) -> BaseException:
