@@ -19,6 +19,7 @@ import threading
 import weakref
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -57,7 +58,7 @@ class ClusterSpec:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     pool_kwargs: tuple[tuple[str, Any], ...] = ()
 
-    @property
+    @cached_property
     def signature(self) -> str:
         return repr(self)
 
@@ -263,6 +264,8 @@ class ClusterConnection:
     _nodes: dict[str, Connection] = field(default_factory=dict)
     _stale: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: The last loop's handle, for the common case of one loop (no dict lookups).
+    _last: tuple[asyncio.AbstractEventLoop, AsyncHandle] | None = None
 
     @property
     def client(self) -> Any:
@@ -342,6 +345,9 @@ class ClusterConnection:
     def async_handle(self) -> AsyncHandle:
         """The running loop's async cluster client (created once per loop)."""
         loop = asyncio.get_running_loop()
+        last = self._last
+        if last is not None and last[0] is loop:
+            return last[1]
         handles = _async_handles.setdefault(loop, {})
         handle = handles.get(self.signature)
         if handle is None:
@@ -349,10 +355,12 @@ class ClusterConnection:
             scripts = {name: client.register_script(src) for name, src in SOURCES.items()}
             handle = handles.setdefault(self.signature, AsyncHandle(client, scripts))
             _arm_close(loop)
+        self._last = (loop, handle)
         return handle
 
     async def aclose(self) -> None:
         loop = asyncio.get_running_loop()
+        self._last = None
         handle = _async_handles.get(loop, {}).pop(self.signature, None)
         if handle is not None:
             await handle.client.aclose()
@@ -379,6 +387,10 @@ def _arm_close(loop: asyncio.AbstractEventLoop) -> None:
         finally:
             for handle in _async_handles.pop(loop, {}).values():
                 await handle.client.aclose()
+            for connection in _connections.values():  # let the finished loop be collected
+                last = connection._last
+                if last is not None and last[0] is loop:
+                    connection._last = None
 
     generator = closer()
     with contextlib.suppress(StopIteration):
