@@ -3,6 +3,10 @@
 ``layout`` names the keys, ``scripts`` holds the Lua, ``steps`` the sans-IO multi-round-trip
 logic, ``connections`` the sync and async clients, ``codec`` the backend's serializer and
 compressor, ``lock`` the distributed lock and ``provider`` puts them together.
+
+On a Redis Cluster (``agenthub_cache.backends.RedisClusterCache``), ``cluster_client`` holds
+the cluster's clients, ``cluster`` the provider (the same layout, scripts and steps, under
+hash tags), and ``fanout`` drives the steps of several tags on one node in lockstep.
 """
 
 from agenthub_cache.providers.redis.provider import RedisProvider
