@@ -51,6 +51,7 @@ def spaces() -> dict[str, dict[str, Any]]:
     on = {"CACHE": CLUSTER_ALIAS, "TTL": None}
     return {
         "bench": on,
+        "bench16": {**on, "SLOTS": 16},
         "idx1": {**on, "SLOTS": 1},
         "idx16": {**on, "SLOTS": 16},
         "flush16": {**on, "SLOTS": 16},
@@ -63,18 +64,21 @@ def spaces() -> dict[str, dict[str, Any]]:
 def single_ops(report: Report, raw: Any, n: int, rounds: int) -> None:
     from agenthub_cache import namespaces
 
-    svc = namespaces["bench"]
+    svc, one = namespaces["bench16"], namespaces["bench"]
     stored = pickle.dumps(VALUE, pickle.HIGHEST_PROTOCOL)
     for key in KEYS:
         raw.set(key, stored)
         svc.set(key, VALUE)
-    print("\nget/set, one at a time")
+        one.set(key, VALUE)
+    print("\nget/set, one at a time (the namespace over 16 tags, as raw keys spread; and in one)")
     results = measure(
         {
             "raw RedisCluster GET": loop_ops(raw.get),
             "namespace get": loop_ops(svc.get),
+            "namespace get, SLOTS=1 (one primary)": loop_ops(one.get),
             "raw RedisCluster SET": loop_ops(lambda k: raw.set(k, stored)),
             "namespace set": loop_ops(lambda k: svc.set(k, VALUE)),
+            "namespace set, SLOTS=1 (one primary)": loop_ops(lambda k: one.set(k, VALUE)),
         },
         n,
         rounds,
@@ -97,7 +101,7 @@ def async_ops(report: Report, nodes: list[tuple[str, int]], n: int, rounds: int)
 
     from agenthub_cache import namespaces
 
-    svc = namespaces["bench"]
+    svc, one = namespaces["bench16"], namespaces["bench"]
     stored = pickle.dumps(VALUE, pickle.HIGHEST_PROTOCOL)
 
     async def main() -> dict[str, float]:
@@ -110,10 +114,12 @@ def async_ops(report: Report, nodes: list[tuple[str, int]], n: int, rounds: int)
                 {
                     "raw asyncio RedisCluster GET, 64 tasks": task_ops(raw.get, 64),
                     "namespace aget, 64 tasks": task_ops(svc.aget, 64),
+                    "namespace aget, SLOTS=1, 64 tasks": task_ops(one.aget, 64),
                     "raw asyncio RedisCluster SET, 64 tasks": task_ops(
                         lambda k: raw.set(k, stored), 64
                     ),
                     "namespace aset, 64 tasks": task_ops(lambda k: svc.aset(k, VALUE), 64),
+                    "namespace aset, SLOTS=1, 64 tasks": task_ops(lambda k: one.aset(k, VALUE), 64),
                 },
                 n,
                 rounds,
