@@ -328,19 +328,13 @@ class ClusterConnection:
             found = Connection(
                 f"{self.signature}@{node.name}", node.name, redis_client, make_async_pool
             )
-            self._nodes.setdefault(node.name, found)
+            found = self._nodes.setdefault(node.name, found)  # another thread's, if it won
         return found
 
     def anode(self, key: str) -> AsyncHandle:
         """This loop's client of the primary that owns ``key``'s slot now (the sync slot map
         says which; redis-py keeps it current)."""
         return self.node(key).async_handle()
-
-    def primaries(self) -> list[Any]:
-        if self._stale:
-            self._stale = False
-            self.client.nodes_manager.initialize()
-        return list(self.client.get_primaries())
 
     def async_handle(self) -> AsyncHandle:
         """The running loop's async cluster client (created once per loop)."""
