@@ -28,6 +28,7 @@ from redis.exceptions import (
     AskError,
     AuthenticationError,
     ClusterDownError,
+    ClusterError,
     CrossSlotTransactionError,
     InvalidPipelineStack,
     RedisClusterException,
@@ -56,6 +57,7 @@ T = TypeVar("T")
 CLUSTER_UNAVAILABLE: tuple[type[BaseException], ...] = (
     *UNAVAILABLE,
     ClusterDownError,  # CLUSTERDOWN, MASTERDOWN
+    ClusterError,  # "TTL exhausted": redirections (ASK/TRYAGAIN mid-move) kept coming
     TryAgainError,
     AskError,  # MOVED/ASK met by a step on a node's own client: the slot moved
     RedisClusterException,  # no startup node reachable, slot not covered
