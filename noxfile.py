@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests", "extended"]
 nox.options.error_on_external_run = True
 
 #: (Python, Django) cells: Django 6.x needs Python 3.12+.
@@ -66,3 +66,5 @@ def extended(session: nox.Session) -> None:
     """The suites too slow for every cell (marker ``extended``), on the newest cell only."""
     session.install("-e", ".[test]", f"Django~={MATRIX[-1][1]}.0")
     session.run(*TEST_COMMAND, "-m", "extended", *session.posargs, success_codes=[0])
+    # Django's own cache tests (from the sdist of this Django) against NamespaceCache.
+    session.run("python", "-m", "tests.django_cache_suite", success_codes=[0])

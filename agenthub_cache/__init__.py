@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agenthub_cache.exceptions import (
     CacheError,
+    CacheRefused,
     CacheUnavailable,
     InvalidKey,
     LockError,
@@ -19,6 +20,7 @@ __all__ = [
     "FOREVER",
     "CacheError",
     "CacheFactory",
+    "CacheRefused",
     "CacheService",
     "CacheType",
     "CacheUnavailable",

@@ -6,7 +6,7 @@ Ids are stable; tests assert them. Registered in ``AppConfig.ready()``.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, cast
 
 from django.conf import settings
@@ -14,156 +14,59 @@ from django.core.checks import CheckMessage, Error, Warning
 from django.utils.module_loading import import_string
 
 from agenthub_cache import conf
+from agenthub_cache.providers.base import StoreScope
+from agenthub_cache.registry import provider_class_for
+from agenthub_cache.validation import (
+    E001,
+    E002,
+    E003,
+    E004,
+    E005,
+    E006,
+    E007,
+    E008,
+    E014,
+    ERROR_IDS,
+    settings_errors,
+)
 
-E001 = "agenthub_cache.E001"  # AGENTHUB_CACHE is not a dict
-E002 = "agenthub_cache.E002"  # unknown top-level option
-E003 = "agenthub_cache.E003"  # CACHE names an alias missing from CACHES
-E004 = "agenthub_cache.E004"  # bad namespace name
-E005 = "agenthub_cache.E005"  # bad TTL / DEFAULT_TTL
-E006 = "agenthub_cache.E006"  # unknown namespace option
-E007 = "agenthub_cache.E007"  # NAMESPACES, or one namespace's options, not a dict
-E008 = "agenthub_cache.E008"  # FAIL_SILENTLY / SENSITIVE not a bool
+E009 = "agenthub_cache.E009"  # a namespace's CACHE is a NamespaceCache alias (a loop)
+E010 = "agenthub_cache.E010"  # NamespaceCache LOCATION missing or not a valid namespace name
+E011 = "agenthub_cache.E011"  # NamespaceCache LOCATION names no configured namespace
+E012 = "agenthub_cache.E012"  # NamespaceCache given options it does not use (TIMEOUT, OPTIONS)
 W001 = "agenthub_cache.W001"  # namespace on DummyCache
 W002 = "agenthub_cache.W002"  # namespace on LocMemCache
 W003 = "agenthub_cache.W003"  # Redis eviction policy may evict index sets (Redis provider)
 W004 = "agenthub_cache.W004"  # pymemcache retries that silently turn an outage into misses
-E009 = "agenthub_cache.E009"  # SLOTS not a whole number from 1 to 1024
-W005 = "agenthub_cache.W005"  # SLOTS > 1 on an alias that is not a Redis Cluster
-E010 = "agenthub_cache.E010"  # a RedisClusterCache alias with a bad LOCATION (db other than 0...)
-E011 = "agenthub_cache.E011"  # a RedisClusterCache alias unreachable / not a cluster (deploy)
+W005 = "agenthub_cache.W005"  # DB/file/LocMem cache culling at Django's default MAX_ENTRIES
+#: E013 is reserved (METRICS "redis" on a non-Redis cache); E014 (SLOTS) is in validation.py.
+E015 = "agenthub_cache.E015"  # a RedisClusterCache alias with a bad LOCATION (db other than 0...)
+E016 = "agenthub_cache.E016"  # a RedisClusterCache alias unreachable / not a cluster (deploy)
+W006 = "agenthub_cache.W006"  # SLOTS > 1 on an alias that is not a Redis Cluster
 IDS = (
-    *(E001, E002, E003, E004, E005, E006, E007, E008, E009, E010, E011),
-    *(W001, W002, W003, W004, W005),
+    *(*ERROR_IDS, E009, E010, E011, E012, E015, E016),
+    *(W001, W002, W003, W004, W005, W006),
 )
 
-#: ``CACHES[alias]["OPTIONS"]`` for ``PyMemcacheCache`` that make an outage an error (W004).
-PYMEMCACHE_OPTIONS = {"retry_attempts": 0, "dead_timeout": 5}
+#: Django's default ``OPTIONS["MAX_ENTRIES"]`` (W005 warns at or below it).
+DJANGO_MAX_ENTRIES = 300
 
 _WHERE = f"settings.{conf.SETTING}"
 
+#: The adapter backend (``agenthub_cache.backends.NamespaceCache``), by the path of its class:
+#: matched along the MRO of each alias's backend, so the checks never import it themselves.
+NAMESPACE_CACHE = "agenthub_cache.backends.namespace.NamespaceCache"
+#: ``CACHES`` keys a NamespaceCache ignores: the namespace's TTL is its default timeout, and the
+#: alias the namespace lives on culls and holds the client options.
+NAMESPACE_CACHE_UNUSED = {
+    "TIMEOUT": "Set the default timeout as the namespace's TTL: "
+    "settings.AGENTHUB_CACHE['NAMESPACES'][{name!r}]['TTL'].",
+    "OPTIONS": "Put OPTIONS (MAX_ENTRIES, client options) on the cache alias the namespace lives "
+    "on, settings.CACHES[{cache!r}].",
+}
 
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(word).upper(), list(choices), n=1)
-    return f"Did you mean {close[0]!r}? " if close else ""
-
-
-def _check_alias(alias: object, where: str) -> list[CheckMessage]:
-    if isinstance(alias, str) and alias in settings.CACHES:
-        return []
-    known = ", ".join(sorted(settings.CACHES)) or "none"
-    return [
-        Error(
-            f"{where} names the cache alias {alias!r}, which is not in settings.CACHES.",
-            hint=f"Use one of the aliases in settings.CACHES ({known}) or add {alias!r} there.",
-            id=E003,
-        )
-    ]
-
-
-def _check_ttl(ttl: object, where: str) -> list[CheckMessage]:
-    if conf.is_valid_ttl(ttl):
-        return []
-    return [
-        Error(
-            f"{where} is {ttl!r}; a TTL must be a positive whole number of seconds or None.",
-            hint="Use e.g. 300 for five minutes, or None for entries that never expire.",
-            id=E005,
-        )
-    ]
-
-
-def _check_options(
-    given: Mapping[Any, Any], known: tuple[str, ...], where: str, id: str
-) -> list[CheckMessage]:
-    return [
-        Error(
-            f"{where} has an unknown option {option!r}.",
-            hint=f"{_did_you_mean(option, known)}Known options: {', '.join(known)}.",
-            id=id,
-        )
-        for option in given
-        if option not in known
-    ]
-
-
-def _check_namespace(name: object, options: object, alias: object) -> list[CheckMessage]:
-    where = f"{_WHERE}['NAMESPACES'][{name!r}]"
-    errors: list[CheckMessage] = []
-    if not conf.is_valid_name(name):
-        errors.append(
-            Error(
-                f"{where}: {name!r} is not a valid namespace name.",
-                hint="Use 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit.",
-                id=E004,
-            )
-        )
-    if not isinstance(options, Mapping):
-        errors.append(
-            Error(
-                f"{where} must be a dict of options, not {type(options).__name__}.",
-                hint='For example {"TTL": 300}.',
-                id=E007,
-            )
-        )
-        return errors
-    errors += _check_options(options, conf.NAMESPACE_OPTIONS, where, E006)
-    if "TTL" in options:
-        errors += _check_ttl(options["TTL"], f"{where}['TTL']")
-    if "CACHE" in options:
-        errors += _check_alias(options["CACHE"], f"{where}['CACHE']")
-    if "SLOTS" in options and not conf.is_valid_slots(options["SLOTS"]):
-        errors.append(
-            Error(
-                f"{where}['SLOTS'] is {options['SLOTS']!r}; it must be a whole number from 1 to "
-                f"{conf.MAX_SLOTS}.",
-                hint="Use 1 (the default: the namespace in one cluster slot) or e.g. 16 to "
-                "spread a large namespace over 16 hash tags of a Redis Cluster.",
-                id=E009,
-            )
-        )
-    for flag in ("FAIL_SILENTLY", "SENSITIVE"):
-        if flag in options and not isinstance(options[flag], bool):
-            errors.append(
-                Error(
-                    f"{where}['{flag}'] is {options[flag]!r}; it must be True or False.",
-                    hint=f"Set {flag} to True or False.",
-                    id=E008,
-                )
-            )
-    return errors
-
-
-def settings_errors() -> list[CheckMessage]:
-    """Every mistake in ``AGENTHUB_CACHE`` (errors only; hazards are in ``check_hazards``)."""
-    raw = getattr(settings, conf.SETTING, None)
-    if raw is None:
-        return []
-    if not isinstance(raw, Mapping):
-        return [
-            Error(
-                f"{_WHERE} must be a dict, not {type(raw).__name__}.",
-                hint='For example {"CACHE": "default", "NAMESPACES": {"signup": {"TTL": 1800}}}.',
-                id=E001,
-            )
-        ]
-    errors = _check_options(raw, conf.TOP_LEVEL_OPTIONS, _WHERE, E002)
-    alias = raw.get("CACHE", conf.DEFAULT_ALIAS)
-    errors += _check_alias(alias, f"{_WHERE}['CACHE']")
-    if "DEFAULT_TTL" in raw:
-        errors += _check_ttl(raw["DEFAULT_TTL"], f"{_WHERE}['DEFAULT_TTL']")
-    declared = raw.get("NAMESPACES", conf.SEED_NAMESPACES)
-    if not isinstance(declared, Mapping):
-        return [
-            *errors,
-            Error(
-                f"{_WHERE}['NAMESPACES'] must be a dict of namespace name to options.",
-                hint='For example {"signup": {"TTL": 1800}}.',
-                id=E007,
-            ),
-        ]
-    for name, options in declared.items():
-        errors += _check_namespace(name, options, alias)
-    return errors
+#: ``CACHES[alias]["OPTIONS"]`` for ``PyMemcacheCache`` that make an outage an error (W004).
+PYMEMCACHE_OPTIONS = {"retry_attempts": 0, "dead_timeout": 5}
 
 
 def _backend_class(alias: str) -> type[Any] | None:
@@ -172,6 +75,16 @@ def _backend_class(alias: str) -> type[Any] | None:
     except (ImportError, KeyError, TypeError):
         return None  # Django's own cache checks report a broken CACHES entry
     return backend
+
+
+def _store_scope(backend: type[Any] | None) -> StoreScope | None:
+    """Where the provider of ``backend`` says its data lives (``None``: it cannot be loaded)."""
+    if backend is None:
+        return None
+    try:
+        return provider_class_for(backend).store_scope
+    except (ImportError, LookupError):
+        return None
 
 
 def _silences_outages(alias: str) -> bool:
@@ -184,7 +97,7 @@ def _silences_outages(alias: str) -> bool:
 
 #: The app's own cluster backend, by dotted path (checks import no backend module).
 CLUSTER_BACKEND = "agenthub_cache.backends.cluster.RedisClusterCache"
-#: Seconds each startup node gets to answer the deployment probe (E011).
+#: Seconds each startup node gets to answer the deployment probe (E016).
 CLUSTER_PROBE_TIMEOUT = 1.0
 
 
@@ -199,7 +112,7 @@ def _cluster_aliases() -> list[str]:
 
 
 def check_cluster_settings() -> list[CheckMessage]:
-    """E010: a ``RedisClusterCache`` alias whose LOCATION or KEY_PREFIX cannot work."""
+    """E015: a ``RedisClusterCache`` alias whose LOCATION or KEY_PREFIX cannot work."""
     from agenthub_cache.providers.redis.cluster_client import ClusterSettingsError, parse_location
 
     errors: list[CheckMessage] = []
@@ -213,7 +126,7 @@ def check_cluster_settings() -> list[CheckMessage]:
                     str(exc),
                     hint="LOCATION of a RedisClusterCache is one or more redis://host:port URLs "
                     "of cluster nodes, with no database number (a cluster has only db 0).",
-                    id=E010,
+                    id=E015,
                 )
             )
         prefix = str(params.get("KEY_PREFIX", ""))
@@ -224,49 +137,20 @@ def check_cluster_settings() -> list[CheckMessage]:
                     "every key's hash tag, so namespaces could not be spread over the cluster "
                     "and their own tags would be ignored.",
                     hint="Use a KEY_PREFIX without '{' or '}'.",
-                    id=E010,
+                    id=E015,
                 )
             )
     return errors
 
 
-def _probe_cluster_node(host: str, port: int, password: str | None) -> str | None:
-    """What is wrong with one startup node as a cluster node; None if it serves a healthy
-    cluster. Short timeouts, no retries: a check never hangs."""
-    import redis
-
-    client = redis.Redis(
-        host=host,
-        port=port,
-        password=password,
-        socket_timeout=CLUSTER_PROBE_TIMEOUT,
-        socket_connect_timeout=CLUSTER_PROBE_TIMEOUT,
-        retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),
-    )
-    try:
-        if not client.info("cluster").get("cluster_enabled"):
-            return "is a Redis server without cluster support (cluster-enabled no)"
-        state = client.execute_command("CLUSTER INFO")  # type: ignore[no-untyped-call]
-        if state.get("cluster_state") != "ok":
-            return (
-                f"reports cluster_state:{state.get('cluster_state')} (slots assigned: "
-                f"{state.get('cluster_slots_assigned')} of 16384, failing: "
-                f"{state.get('cluster_slots_fail')})"
-            )
-        return None
-    except redis.exceptions.RedisError as exc:
-        return f"cannot be reached ({exc})"
-    finally:
-        client.close()
-
-
 def check_redis_cluster(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """E011 (deployment check): every ``RedisClusterCache`` alias reaches a healthy cluster.
+    """E016 (deployment check): every ``RedisClusterCache`` alias reaches a healthy cluster.
 
     Asks each startup node with a one-second timeout until one answers for a healthy
     cluster; an error names the alias and what each node said.
     """
     from agenthub_cache.providers.redis.cluster_client import ClusterSettingsError, parse_location
+    from agenthub_cache.providers.redis.connections import cluster_node_problem
 
     errors: list[CheckMessage] = []
     for alias in _cluster_aliases():
@@ -274,11 +158,11 @@ def check_redis_cluster(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
         try:
             nodes = parse_location(params.get("LOCATION", ""), alias)
         except ClusterSettingsError:
-            continue  # E010 says so
+            continue  # E015 says so
         password = (params.get("OPTIONS") or {}).get("PASSWORD")
         problems = []
         for host, port, _ in nodes:
-            problem = _probe_cluster_node(host, port, password)
+            problem = cluster_node_problem(host, port, password, CLUSTER_PROBE_TIMEOUT)
             if problem is None:
                 break
             problems.append(f"{host}:{port} {problem}")
@@ -291,16 +175,44 @@ def check_redis_cluster(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
                     hint=f"Point CACHES[{alias!r}]['LOCATION'] at nodes of a running cluster "
                     "whose 16384 slots are all served (CLUSTER INFO says cluster_state:ok); "
                     "for a single Redis server use django_redis.cache.RedisCache instead.",
-                    id=E011,
+                    id=E016,
                 )
             )
     return errors
 
 
+def _culls_early(alias: str, backend: type[Any] | None) -> int | None:
+    """The alias's ``MAX_ENTRIES`` if it is a culling cache (database, file, LocMem) left at
+    Django's default of 300 or below, else ``None``."""
+    from django.core.cache.backends.db import DatabaseCache
+    from django.core.cache.backends.filebased import FileBasedCache
+    from django.core.cache.backends.locmem import LocMemCache
+
+    if backend is None or not issubclass(backend, DatabaseCache | FileBasedCache | LocMemCache):
+        return None
+    options = cast(Mapping[str, Any], settings.CACHES[alias].get("OPTIONS") or {})
+    try:
+        max_entries = int(options.get("MAX_ENTRIES", DJANGO_MAX_ENTRIES))
+    except (TypeError, ValueError):
+        return None  # Django's own cache reports a MAX_ENTRIES it cannot read
+    return max_entries if max_entries <= DJANGO_MAX_ENTRIES else None
+
+
+def _cull_warning(alias: str, which: str, max_entries: int) -> CheckMessage:
+    return Warning(
+        f"{which}: the cache holds at most MAX_ENTRIES = {max_entries} entries (Django's "
+        "default is 300) and then culls a share of them at random. Every indexed entry takes "
+        "more than one (its value, its index filing, the index records), so a few hundred "
+        "entries are enough for culling to drop values and index records: count() falls and "
+        "find() misses entries that were written a moment ago.",
+        hint=f"Set settings.CACHES[{alias!r}]['OPTIONS'] = {{'MAX_ENTRIES': 100_000}}, or "
+        "more than the namespaces on it will ever hold at once.",
+        id=W005,
+    )
+
+
 def check_hazards() -> list[CheckMessage]:
     """Warnings for aliases whose backend cannot keep the app's promises (one per alias)."""
-    from django.core.cache.backends.dummy import DummyCache
-    from django.core.cache.backends.locmem import LocMemCache
     from django.core.cache.backends.memcached import PyMemcacheCache
 
     by_alias: dict[str, list[str]] = {}
@@ -309,8 +221,9 @@ def check_hazards() -> list[CheckMessage]:
     warnings: list[CheckMessage] = []
     for alias, names in by_alias.items():
         backend = _backend_class(alias)
+        scope = _store_scope(backend)
         which = f"Cache namespace(s) {', '.join(map(repr, names))} on the alias {alias!r}"
-        if backend is not None and issubclass(backend, DummyCache):
+        if scope is StoreScope.NOTHING:
             warnings.append(
                 Warning(
                     f"{which}: a DummyCache keeps nothing that is stored.",
@@ -318,19 +231,7 @@ def check_hazards() -> list[CheckMessage]:
                     id=W001,
                 )
             )
-        slotted = [n for n in names if conf.get_settings().namespaces[n].slots > 1]
-        if slotted and not _is_cluster(backend):
-            warnings.append(
-                Warning(
-                    f"Cache namespace(s) {', '.join(map(repr, slotted))} on the alias {alias!r} "
-                    "set SLOTS above 1, which only spreads keys over a Redis Cluster; here it "
-                    "changes nothing.",
-                    hint=f"Remove SLOTS, or use {CLUSTER_BACKEND.rsplit('.', 2)[0]}."
-                    "RedisClusterCache for the alias.",
-                    id=W005,
-                )
-            )
-        if backend is not None and issubclass(backend, LocMemCache):
+        elif scope is StoreScope.PROCESS:
             warnings.append(
                 Warning(
                     f"{which}: a LocMemCache is private to each process, so a flush from a "
@@ -355,11 +256,113 @@ def check_hazards() -> list[CheckMessage]:
                     id=W004,
                 )
             )
+        slotted = [n for n in names if conf.get_settings().namespaces[n].slots > 1]
+        if slotted and not _is_cluster(backend):
+            warnings.append(
+                Warning(
+                    f"Cache namespace(s) {', '.join(map(repr, slotted))} on the alias {alias!r} "
+                    "set SLOTS above 1, which only spreads keys over a Redis Cluster; here it "
+                    "changes nothing.",
+                    hint=f"Remove SLOTS, or use {CLUSTER_BACKEND.rsplit('.', 2)[0]}."
+                    "RedisClusterCache for the alias.",
+                    id=W006,
+                )
+            )
+        max_entries = _culls_early(alias, backend)
+        if max_entries is not None:
+            warnings.append(_cull_warning(alias, which, max_entries))
     return warnings
 
 
+def _is_namespace_cache(alias: str) -> bool:
+    backend = _backend_class(alias)
+    return backend is not None and any(
+        f"{cls.__module__}.{cls.__qualname__}" == NAMESPACE_CACHE for cls in backend.__mro__
+    )
+
+
+def _namespace_cache_location(
+    alias: str, params: Mapping[str, Any], names: list[str]
+) -> list[CheckMessage]:
+    where = f"settings.CACHES[{alias!r}]"
+    location = params.get("LOCATION")
+    known = ", ".join(sorted(names)) or "none"
+    fix = f"Set LOCATION to the name of a namespace in {_WHERE}['NAMESPACES'] ({known})."
+    if not location:
+        return [Error(f"{where} is a NamespaceCache without a LOCATION.", hint=fix, id=E010)]
+    if not conf.is_valid_name(location):
+        return [
+            Error(
+                f"{where}['LOCATION'] is {location!r}, which is not a valid namespace name.",
+                hint=f"{fix} Namespace names are 1-64 letters, digits, '_', '-' or '.', "
+                "starting with a letter or digit.",
+                id=E010,
+            )
+        ]
+    if location not in names:
+        close = difflib.get_close_matches(location, names, n=1)
+        guess = f"Did you mean {close[0]!r}? " if close else ""
+        return [
+            Error(
+                f"{where}['LOCATION'] names the namespace {location!r}, which is not configured.",
+                hint=f"{guess}{fix} Or declare {location!r} there.",
+                id=E011,
+            )
+        ]
+    return []
+
+
+def namespace_cache_errors() -> list[CheckMessage]:
+    """Mistakes with ``NamespaceCache`` aliases: loops, bad LOCATION, options it ignores."""
+    if settings_errors():
+        return []  # reported by settings_errors(); the namespaces are not known yet
+    app_settings = conf.get_settings()
+    raw = _raw_namespaces()
+    # Where each alias was named: the default CACHE once (ad hoc services use it too), and each
+    # namespace that names its own.
+    named = [(f"{_WHERE}['CACHE']", app_settings.cache, "the namespaces that name no CACHE")]
+    for ns in app_settings.namespaces.values():
+        declared = raw.get(ns.name)
+        if isinstance(declared, Mapping) and "CACHE" in declared:
+            named.append((f"{_WHERE}['NAMESPACES'][{ns.name!r}]['CACHE']", ns.cache, repr(ns.name)))
+    errors: list[CheckMessage] = [
+        Error(
+            f"{where} is {alias!r}, a NamespaceCache alias: cache namespace(s) {which} would be "
+            "stored in a namespace, a loop.",
+            hint=f"Point {where} at a cache that stores data (Redis, database, memcached, "
+            "LocMem), not at a NamespaceCache alias.",
+            id=E009,
+        )
+        for where, alias, which in named
+        if _is_namespace_cache(alias)
+    ]
+    names = list(app_settings.namespaces)
+    for alias, params in settings.CACHES.items():
+        if not _is_namespace_cache(alias):
+            continue
+        location_errors = _namespace_cache_location(alias, params, names)
+        errors += location_errors
+        name = str(params.get("LOCATION") or "")
+        cache = app_settings.namespaces[name].cache if not location_errors else "..."
+        errors += [
+            Error(
+                f"settings.CACHES[{alias!r}] is a NamespaceCache and does not use {option}.",
+                hint=f"Remove {option}. " + hint.format(name=name or "...", cache=cache),
+                id=E012,
+            )
+            for option, hint in NAMESPACE_CACHE_UNUSED.items()
+            if option in params
+        ]
+    return errors
+
+
+def _raw_namespaces() -> Mapping[str, Any]:
+    declared = conf.raw_settings().get("NAMESPACES", conf.SEED_NAMESPACES)
+    return declared if isinstance(declared, Mapping) else {}
+
+
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    errors = [*settings_errors(), *check_cluster_settings()]
+    errors = [*(settings_errors() or namespace_cache_errors()), *check_cluster_settings()]
     return errors if errors else check_hazards()
 
 
@@ -371,8 +374,6 @@ def check_redis_eviction(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
     (the app reports an unreachable cache when it is used).
     """
     from django.core.cache import caches
-
-    from agenthub_cache.registry import provider_class_for
 
     if settings_errors():
         return []
@@ -403,3 +404,31 @@ def check_redis_eviction(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
                 )
             )
     return warnings
+
+
+__all__ = [
+    "E001",
+    "E002",
+    "E003",
+    "E004",
+    "E005",
+    "E006",
+    "E007",
+    "E008",
+    "E014",
+    "E015",
+    "E016",
+    "IDS",
+    "PYMEMCACHE_OPTIONS",
+    "W001",
+    "W002",
+    "W003",
+    "W004",
+    "W006",
+    "check_cluster_settings",
+    "check_hazards",
+    "check_redis_cluster",
+    "check_redis_eviction",
+    "check_settings",
+    "settings_errors",
+]

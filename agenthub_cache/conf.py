@@ -8,7 +8,6 @@ by the system checks (``checks.py``); reaching for bad settings at run time rais
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,24 +19,20 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-SETTING = "AGENTHUB_CACHE"
-TOP_LEVEL_OPTIONS = ("CACHE", "DEFAULT_TTL", "NAMESPACES")
-NAMESPACE_OPTIONS = ("TTL", "CACHE", "FAIL_SILENTLY", "SENSITIVE", "SLOTS")
-#: Most hash tags ``SLOTS`` may spread one namespace over (on a Redis Cluster).
-MAX_SLOTS = 1024
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
-
-DEFAULT_ALIAS = "default"
-DEFAULT_TTL = 900
-#: The seed's namespaces and TTLs, used when the settings declare no ``NAMESPACES``.
-SEED_NAMESPACES: Mapping[str, Mapping[str, Any]] = MappingProxyType(
-    {
-        "confirmation": {"TTL": 300},
-        "signup": {"TTL": 1800},
-        "session": {"TTL": 86400, "SENSITIVE": True},
-        "rate_limit": {"TTL": 3600},
-        "temp": {"TTL": 60},
-    }
+from agenthub_cache.exceptions import UnknownNamespace
+from agenthub_cache.validation import (
+    DEFAULT_ALIAS,
+    DEFAULT_TTL,
+    MAX_SLOTS,
+    MAX_TTL,
+    NAMESPACE_OPTIONS,
+    SEED_NAMESPACES,
+    SETTING,
+    TOP_LEVEL_OPTIONS,
+    is_valid_name,
+    is_valid_slots,
+    is_valid_ttl,
+    settings_errors,
 )
 
 
@@ -61,21 +56,6 @@ class AppSettings:
     namespaces: Mapping[str, NamespaceSettings]
 
 
-def is_valid_name(name: object) -> bool:
-    """Namespace and index names: 1-64 of ``[A-Za-z0-9_.-]``, starting alphanumeric."""
-    return isinstance(name, str) and NAME_RE.match(name) is not None
-
-
-def is_valid_ttl(ttl: object) -> bool:
-    """A settings TTL: a positive whole number of seconds, or None for "never expire"."""
-    return ttl is None or (isinstance(ttl, int) and not isinstance(ttl, bool) and ttl > 0)
-
-
-def is_valid_slots(slots: object) -> bool:
-    """``SLOTS``: a whole number from 1 to ``MAX_SLOTS``."""
-    return isinstance(slots, int) and not isinstance(slots, bool) and 1 <= slots <= MAX_SLOTS
-
-
 def slots_of(namespace: str) -> int:
     """The ``SLOTS`` of a declared namespace; 1 for an ad hoc one (or unreadable settings)."""
     try:
@@ -92,8 +72,6 @@ def raw_settings() -> Mapping[str, Any]:
 @lru_cache(maxsize=1)
 def get_settings() -> AppSettings:
     """The parsed settings; raises ``ImproperlyConfigured`` on the first mistake."""
-    from agenthub_cache.checks import settings_errors
-
     errors = settings_errors()
     if errors:
         first = errors[0]
@@ -120,14 +98,9 @@ def get_settings() -> AppSettings:
 def _reset(*, setting: str, **kwargs: Any) -> None:
     if setting in (SETTING, "CACHES"):
         get_settings.cache_clear()
-        from agenthub_cache.factory import namespaces
-
-        namespaces.reset()
 
 
 def require_namespace(name: str) -> NamespaceSettings:
-    from agenthub_cache.exceptions import UnknownNamespace
-
     try:
         return get_settings().namespaces[name]
     except KeyError:
@@ -141,10 +114,19 @@ def require_namespace(name: str) -> NamespaceSettings:
 __all__ = [
     "DEFAULT_ALIAS",
     "DEFAULT_TTL",
+    "MAX_SLOTS",
+    "MAX_TTL",
+    "NAMESPACE_OPTIONS",
     "SEED_NAMESPACES",
+    "SETTING",
+    "TOP_LEVEL_OPTIONS",
     "AppSettings",
     "ImproperlyConfigured",
     "NamespaceSettings",
     "get_settings",
+    "is_valid_name",
+    "is_valid_slots",
+    "is_valid_ttl",
     "require_namespace",
+    "slots_of",
 ]

@@ -22,6 +22,11 @@ class CacheUnavailable(CacheError):
     """The backend is unreachable or timed out; ``__cause__`` holds the original error."""
 
 
+class CacheRefused(CacheError):
+    """The backend answered but refused the command (out of memory, no permission, a wrong
+    password); never silenced by ``FAIL_SILENTLY``. ``__cause__`` holds the store's error."""
+
+
 class InvalidKey(CacheError, ValueError):
     """A key, index name or argument the namespace cannot accept."""
 

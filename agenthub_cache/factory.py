@@ -1,45 +1,35 @@
-"""Build providers from settings (``CacheFactory``) and services per thread (``namespaces``)."""
+"""The one builder of services: ``CacheFactory`` and the ``namespaces[...]`` handler.
+
+Everything that needs the service of a namespace asks here (the lazy instances, the management
+command, the admin, the Django cache adapter), so the settings of a namespace are turned into
+a ``CacheService`` in one place. ``namespaces`` is a ``django.utils.connection``
+``BaseConnectionHandler``, like ``caches``: one service per namespace and thread (asgiref
+``Local``), rebuilt after ``AGENTHUB_CACHE`` or ``CACHES`` change.
+"""
 
 from __future__ import annotations
 
-import enum
-import itertools
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from asgiref.local import Local
-from django.conf import settings
-from django.core.cache import caches
-from django.core.cache.backends.base import InvalidCacheBackendError
-from django.core.cache.backends.locmem import LocMemCache
+from django.core.signals import setting_changed
+from django.utils.connection import BaseConnectionHandler
 
 from agenthub_cache import conf
-from agenthub_cache.registry import provider_class_for
+from agenthub_cache.binding import CacheType, bind_provider
+from agenthub_cache.exceptions import UnknownNamespace
+from agenthub_cache.service import CacheService
 
 if TYPE_CHECKING:
     from agenthub_cache.providers.base import Provider
-    from agenthub_cache.service import CacheService
 
-
-class CacheType(enum.StrEnum):
-    """Where a service keeps its data, for code that does not name a ``CACHES`` alias."""
-
-    #: The ``CACHES`` alias from settings (``AGENTHUB_CACHE["CACHE"]`` unless one is named).
-    DJANGO = "django"
-    #: A private in-process store of this service alone; needs no settings (tests, scripts).
-    IN_MEMORY = "in_memory"
-
-
-_private_stores = itertools.count()
-
-
-def _private_backend(namespace: str) -> LocMemCache:
-    name = f"agenthub-cache-private-{namespace}-{next(_private_stores)}"
-    return LocMemCache(name, {"TIMEOUT": None, "OPTIONS": {"MAX_ENTRIES": 1_000_000}})
+    _Handler = BaseConnectionHandler[CacheService]
+else:
+    _Handler = BaseConnectionHandler  # generic only in django-stubs
 
 
 class CacheFactory:
-    """The seed's factory: a provider for a namespace, chosen by the backend behind it."""
+    """The seed's factory: providers and services for namespaces, from settings."""
 
     @staticmethod
     def create_cache(
@@ -52,55 +42,69 @@ class CacheFactory:
 
         ``default_ttl`` is accepted for the seed's signature; TTL policy lives in the service.
         """
-        if cache_type is not None and CacheType(cache_type) is CacheType.IN_MEMORY:
-            private = _private_backend(namespace)
-            provider = provider_class_for(type(private))
-            return provider(private, f"<in-memory {namespace}>", namespace, shared=False)
-        alias = cache or conf.get_settings().cache
-        try:
-            backend = caches[alias]
-        except InvalidCacheBackendError as exc:
-            known = ", ".join(sorted(settings.CACHES)) or "none"
-            raise InvalidCacheBackendError(
-                f"Cache namespace {namespace!r}: cache={alias!r} is not an alias in "
-                f"settings.CACHES ({known})."
-            ) from exc
-        return provider_class_for(type(backend))(backend, alias, namespace)
+        return bind_provider(namespace, cache, cache_type)
+
+    @staticmethod
+    def create_service(
+        name: str, cache: str | None = None, *, fail_silently: bool = True
+    ) -> CacheService:
+        """The service of namespace ``name`` as settings declare it (TTL, alias, options).
+
+        ``cache`` reaches it on another ``CACHES`` alias, or reaches a namespace the settings
+        do not declare (with the default TTL); ``fail_silently=False`` ignores the namespace's
+        ``FAIL_SILENTLY`` (an operator must see that a store is down).
+        """
+        options = conf.get_settings().namespaces.get(name)
+        if options is None:
+            if cache is None:
+                conf.require_namespace(name)  # raises UnknownNamespace, naming the known ones
+            return CacheService(name, cache=cache)
+        return CacheService(
+            name,
+            default_ttl=options.ttl,
+            cache=cache or options.cache,
+            fail_silently=options.fail_silently and fail_silently,
+            sensitive=options.sensitive,
+        )
 
 
-class NamespaceHandler:
+class NamespaceHandler(_Handler):
     """``namespaces["signup"]``: each configured service built once per thread, like ``caches``."""
 
-    def __init__(self) -> None:
-        self._services = Local()
+    settings_name = conf.SETTING
+    exception_class = UnknownNamespace
 
-    def __getitem__(self, name: str) -> CacheService:
-        from agenthub_cache.service import CacheService
+    def configure_settings(self, settings: dict[str, Any] | None) -> dict[str, Any]:
+        return dict(conf.get_settings().namespaces)
 
-        built: dict[str, CacheService] = getattr(self._services, "built", None) or {}
-        service = built.get(name)
-        if service is None:
-            options = conf.require_namespace(name)
-            service = CacheService.from_settings(options)
-            built[name] = service
-            self._services.built = built
-        return service
+    def create_connection(self, alias: str) -> CacheService:
+        return CacheFactory.create_service(alias)
+
+    def __getitem__(self, alias: str) -> CacheService:
+        if alias not in self.settings:
+            conf.require_namespace(alias)  # raises UnknownNamespace, naming the known ones
+        return super().__getitem__(alias)
 
     def __contains__(self, name: object) -> bool:
-        return name in conf.get_settings().namespaces
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(conf.get_settings().namespaces)
-
-    def all(self) -> list[CacheService]:
-        return [self[name] for name in self]
+        return name in self.settings
 
     def reset(self) -> None:
-        """Forget the built services (settings changed); the next access rebuilds them."""
-        self._services = Local()
+        """Forget the settings and built services; the next access rebuilds them."""
+        self.__dict__.pop("settings", None)
+        self._connections = Local(self.thread_critical)
 
     def __repr__(self) -> str:
         return f"<NamespaceHandler {list(self)!r}>"
 
 
 namespaces = NamespaceHandler()
+
+
+def _reset_namespaces(*, setting: str, **kwargs: Any) -> None:
+    if setting in (conf.SETTING, "CACHES"):
+        namespaces.reset()
+
+
+setting_changed.connect(_reset_namespaces, dispatch_uid="agenthub_cache.factory.reset")
+
+__all__ = ["CacheFactory", "CacheType", "NamespaceHandler", "namespaces"]

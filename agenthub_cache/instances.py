@@ -1,39 +1,35 @@
 """The seed's pre-configured services, resolved lazily through ``namespaces``.
 
 Importing this module reads no settings and opens no connection. Each attribute access goes
-to ``namespaces[name]``, so every thread gets its own service and ``override_settings`` is
-honoured.
+to ``namespaces[name]`` (Django's ``ConnectionProxy``, as ``django.core.cache.cache`` is), so
+every thread gets its own service and ``override_settings`` is honoured.
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import TYPE_CHECKING, cast
+
+from django.utils.connection import ConnectionProxy
 
 from agenthub_cache.factory import namespaces
 from agenthub_cache.service import CacheService
 
+if TYPE_CHECKING:
+    _Proxy = ConnectionProxy[CacheService]
+else:
+    _Proxy = ConnectionProxy  # generic only in django-stubs
 
-class LazyNamespace:
+
+class LazyNamespace(_Proxy):
     """Stands in for ``namespaces[name]`` until used."""
 
-    __slots__ = ("_name",)
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __getattr__(self, attribute: str) -> Any:
-        return getattr(namespaces[self._name], attribute)
-
-    def __contains__(self, key: object) -> bool:
-        return key in namespaces[self._name]
-
     def __repr__(self) -> str:
-        return f"<LazyNamespace {self._name!r}>"
+        return f"<LazyNamespace {self._alias!r}>"
 
 
 def lazy(name: str) -> CacheService:
     """A ``CacheService`` for the configured namespace ``name``, built on first use."""
-    return cast(CacheService, LazyNamespace(name))
+    return cast(CacheService, LazyNamespace(namespaces, name))
 
 
 confirmation_cache = lazy("confirmation")

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
+from typing import Final
 from urllib.parse import quote, unquote
 
 APP_PREFIX = "ahc"
@@ -27,15 +29,34 @@ GENERATION = "g"  # the namespace generation counter (stores that cannot list)
 HASHED = "h"  # an entry key too long for the store, replaced by its digest
 
 
+#: The characters ``escape`` leaves as they are.
+SAFE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~"
+#: ASCII characters ``escape`` percent-encodes, and how (``str.translate``: the fast path).
+ASCII_ESCAPES: Final = {i: f"%{i:02X}" for i in range(128) if chr(i) not in SAFE_CHARS}
+
 #: One escaped part, as ``escape`` writes it.
 PART_PATTERN = r"(?:[A-Za-z0-9_.~-]|%[0-9A-F]{2})"
 _PART = re.compile(rf"{PART_PATTERN}+\Z")
-#: Every stored key the app writes, after its namespace prefix: entries and metas, index
-#: records and the bare index directory, locks and the bare lock row, the generation, and the
+#: The shapes of the stored keys the app writes, after the namespace prefix, each kind in a
+#: named group: an entry or its meta (``one``), an index value's record (``index``), a lock or
+#: stampede guard (``lock``). The one definition: the Redis layout matches these too.
+SHAPES = (
+    rf"(?P<one>[{ENTRY}{META}]):{PART_PATTERN}+"
+    rf"|(?P<index>{INDEX}):{PART_PATTERN}+:{PART_PATTERN}*"
+    rf"|(?P<lock>{LOCK})(?::{PART_PATTERN}*)+"
+)
+#: Stores that cannot list add the bare index directory and lock row, the generation, and the
 #: digests of keys too long for the store.
 _WRITTEN = re.compile(
-    rf"(?:[{ENTRY}{META}]:{PART_PATTERN}+|{INDEX}(?::{PART_PATTERN}+:{PART_PATTERN}*)?"
-    rf"|{LOCK}(?::{PART_PATTERN}*)*|{GENERATION}|{HASHED}[{ENTRY}{META}{INDEX}{LOCK}]:[0-9a-f]{{64}})\Z"
+    rf"(?:{SHAPES}|{INDEX}|{LOCK}|{GENERATION}"
+    rf"|{HASHED}[{ENTRY}{META}{INDEX}{LOCK}]:[0-9a-f]{{64}})\Z"
+)
+#: Suffixes that show whether a backend's key function just appends the key: every character
+#: an escaped part or the layout can hold, and a key longer than any store's limit (a key
+#: function that lower-cases, or hashes long keys for memcached, fails one of them).
+_PROBE_SUFFIXES: Final = (
+    f"{ENTRY}:{SAFE_CHARS}%3A%C3%BC",
+    f"{INDEX}:{'x' * 1000}:{'y' * 1000}",
 )
 
 
@@ -46,8 +67,9 @@ def written_by_app(stored_suffix: str) -> bool:
 
 
 def escape(part: str) -> str:
-    """Percent-encode ``part`` so that it holds only ``[A-Za-z0-9_.~%-]``."""
-    return quote(part, safe="")
+    """Percent-encode ``part`` so that it holds only ``[A-Za-z0-9_.~%-]`` (``quote`` with
+    nothing safe; ASCII by ``str.translate``, three times faster, same result)."""
+    return part.translate(ASCII_ESCAPES) if part.isascii() else quote(part, safe="")
 
 
 def unescape(part: str) -> str:
@@ -69,6 +91,18 @@ def tagged_prefix(namespace: str, tag: int) -> str:
     (namespace, tag) pairs share a tag, and no tagged prefix equals an untagged one.
     """
     return f"{APP_PREFIX}:{{{escape(namespace)}/{tag}}}:"
+
+
+def stored_prefix(make_key: Callable[[str], str], namespace: str) -> str | None:
+    """The namespace prefix as a backend stores it (``make_key`` adds KEY_PREFIX and version),
+    or ``None`` if its KEY_FUNCTION does not just append keys to it (then the namespace's
+    stored keys cannot be listed by prefix)."""
+    built = namespace_prefix(namespace)
+    stored = str(make_key(built))
+    for suffix in _PROBE_SUFFIXES:
+        if str(make_key(built + suffix)) != stored + suffix:
+            return None
+    return stored
 
 
 def build_key(namespace: str, kind: str, *parts: str, generation: str | None = None) -> str:

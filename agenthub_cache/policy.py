@@ -3,11 +3,13 @@
 ``ServicePolicy`` validates arguments (naming the namespace and the argument, before anything
 is written), turns ``ttl`` into a Django timeout, and wraps each call to the provider in a
 ``FailurePolicy``: unreachable stores raise ``CacheUnavailable``, or under ``FAIL_SILENTLY``
-become misses with a rate-limited warning; refused commands always raise.
+become misses with a rate-limited warning; refused commands (out of memory, no permission)
+always raise ``CacheRefused``.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import pickle
@@ -17,11 +19,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 from agenthub_cache import conf
-from agenthub_cache.exceptions import CacheUnavailable, InvalidKey
+from agenthub_cache.exceptions import CacheRefused, CacheUnavailable, InvalidKey
 
 if TYPE_CHECKING:
     from agenthub_cache.providers.base import Provider
-    from agenthub_cache.providers.locking import CacheLock
+    from agenthub_cache.providers.locking import LockBase
 
 logger = logging.getLogger("agenthub_cache")
 
@@ -42,20 +44,43 @@ _last_warning: dict[str, float] = {}
 
 
 def brief(value: object, limit: int = 60) -> str:
-    """``repr(value)``, cut short: a 10 kB argument must not make a 10 kB error message."""
+    """``repr(value)``, cut short: a 10 kB argument must not make a 10 kB error message.
+
+    The length given is the value's own (a str's characters, not its quoted ``repr``).
+    """
     text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-1]} ({len(text)} chars)"
+    if len(text) <= limit:
+        return text
+    size = len(value) if isinstance(value, str | bytes) else len(text)
+    return f"{text[: limit - 5]}...{text[-1]} ({size} chars)"
+
+
+#: What a serializer raises for a value it cannot encode: pickle's own error, ``TypeError``
+#: ("cannot pickle '_thread.lock' object", "not JSON serializable"), ``AttributeError`` (a local
+#: object), ``UnicodeEncodeError`` (pymemcache stores str as UTF-8; a lone surrogate has none).
+#: The same types also come from plain bugs, so each is checked against the values written.
+SERIALIZATION_ERRORS = (pickle.PicklingError, TypeError, AttributeError, UnicodeEncodeError)
 
 
 class FailurePolicy:
-    """Turns store errors into the §5 policy; suppresses them only under ``FAIL_SILENTLY``."""
+    """Turns store errors into the §5 policy; suppresses them only under ``FAIL_SILENTLY``.
+
+    ``values`` are what a write stores: an error is reported as a value that "cannot be
+    serialized" only if the provider's serializer fails on one of them too; otherwise (a bug in
+    a provider or a backend) it surfaces as itself.
+    """
 
     def __init__(
-        self, service: ServicePolicy, operation: str, writes: bool = False, silenceable: bool = True
+        self,
+        service: ServicePolicy,
+        operation: str,
+        values: Iterable[Any] | None = None,
+        silenceable: bool = True,
     ) -> None:
         self.service = service
         self.operation = operation
-        self.writes = writes
+        self.writes = values is not None
+        self.values = values
         self.silenceable = silenceable
 
     def __enter__(self) -> None:
@@ -83,13 +108,24 @@ class FailurePolicy:
                 f"Cache namespace {service.namespace!r}: the {service.cache_alias!r} cache "
                 f"refused the value given to {self.operation}() (too large?): {exc}"
             ) from exc
-        if self.writes and isinstance(
-            exc, (pickle.PicklingError, TypeError, AttributeError, UnicodeEncodeError)
-        ):  # UnicodeEncodeError: pymemcache stores str as UTF-8, and a lone surrogate has none
+        if isinstance(exc, provider.refused_errors + provider.error_replies):
+            raise CacheRefused(
+                f"Cache namespace {service.namespace!r}: the {service.cache_alias!r} cache "
+                f"refused {self.operation}(): {exc}"
+            ) from exc
+        if isinstance(exc, SERIALIZATION_ERRORS) and self._refused_by_serializer():
             raise ValueError(
                 f"Cache namespace {service.namespace!r}: {self.operation}() got a value that "
                 f"cannot be serialized: {exc}"
             ) from exc
+        return False
+
+    def _refused_by_serializer(self) -> bool:
+        for value in self.values or ():
+            try:
+                self.service.provider.check_serializable(value)
+            except Exception:
+                return True
         return False
 
 
@@ -109,16 +145,35 @@ class CallerDefault:
     under ``FAIL_SILENTLY``, swallowed and the function run a second time).
     """
 
-    def __init__(self, default: Any) -> None:
+    def __init__(self, default: Any, namespace: str = "") -> None:
         self.default = default
+        self.namespace = namespace
+        #: What the calls returned: the values ``get_or_set`` may have tried to store.
+        self.values: list[Any] = []
 
     def __call__(self) -> Any:
-        if not callable(self.default):
-            return self.default
         try:
-            return self.default()
+            value = self.default() if callable(self.default) else self.default
         except Exception as exc:
             raise CallerFailed(exc) from exc
+        if inspect.isawaitable(value):  # e.g. a lambda around an async function
+            if inspect.iscoroutine(value):
+                value.close()  # never awaited, and never pickled
+            raise CallerFailed(
+                TypeError(
+                    f"Cache namespace {self.namespace!r}: get_or_set()'s default returned an "
+                    "awaitable: pass the async function itself to aget_or_set(), which awaits it."
+                )
+            )
+        self.values.append(value)
+        return value
+
+
+def is_async_callable(default: object) -> bool:
+    """``default`` is an async function (or an object whose ``__call__`` is one)."""
+    return callable(default) and (
+        inspect.iscoroutinefunction(default) or inspect.iscoroutinefunction(type(default).__call__)
+    )
 
 
 class GuardedLock:
@@ -128,7 +183,7 @@ class GuardedLock:
     would lose the mutual exclusion it asked for. Anything else is the provider lock's own.
     """
 
-    def __init__(self, lock: CacheLock, policy: FailurePolicy) -> None:
+    def __init__(self, lock: LockBase, policy: FailurePolicy) -> None:
         self._lock = lock
         self._policy = policy
 
@@ -226,32 +281,56 @@ class ServicePolicy:
             raise self._error("indexes", "must be a dict of index name to value.")
         return dict(self._index(name, value) for name, value in indexes.items())
 
-    def _timeout(self, ttl: object, argument: str = "ttl") -> float | None:
-        """``None`` -> the namespace default; ``FOREVER`` -> no expiry; else seconds (0 expires)."""
+    def _timeout(self, ttl: object, argument: str = "ttl") -> int | None:
+        """``None`` -> the namespace default; ``FOREVER`` -> no expiry; else whole seconds.
+
+        Checked before any I/O: a number of seconds from 0 (expires at once) to the most the
+        store can hold. A fraction is rounded up, so ``ttl=0.5`` keeps the entry for 1 s on
+        every store (the database cache and memcached would otherwise drop it at once), and
+        ``ttl()`` reports what was stored.
+        """
         if ttl is None:
             return self.default_ttl
         if ttl is FOREVER:
             return None
-        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not math.isfinite(ttl):
+        limit = self.provider.max_ttl()
+        if (
+            isinstance(ttl, bool)
+            or not isinstance(ttl, int | float)
+            or not math.isfinite(ttl)
+            or ttl < 0
+            or ttl > limit
+        ):
             raise ValueError(
-                f"Cache namespace {self.namespace!r}: {argument} must be a number of seconds, "
-                f"None (the namespace default) or FOREVER, not {brief(ttl)}."
+                f"Cache namespace {self.namespace!r}: {argument} must be a number of seconds "
+                f"from 0 to {limit} (the most the {self.cache_alias!r} cache can hold; FOREVER "
+                f"never expires) or None (the namespace default), not {brief(ttl)}."
             )
-        if ttl < 0:
-            raise ValueError(
-                f"Cache namespace {self.namespace!r}: {argument} must not be negative, got {brief(ttl)}."
-            )
-        return ttl
+        return math.ceil(ttl)
 
-    def _delta(self, delta: object) -> int:
+    def _wait(self, wait: object) -> float:
+        if (
+            isinstance(wait, bool)
+            or not isinstance(wait, int | float)
+            or not math.isfinite(wait)
+            or wait < 0
+        ):
+            raise ValueError(
+                f"Cache namespace {self.namespace!r}: wait must be a number of seconds >= 0, "
+                f"not {brief(wait)}."
+            )
+        return wait
+
+    def _delta(self, delta: object, argument: str = "delta") -> int:
         if isinstance(delta, bool) or not isinstance(delta, int):
             raise ValueError(
-                f"Cache namespace {self.namespace!r}: delta must be an int, not {brief(delta)}."
+                f"Cache namespace {self.namespace!r}: {argument} must be an int, not {brief(delta)}."
             )
         return delta
 
-    def _policy(self, operation: str, writes: bool = False) -> FailurePolicy:
-        return FailurePolicy(self, operation, writes)
+    def _policy(self, operation: str, values: Iterable[Any] | None = None) -> FailurePolicy:
+        """The failure policy of one call; ``values``: what it writes, for error translation."""
+        return FailurePolicy(self, operation, values)
 
     def _admin(self, operation: str) -> FailurePolicy:
         """Whole-namespace operations always raise: an operator must see a failed flush."""

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 P = TypeVar("P", bound="type[Provider]")
 
 _BUILTINS = {
-    "django.core.cache.backends.base.BaseCache": "agenthub_cache.providers.base.Provider",
+    "django.core.cache.backends.base.BaseCache": "agenthub_cache.providers.generic.GenericProvider",
     "django.core.cache.backends.locmem.LocMemCache": "agenthub_cache.providers.locmem.LocMemProvider",
     "django.core.cache.backends.db.DatabaseCache": "agenthub_cache.providers.db.DatabaseProvider",
     "django.core.cache.backends.filebased.FileBasedCache": "agenthub_cache.providers.files.FileProvider",

@@ -1,35 +1,40 @@
 """``CacheService``: the namespaced cache API.
 
-The policy shared by every store (argument checks, TTL defaults, ``FAIL_SILENTLY``, error
+This module holds what works on entries one key (or one batch of keys) at a time; what works
+on many entries at once (indexes, listing, flush, stats) is in ``namespace_api.py``. The
+policy shared by every store (argument checks, TTL defaults, ``FAIL_SILENTLY``, error
 translation) lives in ``policy.py``; the provider does the work.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import async_to_sync, sync_to_async
+
 from agenthub_cache import conf
+from agenthub_cache.binding import CacheType, bind_provider
 from agenthub_cache.exceptions import CacheUnavailable, InvalidKey
-from agenthub_cache.factory import CacheFactory, CacheType
+from agenthub_cache.namespace_api import NamespaceAPI
 from agenthub_cache.policy import (
     FOREVER,
     CallerDefault,
     CallerFailed,
     GuardedLock,
-    ServicePolicy,
+    is_async_callable,
 )
 
 if TYPE_CHECKING:
-    from agenthub_cache.providers.base import Capabilities, Provider
+    from agenthub_cache.providers.base import Provider
 
 _UNSET: Any = object()
 #: How long ``get_or_set`` waits for another caller's computation before computing itself.
 STAMPEDE_WAIT = 5.0
 
 
-class CacheService(ServicePolicy):
+class CacheService(NamespaceAPI):
     """A namespace of one ``CACHES`` alias, with its default TTL, indexes and flush."""
 
     def __init__(
@@ -51,31 +56,15 @@ class CacheService(ServicePolicy):
             default_ttl = conf.get_settings().default_ttl
         if not conf.is_valid_ttl(default_ttl):
             raise ValueError(
-                f"Cache namespace {namespace!r}: default_ttl must be a positive number of "
-                f"seconds or None, not {default_ttl!r}."
+                f"Cache namespace {namespace!r}: default_ttl must be a whole number of seconds "
+                f"from 1 to {conf.MAX_TTL} (10 years), or None, not {default_ttl!r}."
             )
         self.namespace = namespace
         self.default_ttl: int | None = default_ttl
         self.fail_silently = fail_silently
         self.sensitive = sensitive
-        self.provider: Provider = CacheFactory.create_cache(
-            cache_type=cache_type, namespace=namespace, default_ttl=default_ttl, cache=cache
-        )
+        self.provider: Provider = bind_provider(namespace, cache, cache_type)
         self.cache_alias = self.provider.alias
-
-    @classmethod
-    def from_settings(cls, options: conf.NamespaceSettings) -> CacheService:
-        return cls(
-            options.name,
-            default_ttl=options.ttl,
-            cache=options.cache,
-            fail_silently=options.fail_silently,
-            sensitive=options.sensitive,
-        )
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self.provider.capabilities
 
     def __repr__(self) -> str:
         return f"<CacheService {self.namespace!r} on {self.cache_alias!r}>"
@@ -120,7 +109,7 @@ class CacheService(ServicePolicy):
     ) -> bool:
         """Store ``value``; file it under ``indexes`` (and out of any it was filed under)."""
         key, timeout, indexes_ = self._key(key), self._timeout(ttl), self._indexes(indexes)
-        with self._policy("set", writes=True):
+        with self._policy("set", values=(value,)):
             return self.provider.set(key, value, timeout, indexes_)
         return False
 
@@ -128,7 +117,7 @@ class CacheService(ServicePolicy):
         self, key: str, value: Any, ttl: Any = None, indexes: Mapping[str, str] | None = None
     ) -> bool:
         key, timeout, indexes_ = self._key(key), self._timeout(ttl), self._indexes(indexes)
-        with self._policy("set", writes=True):
+        with self._policy("set", values=(value,)):
             return await self.provider.aset(key, value, timeout, indexes_)
         return False
 
@@ -137,7 +126,7 @@ class CacheService(ServicePolicy):
     ) -> bool:
         """``set`` only if ``key`` is absent; True if this call stored it."""
         key, timeout, indexes_ = self._key(key), self._timeout(ttl), self._indexes(indexes)
-        with self._policy("add", writes=True):
+        with self._policy("add", values=(value,)):
             return self.provider.add(key, value, timeout, indexes_)
         return False
 
@@ -145,7 +134,7 @@ class CacheService(ServicePolicy):
         self, key: str, value: Any, ttl: Any = None, indexes: Mapping[str, str] | None = None
     ) -> bool:
         key, timeout, indexes_ = self._key(key), self._timeout(ttl), self._indexes(indexes)
-        with self._policy("add", writes=True):
+        with self._policy("add", values=(value,)):
             return await self.provider.aadd(key, value, timeout, indexes_)
         return False
 
@@ -155,7 +144,7 @@ class CacheService(ServicePolicy):
             raise self._error("mapping", "must be a dict of key to value.")
         self._keys(mapping, "key in mapping")
         timeout = self._timeout(ttl)
-        with self._policy("set_many", writes=True):
+        with self._policy("set_many", values=mapping.values()):
             return self.provider.set_many(mapping, timeout) if mapping else []
         return list(mapping)
 
@@ -164,7 +153,7 @@ class CacheService(ServicePolicy):
             raise self._error("mapping", "must be a dict of key to value.")
         self._keys(mapping, "key in mapping")
         timeout = self._timeout(ttl)
-        with self._policy("set_many", writes=True):
+        with self._policy("set_many", values=mapping.values()):
             return await self.provider.aset_many(mapping, timeout) if mapping else []
         return list(mapping)
 
@@ -222,25 +211,31 @@ class CacheService(ServicePolicy):
             return await self.provider.apop(key, default)
         return default
 
-    def incr(self, key: str, delta: int = 1, ttl: Any = None) -> int:
-        """Atomically add ``delta``; a missing key starts at 0 and gets ``ttl`` once."""
+    def incr(self, key: str, delta: int = 1, ttl: Any = None, *, default: int = 0) -> int:
+        """Atomically add ``delta``; a missing key starts at 0 and gets ``ttl`` once.
+
+        ``default`` is returned when the store is unreachable and the namespace fails
+        silently: a rate limit passes ``default=LIMIT + 1`` to refuse while it cannot count.
+        """
         key, delta, timeout = self._key(key), self._delta(delta), self._timeout(ttl)
+        default = self._delta(default, "default")
         with self._policy("incr"):
             return self.provider.incr(key, delta, timeout)
-        return 0
+        return default
 
-    async def aincr(self, key: str, delta: int = 1, ttl: Any = None) -> int:
+    async def aincr(self, key: str, delta: int = 1, ttl: Any = None, *, default: int = 0) -> int:
         key, delta, timeout = self._key(key), self._delta(delta), self._timeout(ttl)
+        default = self._delta(default, "default")
         with self._policy("incr"):
             return await self.provider.aincr(key, delta, timeout)
-        return 0
+        return default
 
-    def decr(self, key: str, delta: int = 1, ttl: Any = None) -> int:
+    def decr(self, key: str, delta: int = 1, ttl: Any = None, *, default: int = 0) -> int:
         """``incr`` by ``-delta``."""
-        return self.incr(key, -self._delta(delta), ttl)
+        return self.incr(key, -self._delta(delta), ttl, default=default)
 
-    async def adecr(self, key: str, delta: int = 1, ttl: Any = None) -> int:
-        return await self.aincr(key, -self._delta(delta), ttl)
+    async def adecr(self, key: str, delta: int = 1, ttl: Any = None, *, default: int = 0) -> int:
+        return await self.aincr(key, -self._delta(delta), ttl, default=default)
 
     def ttl(self, key: str) -> int | None:
         """Seconds left (rounded up); ``None`` if it never expires, ``0`` if missing."""
@@ -283,28 +278,42 @@ class CacheService(ServicePolicy):
         """The value of ``key``, else ``default`` (called if callable) stored and returned.
 
         Concurrent misses compute ``default`` once; the others wait up to ``wait`` seconds.
+        An async function is refused here (``TypeError``): ``aget_or_set`` awaits it.
         """
-        key, timeout, compute = self._key(key), self._timeout(ttl), CallerDefault(default)
+        key, timeout, wait = self._key(key), self._timeout(ttl), self._wait(wait)
+        if is_async_callable(default):
+            raise TypeError(
+                f"Cache namespace {self.namespace!r}: get_or_set() got an async function as "
+                "default; await aget_or_set(), which awaits it, or pass a sync function."
+            )
+        compute = CallerDefault(default, self.namespace)
         try:
-            with self._policy("get_or_set", writes=True):
+            with self._policy("get_or_set", values=compute.values):
                 return self.provider.get_or_set(key, compute, timeout, wait)
+            return compute()  # the store is down and the namespace fails silently
         except CallerFailed as failed:
             error = failed.error
-        else:
-            return default() if callable(default) else default
         raise error
 
     async def aget_or_set(
         self, key: str, default: Any, ttl: Any = None, wait: float = STAMPEDE_WAIT
     ) -> Any:
-        key, timeout, compute = self._key(key), self._timeout(ttl), CallerDefault(default)
+        key, timeout, wait = self._key(key), self._timeout(ttl), self._wait(wait)
+        if is_async_callable(default):
+            # The provider computes in its sync path, in a worker thread that runs the coroutine
+            # on this event loop: stampede protection stays the provider's, on every store.
+            compute = CallerDefault(async_to_sync(default), self.namespace)
+            get_or_set = sync_to_async(self.provider.get_or_set)
+        else:
+            compute = CallerDefault(default, self.namespace)
+            get_or_set = self.provider.aget_or_set
         try:
-            with self._policy("get_or_set", writes=True):
-                return await self.provider.aget_or_set(key, compute, timeout, wait)
+            with self._policy("get_or_set", values=compute.values):
+                return await get_or_set(key, compute, timeout, wait)
+            # The store is down and the namespace fails silently: compute without storing.
+            return await default() if is_async_callable(default) else compute()
         except CallerFailed as failed:
             error = failed.error
-        else:
-            return default() if callable(default) else default
         raise error
 
     def lock(
@@ -314,133 +323,3 @@ class CacheService(ServicePolicy):
         name = self._key(name, "lock name")
         self._timeout(timeout, "timeout")
         return GuardedLock(self.provider.lock(name, timeout, blocking_timeout), self._admin("lock"))
-
-    # -- secondary indexes --------------------------------------------------------------------
-
-    def find(self, index: str, value: str) -> list[str]:
-        """Keys of the live entries filed under ``index`` = ``value``."""
-        index, value = self._index(index, value)
-        with self._policy("find"):
-            return self.provider.find(index, value)
-        return []
-
-    async def afind(self, index: str, value: str) -> list[str]:
-        index, value = self._index(index, value)
-        with self._policy("find"):
-            return await self.provider.afind(index, value)
-        return []
-
-    def get_by_index(self, index: str, value: str) -> dict[str, Any]:
-        """``{key: value}`` of the live entries filed under ``index`` = ``value``."""
-        index, value = self._index(index, value)
-        with self._policy("get_by_index"):
-            return self.provider.get_by_index(index, value)
-        return {}
-
-    async def aget_by_index(self, index: str, value: str) -> dict[str, Any]:
-        index, value = self._index(index, value)
-        with self._policy("get_by_index"):
-            return await self.provider.aget_by_index(index, value)
-        return {}
-
-    def delete_by_index(self, index: str, value: str) -> int:
-        """Delete the entries filed under ``index`` = ``value`` (and their other filings)."""
-        index, value = self._index(index, value)
-        with self._policy("delete_by_index"):
-            return self.provider.delete_by_index(index, value)
-        return 0
-
-    async def adelete_by_index(self, index: str, value: str) -> int:
-        index, value = self._index(index, value)
-        with self._policy("delete_by_index"):
-            return await self.provider.adelete_by_index(index, value)
-        return 0
-
-    def prune(self) -> int:
-        """Reclaim index members whose entries expired, went or were re-filed."""
-        with self._policy("prune"):
-            return self.provider.prune()
-        return 0
-
-    async def aprune(self) -> int:
-        with self._policy("prune"):
-            return await self.provider.aprune()
-        return 0
-
-    # -- the namespace as a whole -------------------------------------------------------------
-
-    def _pattern(self, pattern: object) -> str:
-        return self._text(pattern, "pattern")
-
-    def iter_keys(self, pattern: str = "*") -> Iterator[str]:
-        """This namespace's keys matching the glob ``pattern`` (over the key alone)."""
-        return self._iter_keys(self._pattern(pattern))
-
-    def _iter_keys(self, pattern: str) -> Iterator[str]:
-        with self._admin("keys"):
-            yield from self.provider.iter_keys(pattern)
-
-    async def aiter_keys(self, pattern: str = "*") -> AsyncIterator[str]:
-        for key in await self.akeys(pattern):
-            yield key
-
-    def keys(self, pattern: str = "*") -> list[str]:
-        """``list(iter_keys(pattern))``."""
-        return list(self.iter_keys(pattern))
-
-    async def akeys(self, pattern: str = "*") -> list[str]:
-        pattern = self._pattern(pattern)
-        with self._admin("keys"):
-            return await self.provider.akeys(pattern)
-        raise AssertionError("unreachable")
-
-    def count(self) -> int:
-        """How many live entries the namespace holds."""
-        with self._admin("count"):
-            return self.provider.count()
-        raise AssertionError("unreachable")
-
-    async def acount(self) -> int:
-        with self._admin("count"):
-            return await self.provider.acount()
-        raise AssertionError("unreachable")
-
-    def clear(self, progress: Callable[[int], None] | None = None) -> int | None:
-        """Drop this namespace (entries and indexes) and nothing else; the count if known.
-
-        ``progress(entries_deleted_so_far)`` is called after each batch by providers that
-        delete in batches (a flush by generation is one write and never calls it).
-        """
-        with self._admin("clear"):
-            return self.provider.clear(progress)
-        raise AssertionError("unreachable")
-
-    async def aclear(self, progress: Callable[[int], None] | None = None) -> int | None:
-        with self._admin("clear"):
-            return await self.provider.aclear(progress)
-        raise AssertionError("unreachable")
-
-    def stats(self) -> dict[str, Any]:
-        """Entries, indexes and memory (``None`` where the store cannot tell)."""
-        with self._admin("stats"):
-            return {**self._description(), **self.provider.stats()}
-        raise AssertionError("unreachable")
-
-    async def astats(self) -> dict[str, Any]:
-        with self._admin("stats"):
-            return {**self._description(), **await self.provider.astats()}
-        raise AssertionError("unreachable")
-
-    def _description(self) -> dict[str, Any]:
-        return {
-            "namespace": self.namespace,
-            "default_ttl": self.default_ttl,
-            **self.provider.describe(),
-            "capabilities": self.capabilities.as_dict(),
-        }
-
-    def close(self) -> None:
-        self.provider.close()
-
-    async def aclose(self) -> None:
-        await self.provider.aclose()

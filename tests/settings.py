@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 SECRET_KEY = "agenthub-cache-tests"
 USE_TZ = True
 INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "agenthub_cache"]
 # Worker processes of the cross-process tests share the parent's database through this variable.
-_TMP = os.environ.get("AGENTHUB_CACHE_TEST_DIR") or tempfile.mkdtemp(prefix="agenthub-cache-tests-")
+_TMP = os.environ.get("AGENTHUB_CACHE_TEST_DIR") or ""
+if not _TMP:  # this process made it, so this process removes it (a run leaves nothing in /tmp)
+    _TMP = tempfile.mkdtemp(prefix="agenthub-cache-tests-")
+    atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",

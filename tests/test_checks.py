@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test.utils import override_settings
@@ -31,6 +33,7 @@ def ids(setting: Any) -> list[str]:
         ({"DEFAULT_TTL": "900"}, [checks.E005]),
         ({"NAMESPACES": {"ok": {"TTL": 0}}}, [checks.E005]),
         ({"NAMESPACES": {"ok": {"TTL": True}}}, [checks.E005]),
+        ({"NAMESPACES": {"ok": {"TTL": 10 * 365 * 86400 + 1}}}, [checks.E005]),
         ({"NAMESPACES": {"ok": {"TTLL": 5}}}, [checks.E006]),
         ({"NAMESPACES": ["signup"]}, [checks.E007]),
         ({"NAMESPACES": {"ok": 300}}, [checks.E007]),
@@ -76,3 +79,41 @@ def test_manage_py_check_fails_with_the_ids() -> None:
         call_command("check")
     assert checks.E004 in str(info.value)
     assert checks.E005 in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("backend", "options", "warned"),
+    [
+        ("django.core.cache.backends.db.DatabaseCache", None, True),
+        ("django.core.cache.backends.filebased.FileBasedCache", {}, True),
+        ("django.core.cache.backends.locmem.LocMemCache", {"MAX_ENTRIES": 300}, True),
+        ("django.core.cache.backends.db.DatabaseCache", {"MAX_ENTRIES": 100}, True),
+        ("django.core.cache.backends.db.DatabaseCache", {"MAX_ENTRIES": 100_000}, False),
+        ("django.core.cache.backends.locmem.LocMemCache", {"MAX_ENTRIES": 301}, False),
+        ("django_redis.cache.RedisCache", None, False),
+    ],
+)
+def test_default_max_entries_warns_where_culling_drops_index_records(
+    backend: str, options: dict[str, Any] | None, warned: bool
+) -> None:
+    """W005: a few hundred indexed entries make the database, file or LocMem cache cull values
+    and index records at random (400 indexed entries left count() at 6)."""
+    alias: dict[str, Any] = {"BACKEND": backend, "LOCATION": "agenthub_cache_w005"}
+    if backend.startswith("django_redis"):
+        alias["LOCATION"] = "redis://127.0.0.1:1/0"  # never connected to: checks do no I/O
+    if options is not None:
+        alias["OPTIONS"] = options
+    setting = {"NAMESPACES": {"a": {"CACHE": "small"}, "b": {"CACHE": "small"}}}
+    with override_settings(CACHES={**settings.CACHES, "small": alias}, AGENTHUB_CACHE=setting):
+        messages = [m for m in checks.check_hazards() if m.id == checks.W005]
+        out = io.StringIO()
+        call_command("check", stdout=out, stderr=out)  # bound: manage.py check shows it
+        assert (checks.W005 in out.getvalue()) is warned
+    if not warned:
+        assert messages == []
+        return
+    (message,) = messages  # one per alias, naming its namespaces
+    assert "'a', 'b'" in message.msg
+    assert "'small'" in message.msg
+    assert "MAX_ENTRIES = " in message.msg
+    assert "settings.CACHES['small']['OPTIONS'] = {'MAX_ENTRIES': 100_000}" in message.hint

@@ -1,6 +1,6 @@
 """The cluster under concurrency, and the deployment checks against the real test cluster:
 1,000 tasks on a pool of 4 connections per node wait for a connection (never
-``MaxConnectionsError``); a healthy cluster passes E011; an ``allkeys-*`` policy is W003."""
+``MaxConnectionsError``); a healthy cluster passes E016; an ``allkeys-*`` policy is W003."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""System checks and bad input for Redis Cluster aliases: SLOTS (E009, W005), a LOCATION or
-KEY_PREFIX that cannot work (E010), and a cluster that cannot be used (E011, deploy): each a
+"""System checks and bad input for Redis Cluster aliases: SLOTS (E014, W006), a LOCATION or
+KEY_PREFIX that cannot work (E015), and a cluster that cannot be used (E016, deploy): each a
 clear message naming the alias, and never a hang. Needs no cluster: the servers here are a
 refused port, the suite's single Redis, and one cluster node that serves no slot."""
 
@@ -33,7 +33,7 @@ def ids(messages: list[Any]) -> list[str]:
 def test_bad_slots_is_e009(slots: Any) -> None:
     with override_settings(AGENTHUB_CACHE={"NAMESPACES": {"big": {"SLOTS": slots}}}):
         messages = checks.check_settings()
-    assert ids(messages) == [checks.E009]
+    assert ids(messages) == [checks.E014]
     assert "'big'" in messages[0].msg
     assert messages[0].hint
 
@@ -42,7 +42,7 @@ def test_slots_above_one_off_a_cluster_warns_w005() -> None:
     setting = {"CACHE": "redis", "NAMESPACES": {"big": {"SLOTS": 16}, "small": {}}}
     with override_settings(AGENTHUB_CACHE=setting):
         messages = checks.check_settings()
-    assert ids(messages) == [checks.W005]
+    assert ids(messages) == [checks.W006]
     assert "'big'" in messages[0].msg
     assert "'small'" not in messages[0].msg
     assert "'redis'" in messages[0].msg
@@ -69,7 +69,7 @@ def test_bad_cluster_location_is_e010_naming_the_alias(
 ) -> None:
     with override_settings(CACHES=with_alias(location, **extra)):
         messages = checks.check_settings()
-    assert ids(messages) == [checks.E010]
+    assert ids(messages) == [checks.E015]
     assert "CACHES['cl']" in messages[0].msg
     assert expected in messages[0].msg
 
@@ -77,7 +77,7 @@ def test_bad_cluster_location_is_e010_naming_the_alias(
 def test_manage_py_check_reports_e010() -> None:
     with (
         override_settings(CACHES=with_alias("redis://127.0.0.1:7000/3")),
-        pytest.raises(SystemCheckError, match=checks.E010),
+        pytest.raises(SystemCheckError, match=checks.E015),
     ):
         call_command("check")
 
@@ -103,7 +103,7 @@ def deploy_messages(location: Any) -> list[Any]:
 def test_unreachable_startup_nodes_are_e011() -> None:
     dead = [f"redis://127.0.0.1:{servers.free_port()}" for _ in range(2)]
     messages = deploy_messages(dead)
-    assert ids(messages) == [checks.E011]
+    assert ids(messages) == [checks.E016]
     assert "'cl'" in messages[0].msg
     assert "cannot be reached" in messages[0].msg
     assert messages[0].hint
@@ -111,14 +111,14 @@ def test_unreachable_startup_nodes_are_e011() -> None:
 
 def test_a_single_redis_is_not_a_cluster_e011(redis_server: servers.Server) -> None:
     messages = deploy_messages(redis_server.url)
-    assert ids(messages) == [checks.E011]
+    assert ids(messages) == [checks.E016]
     assert "without cluster support" in messages[0].msg
     assert "django_redis.cache.RedisCache" in messages[0].hint
 
 
 def test_a_cluster_with_slots_not_covered_is_e011(slotless_node: servers.Server) -> None:
     messages = deploy_messages(slotless_node.url)
-    assert ids(messages) == [checks.E011]
+    assert ids(messages) == [checks.E016]
     assert "cluster_state:fail" in messages[0].msg
 
 

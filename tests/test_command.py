@@ -263,6 +263,18 @@ def test_get_missing(spaces: Spaces) -> None:
     assert f"cache_namespaces keys {spaces.main.namespace}" in message
 
 
+@pytest.mark.parametrize("alias", ["memcached", "files"])
+def test_get_missing_hints_only_what_the_backend_can_do(alias: str, stores: dict[str, Any]) -> None:
+    """memcached and the file cache cannot list keys: the hint names ``find``, never ``keys``."""
+    if alias not in stores:
+        pytest.skip("memcached is not installed (apt-get install memcached)")
+    name = unique_namespace("miss")
+    message = fails("get", name, "absent", cache=alias)
+    assert f"Cache namespace {name!r} has no entry 'absent'" in message
+    assert "cache_namespaces keys" not in message
+    assert f"cannot list its keys; 'cache_namespaces find {name} INDEX VALUE'" in message
+
+
 def test_get_sensitive_value_hidden_unless_asked(spaces: Spaces) -> None:
     spaces.secret.set("session-1", {"user_id": 42, "csrf": "s3cr3t"})
     for output in (

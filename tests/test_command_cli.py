@@ -59,7 +59,7 @@ def test_every_subcommand_from_a_second_process(site: Site) -> None:
     assert ok("keys", users, "--pattern", "*2", "--limit", "5").splitlines() == ["u-42"]
     got = cli("get", users, "u-42", "--format", "json").json()
     assert got["value"] == {"email": "ada@example.com"}
-    assert 1790 <= got["ttl"] <= 1800
+    assert 1700 <= got["ttl"] <= 1800  # the second process may start slowly on a busy machine
     assert ok("find", users, "email", "bob@example.com").splitlines() == ["u-43"]
     assert "Pruned 0 dead index members" in ok("prune", users)
     assert "Deleted 1 of 1 key" in ok("delete", users, "u-43")

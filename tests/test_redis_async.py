@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from agenthub_cache import CacheService
-from agenthub_cache.providers import base
+from agenthub_cache.providers import threaded
 from agenthub_cache.providers.redis import RedisProvider, connections
 from tests.conftest import make_service
 
@@ -40,7 +40,7 @@ def no_thread_hops(monkeypatch: pytest.MonkeyPatch) -> None:
     def forbidden(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the Redis provider hopped to a thread")
 
-    monkeypatch.setattr(base, "sync_to_async", forbidden)
+    monkeypatch.setattr(threaded, "sync_to_async", forbidden)
 
 
 def server_clients(svc: CacheService) -> int:

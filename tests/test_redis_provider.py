@@ -163,8 +163,8 @@ def test_dangling_members_skipped_then_pruned_with_their_meta(
 
 
 def test_expired_entry_reset_without_indexes_is_not_found(svc: CacheService) -> None:
-    svc.set("t", 1, ttl=0.05, indexes={"g": "v"})
-    threading.Event().wait(0.1)
+    svc.set("t", 1, ttl=1, indexes={"g": "v"})
+    threading.Event().wait(1.1)
     svc.set("t", 2)  # the meta expired with the old entry; the stale member must not count
     assert svc.find("g", "v") == []
     assert svc.prune() == 0  # the index expired with its only member

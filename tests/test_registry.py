@@ -10,8 +10,8 @@ from django.core.cache.backends.db import DatabaseCache
 from django.core.cache.backends.locmem import LocMemCache
 
 from agenthub_cache import register_provider
-from agenthub_cache.providers.base import Provider
 from agenthub_cache.providers.db import DatabaseProvider
+from agenthub_cache.providers.generic import GenericProvider
 from agenthub_cache.providers.locmem import LocMemProvider
 from agenthub_cache.registry import provider_class_for
 
@@ -32,12 +32,12 @@ def test_subclass_finds_its_parents_provider() -> None:
 
 
 def test_unknown_backend_falls_back_to_generic() -> None:
-    assert provider_class_for(ThirdPartyCache) is Provider
+    assert provider_class_for(ThirdPartyCache) is GenericProvider
 
 
 def test_decorator_registers_third_party_provider() -> None:
     @register_provider(f"{__name__}.ThirdPartyCache")
-    class ThirdPartyProvider(Provider):
+    class ThirdPartyProvider(GenericProvider):
         pass
 
     assert provider_class_for(ThirdPartyCache) is ThirdPartyProvider

@@ -5,7 +5,8 @@
   ``FAIL_SILENTLY`` the same calls return the default / False / nothing, with one warning per
   interval. Whole-namespace operations and locks raise even then.
 * Refused (out of memory under ``noeviction``, no permission under an ACL user, a wrong
-  password): always raises the client's own error, never silenced, and leaves indexes whole.
+  password): always raises ``CacheRefused`` naming the namespace and the server's reason (the
+  client's error as its cause), never silenced, and leaves indexes whole.
 * With no timeouts in OPTIONS the app applies its defaults, so a frozen server cannot hang
   a worker.
 """
@@ -23,7 +24,7 @@ import pytest
 import redis
 from django.test.utils import override_settings
 
-from agenthub_cache import CacheService, CacheUnavailable, checks, policy
+from agenthub_cache import CacheRefused, CacheService, CacheUnavailable, checks, policy
 from agenthub_cache.providers.redis import RedisProvider
 from agenthub_cache.providers.redis import connections as redis_connections
 from tests import servers
@@ -231,6 +232,46 @@ def test_nothing_listening(
     assert not tally.bad(), tally.notes
 
 
+def test_bad_ttls_are_refused_before_any_io(stores: dict[str, Any]) -> None:
+    """Nothing listens, yet an out-of-range TTL is a ValueError, not CacheUnavailable."""
+    url = f"redis://127.0.0.1:{servers.free_port()}"
+    with override_settings(CACHES={**stores, **alias_settings(url)}):
+        for alias in ALIASES:
+            svc = CacheService(unique_namespace("range"), default_ttl=60, cache=alias)
+            with pytest.raises(ValueError, match=rf"{svc.namespace}.*from 0 to"):
+                svc.set("k", 1, ttl=10**20)
+            with pytest.raises(ValueError, match=rf"{svc.namespace}.*from 0 to"):
+                svc.touch("k", 10**20)
+            with pytest.raises(ValueError, match=rf"{svc.namespace}.*from 0 to"):
+                svc.incr("k", ttl=10**20)
+            with pytest.raises(CacheUnavailable):
+                svc.set("k", 1, ttl=10)
+
+
+def test_incr_default_is_what_a_silenced_outage_returns(stores: dict[str, Any]) -> None:
+    """A rate limit must not let everything through while the store is down: under
+    ``FAIL_SILENTLY`` ``incr`` returns the caller's ``default`` (0 when none is given)."""
+    url = f"redis://127.0.0.1:{servers.free_port()}"
+    with override_settings(CACHES={**stores, **alias_settings(url)}):
+        quiet = CacheService(unique_namespace("rl"), default_ttl=60, cache="dr", fail_silently=True)
+        limit = 5
+        assert quiet.incr("ip", ttl=60) == 0
+        assert quiet.incr("ip", ttl=60, default=limit + 1) == limit + 1
+        assert quiet.decr("slots", default=-1) == -1
+
+        async def twins() -> None:
+            assert await quiet.aincr("ip", ttl=60, default=limit + 1) == limit + 1
+            assert await quiet.adecr("slots", default=7) == 7
+            await quiet.aclose()
+
+        asyncio.run(twins())
+        loud = CacheService(unique_namespace("rl"), default_ttl=60, cache="dr")
+        with pytest.raises(CacheUnavailable):
+            loud.incr("ip", default=limit + 1)  # only silenced outages return it
+        with pytest.raises(ValueError, match=rf"{quiet.namespace}.*default must be an int"):
+            quiet.incr("ip", default="6")  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def proxied(stores: dict[str, Any]) -> Iterator[Proxy]:
     srv = servers.redis_server().start()
@@ -299,20 +340,26 @@ def test_out_of_memory_raises_even_when_failing_silently(
             )
             assert quiet.set("kept", "small", indexes={"i": "v"})
             big = "x" * 20_000
-            refused = 0
+            refusals: list[CacheRefused] = []
             for n in range(1_000):  # fill until the server refuses, then a few times more
                 try:
                     quiet.set(f"big{n}", big, indexes={"i": "v", "n": str(n)})
-                except redis.exceptions.OutOfMemoryError:
-                    refused += 1
-                    if refused == 5:
+                except CacheRefused as exc:
+                    refusals.append(exc)
+                    if len(refusals) == 5:
                         break
-            assert refused == 5
-            with pytest.raises(redis.exceptions.OutOfMemoryError):
+            assert len(refusals) == 5
+            for refusal in refusals:  # the namespace and the server's own reason
+                assert isinstance(refusal.__cause__, redis.exceptions.OutOfMemoryError)
+                assert quiet.namespace in str(refusal)
+                assert "command not allowed when used memory" in str(refusal)
+            with pytest.raises(CacheRefused, match=rf"{quiet.namespace}.*refused set_many"):
                 quiet.set_many({f"many{n}": big for n in range(5)})
+            with pytest.raises(CacheRefused, match="used memory"):
+                quiet.incr("counter")
 
             async def twin() -> None:
-                with pytest.raises(redis.exceptions.OutOfMemoryError):
+                with pytest.raises(CacheRefused, match="used memory"):
                     await quiet.aset("abig", big, indexes={"i": "v"})
                 assert "kept" in await quiet.afind("i", "v")  # reads work on a full server
                 assert (await quiet.aget_by_index("i", "v"))["kept"] == "small"
@@ -358,14 +405,13 @@ def test_no_permission_raises_even_when_failing_silently(
                 lambda: quiet.delete("k"),
             ):
                 with pytest.raises(
-                    redis.exceptions.ResponseError, match=r"NOPERM|can't run|no permissions"
-                ):
+                    CacheRefused, match=rf"{quiet.namespace}.*(NOPERM|can't run|no permissions)"
+                ) as info:
                     refused()
+                assert isinstance(info.value.__cause__, redis.exceptions.ResponseError)
 
             async def twins() -> None:
-                with pytest.raises(
-                    redis.exceptions.ResponseError, match=r"NOPERM|can't run|no permissions"
-                ):
+                with pytest.raises(CacheRefused, match=r"NOPERM|can't run|no permissions"):
                     await quiet.aset("k", 1)
                 await quiet.aclose()
 
@@ -384,12 +430,13 @@ def test_wrong_password_raises_even_when_failing_silently(
             CACHES={**stores, **alias_settings(srv.url, user="default", password="wrong")}
         ):
             quiet = CacheService(
-                unique_namespace("wrongpw"), default_ttl=60, cache=alias, fail_silently=True
+                unique_namespace("badpw"), default_ttl=60, cache=alias, fail_silently=True
             )
-            with pytest.raises(redis.exceptions.AuthenticationError) as caught:
+            with pytest.raises(CacheRefused, match=quiet.namespace) as caught:
                 quiet.get("k")
+            assert isinstance(caught.value.__cause__, redis.exceptions.AuthenticationError)
             assert "wrong" not in str(caught.value)
-            with pytest.raises(redis.exceptions.AuthenticationError):
+            with pytest.raises(CacheRefused):
                 quiet.set("k", 1)
     finally:
         srv.stop()

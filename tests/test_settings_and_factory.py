@@ -8,9 +8,12 @@ import sys
 import threading
 
 import pytest
+from django.conf import settings
+from django.core.cache import caches
 from django.core.cache.backends.base import InvalidCacheBackendError
 from django.core.exceptions import ImproperlyConfigured
 from django.test.utils import override_settings
+from django.utils.connection import BaseConnectionHandler, ConnectionProxy
 
 from agenthub_cache import (
     CacheFactory,
@@ -80,6 +83,46 @@ def test_namespaces_built_once_per_thread() -> None:
     thread.join()
     assert other[0] is not first
     assert other[0].namespace == first.namespace
+
+
+def test_namespaces_is_a_connection_handler_and_instances_its_proxies() -> None:
+    assert isinstance(namespaces, BaseConnectionHandler)
+    assert isinstance(signup_cache, ConnectionProxy)
+    assert repr(signup_cache) == "<LazyNamespace 'signup'>"
+    assert signup_cache.namespace == namespaces["signup"].namespace
+    assert [service.namespace for service in namespaces.all()] == list(namespaces)
+
+
+def test_factory_builds_declared_and_ad_hoc_services() -> None:
+    setting = {"NAMESPACES": {"quiet": {"TTL": 7, "CACHE": "locmem", "FAIL_SILENTLY": True}}}
+    with override_settings(AGENTHUB_CACHE=setting):
+        declared = CacheFactory.create_service("quiet")
+        assert (declared.default_ttl, declared.cache_alias, declared.fail_silently) == (
+            7,
+            "locmem",
+            True,
+        )
+        assert not CacheFactory.create_service("quiet", fail_silently=False).fail_silently
+        assert CacheFactory.create_service("quiet", "db").cache_alias == "db"
+        ad_hoc = CacheFactory.create_service("adhoc", "db")
+        assert (ad_hoc.cache_alias, ad_hoc.default_ttl) == ("db", 900)
+        with pytest.raises(UnknownNamespace, match="quiet"):
+            CacheFactory.create_service("adhoc")
+
+
+def test_backend_bound_once_per_thread_and_again_after_caches_change() -> None:
+    service = CacheService("bound", cache="locmem")
+    backend = service.provider.backend
+    assert backend is caches["locmem"]
+    assert service.provider.backend is backend
+    other: list[object] = []
+    thread = threading.Thread(target=lambda: other.append(service.provider.backend))
+    thread.start()
+    thread.join()
+    assert other[0] is not backend
+    with override_settings(CACHES={**settings.CACHES}):
+        assert service.provider.backend is caches["locmem"]
+        assert service.provider.backend is not backend
 
 
 def test_lazy_instances_follow_settings() -> None:

@@ -10,7 +10,10 @@ from importlib import import_module
 from typing import Any
 
 #: Backend class name -> the module that defines it.
-_MODULES: dict[str, str] = {"RedisClusterCache": "agenthub_cache.backends.cluster"}
+_MODULES: dict[str, str] = {
+    "NamespaceCache": "agenthub_cache.backends.namespace",
+    "RedisClusterCache": "agenthub_cache.backends.cluster",
+}
 
 __all__ = sorted(_MODULES)
 

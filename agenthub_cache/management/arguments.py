@@ -7,31 +7,28 @@ keyword arguments after parsing), so the command validates ``--format`` and ``--
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from django.core.management.base import CommandParser, DjangoHelpFormatter
+from django.core.management.base import BaseCommand, CommandParser, DjangoHelpFormatter
 
 FORMATS = ("table", "json")
 DEFAULT_LIMIT = 100
 
-#: Django's own options, accepted after the subcommand too (``flush signup --no-input -v 0``).
-#: Their default is SUPPRESS, so that values given before the subcommand stand.
-BASE_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
-    (
-        ("-v", "--verbosity"),
-        {
-            "type": int,
-            "choices": [0, 1, 2, 3],
-            "help": "0=minimal output, 1=normal, 2=verbose, 3=very verbose.",
-        },
-    ),
-    (("--settings",), {"help": 'The settings module, e.g. "myproject.settings".'}),
-    (("--pythonpath",), {"help": "A directory to add to the Python path."}),
-    (("--traceback",), {"action": "store_true", "help": "Show the traceback of a CommandError."}),
-    (("--no-color",), {"action": "store_true", "help": "Don't colorize the output."}),
-    (("--force-color",), {"action": "store_true", "help": "Colorize the output anyway."}),
-    (("--skip-checks",), {"action": "store_true", "help": "Skip the system checks."}),
-]
+
+class _DjangoOptions(BaseCommand):
+    """Django's own options (``--verbosity``, ``--settings``, ...), exactly as ``BaseCommand``
+    declares them, so that each subcommand accepts them after its name too
+    (``flush signup --no-input -v 0``)."""
+
+    suppressed_base_arguments = {"--version"}
+
+
+def django_options() -> CommandParser:
+    """A parent parser holding Django's own options, their defaults suppressed, so that values
+    given before the subcommand stand."""
+    parser = _DjangoOptions().create_parser("manage.py", "cache_namespaces", add_help=False)
+    for action in parser._actions:  # argparse's list of options, as call_command() reads it
+        action.default = argparse.SUPPRESS
+    return parser
 
 
 def limit(text: str) -> int:
@@ -137,11 +134,10 @@ def add_subcommands(parser: CommandParser) -> None:
 def subcommand(
     sub: argparse._SubParsersAction[CommandParser], name: str, help: str
 ) -> CommandParser:
+    base = django_options()
     parser: CommandParser = sub.add_parser(
-        name, help=help, description=help, formatter_class=DjangoHelpFormatter
+        name, help=help, description=help, formatter_class=DjangoHelpFormatter, parents=[base]
     )
-    for flags, options in BASE_OPTIONS:
-        parser.add_argument(*flags, default=argparse.SUPPRESS, **options)
     return parser
 
 

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 from django.core.management.base import CommandError
 
 from agenthub_cache import conf
-from agenthub_cache.management import render
+from agenthub_cache.management import render, stores
 from agenthub_cache.management.render import plural, quoted
+from agenthub_cache.providers.base import StoreScope
 from agenthub_cache.service import CacheService
 
 if TYPE_CHECKING:
@@ -25,6 +26,11 @@ if TYPE_CHECKING:
 
 SAMPLE_KEYS = 5
 CONFIRM = "Type 'yes' to continue, or 'no' to cancel: "
+
+
+def is_process_local(service: CacheService) -> bool:
+    """The store lives inside each process (LocMem): this command cannot reach a server's."""
+    return service.provider.store_scope is StoreScope.PROCESS
 
 
 @dataclass
@@ -105,15 +111,13 @@ class Flush:
                 "Name the namespaces to flush (flush NAME [NAME ...]), or pass --all to flush "
                 f"every configured namespace: {', '.join(configured) or 'none'}."
             )
-        return [self.command.service(name, alias) for name in dict.fromkeys(names)]
+        return [stores.service_for(name, alias) for name in dict.fromkeys(names)]
 
     def target(self, service: CacheService) -> Target:
-        target = Target(
-            service, self.command.backend(service), self.command.location(service), None
-        )
+        target = Target(service, stores.backend_name(service), stores.location(service), None)
         if service.capabilities.list_keys:
             unsupported = "It cannot be flushed by this command; see the provider's docs."
-            with self.command.store_errors(service, "count", unsupported):
+            with stores.store_errors(service, "count", unsupported):
                 target.entries = service.count()
                 if self.dry_run:
                     sample = itertools.islice(service.iter_keys(), SAMPLE_KEYS)
@@ -140,7 +144,7 @@ class Flush:
         self.locmem_note(targets)
 
     def locmem_note(self, targets: list[Target]) -> None:
-        if self.command.from_shell() and any(t.backend == render.LOCMEM for t in targets):
+        if self.command.from_shell() and any(is_process_local(t.service) for t in targets):
             self.command.note(render.LOCMEM_NOTE)
 
     # -- asking -----------------------------------------------------------------------------
@@ -194,7 +198,7 @@ class Flush:
         progress = self.command.progress(service, target.entries)
         started = time.monotonic()
         try:
-            with self.command.store_errors(service, "flush"):
+            with stores.store_errors(service, "flush"):
                 dropped = service.clear(progress=progress)
         except KeyboardInterrupt:
             raise CommandError(

@@ -196,7 +196,6 @@ def block(title: str, pairs: Mapping[str, str]) -> str:
 
 # -- the tables of each subcommand ------------------------------------------------------------
 
-LOCMEM = "django.core.cache.backends.locmem.LocMemCache"
 LOCMEM_NOTE = (
     "Note: a LocMemCache lives inside each process. This command sees and flushes its own "
     "memory only, not a running server's; use a shared store (database, Redis) to manage "
@@ -230,6 +229,23 @@ def list_table(rows: Sequence[Mapping[str, Any]], full_names: bool = False) -> s
         )
     headers = ["NAMESPACE", "CACHE", "BACKEND", "PROVIDER", "TTL", "ENTRIES", "INDEXES", "FLUSH"]
     return table(headers, lines)
+
+
+def list_failures(rows: Sequence[Mapping[str, Any]]) -> str:
+    """``list``'s error: one per store (``CACHES`` alias) that failed, its namespaces named once."""
+    by_alias: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        if row["error"]:
+            by_alias.setdefault(row["cache"], []).append(row)
+    failed = sum(len(group) for group in by_alias.values())
+    lines = [
+        f"Could not read the store of {plural(failed, 'namespace')} "
+        f"(on {plural(len(by_alias), 'cache alias', 'cache aliases')}):"
+    ]
+    for alias, group in by_alias.items():
+        names = ", ".join(quoted(row["namespace"]) for row in group)
+        lines.append(f"- the {alias!r} cache, for {names}: {group[0]['error']}")
+    return "\n".join(lines)
 
 
 def count_text(count: int | None, unit: str = "") -> str:

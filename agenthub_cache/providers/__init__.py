@@ -1,5 +1,6 @@
 """Providers: the backend-specific mechanics behind a ``CacheService``."""
 
-from agenthub_cache.providers.base import Capabilities, Provider
+from agenthub_cache.providers.base import Capabilities, Flush, IndexMode, Provider, StoreScope
+from agenthub_cache.providers.generic import GenericProvider
 
-__all__ = ["Capabilities", "Provider"]
+__all__ = ["Capabilities", "Flush", "GenericProvider", "IndexMode", "Provider", "StoreScope"]

@@ -19,7 +19,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils.timezone import now as tz_now
 
 from agenthub_cache import keys
-from agenthub_cache.providers.base import Capabilities
+from agenthub_cache.providers.base import Capabilities, Flush, IndexMode
 from agenthub_cache.providers.listing import ListingProvider
 
 BATCH = 500  # keys per DELETE ... IN (...), well under every database's parameter limit
@@ -31,8 +31,13 @@ class DatabaseProvider(ListingProvider):
         return cast(DatabaseCache, self.backend)
 
     capabilities: ClassVar[Capabilities] = Capabilities(
-        list_keys=True, flush="prefix", indexes="cross-process", ttl=True, distributed_lock=True
+        list_keys=True,
+        flush=Flush.PREFIX,
+        indexes=IndexMode.CROSS_PROCESS,
+        ttl=True,
+        distributed_lock=True,
     )
+    unavailable_hint: ClassVar[str] = "and that 'manage.py createcachetable' has created its table"
     unavailable_errors = (ConnectionError, TimeoutError, InterfaceError, OperationalError)
 
     def _connection(self, write: bool = False) -> BaseDatabaseWrapper:

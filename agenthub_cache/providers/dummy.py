@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import ClassVar
 
-from agenthub_cache.providers.base import Capabilities, Provider
+from agenthub_cache.providers.base import Capabilities, Flush, StoreScope
+from agenthub_cache.providers.generic import GenericProvider
 
 
-class DummyProvider(Provider):
-    capabilities: ClassVar[Capabilities] = Capabilities(list_keys=True, flush="none", ttl=True)
+class DummyProvider(GenericProvider):
+    capabilities: ClassVar[Capabilities] = Capabilities(list_keys=True, flush=Flush.NONE, ttl=True)
+    store_scope: ClassVar[StoreScope] = StoreScope.NOTHING
     max_key_length = None
 
     def scope(self) -> str | None:

@@ -139,8 +139,11 @@ class RecordIndexes:
         del members[key]
         if members:
             self.backend.set(record_key, members, _timeout_for(members))
-        else:
+        else:  # its last member went (delete, pop, re-filing): the value is no longer indexed
             self.backend.delete(record_key)
+            directory = self._read_directory(scope)
+            if directory.pop((index, value), _ABSENT) is not _ABSENT:
+                self._write_directory(scope, directory)
 
     def index_directory(self, scope: str | None) -> set[tuple[str, str]]:
         """The (index, value) pairs that have a record now."""

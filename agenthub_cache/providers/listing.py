@@ -8,16 +8,19 @@ from typing import ClassVar
 
 from agenthub_cache import keys
 from agenthub_cache.exceptions import NotSupported
-from agenthub_cache.providers.base import Capabilities, Provider
+from agenthub_cache.providers.base import Capabilities, Flush
+from agenthub_cache.providers.generic import GenericProvider
 
 #: Stored keys deleted per call to ``delete_stored`` by ``clear`` (progress is reported per batch).
 CLEAR_BATCH = 1000
 
 
-class ListingProvider(Provider):
+class ListingProvider(GenericProvider):
     """Subclasses say how to list and delete the stored keys under a prefix."""
 
-    capabilities: ClassVar[Capabilities] = Capabilities(list_keys=True, flush="prefix", ttl=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        list_keys=True, flush=Flush.PREFIX, ttl=True
+    )
     hash_long_keys = False  # a hashed key could not be listed back
 
     def scope(self) -> str | None:
@@ -25,9 +28,8 @@ class ListingProvider(Provider):
 
     def stored_prefix(self) -> str:
         """The namespace prefix as the backend stores it (with KEY_PREFIX and version)."""
-        prefix = keys.namespace_prefix(self.namespace)
-        stored = self.backend.make_key(prefix)
-        if self.backend.make_key(prefix + "k") != stored + "k":
+        stored = keys.stored_prefix(self.backend.make_key, self.namespace)
+        if stored is None:
             raise NotSupported(
                 f"Cache namespace {self.namespace!r}: the {self.alias!r} cache's KEY_FUNCTION does "
                 "not keep key prefixes, so the namespace cannot be listed or flushed."

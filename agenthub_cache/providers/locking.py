@@ -1,13 +1,20 @@
-"""A lock and stampede-protected ``get_or_set`` on any cache with an atomic ``add``.
+"""Locks: the lock contract, process locks for index writes, and the generic cache lock.
 
-``add`` is atomic on memcached, LocMem, the database cache and Redis, so the lock is
-distributed wherever the store is shared; on the file cache it is best effort.
+``LockBase`` is what ``service.lock()`` hands out on every provider. ``CacheLock`` and
+stampede-protected ``get_or_set`` work on any cache with an atomic ``add``: memcached, LocMem,
+the database cache and Redis have one, so the lock is distributed wherever the store is
+shared; on the file cache it is best effort. ``ProcessGuards`` is the opt-in mixin that gives
+a generic provider one re-entrant lock per (store, namespace) in this process.
 """
 
 from __future__ import annotations
 
+import math
 import secrets
+import threading
 import time
+from contextlib import AbstractContextManager
+from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -15,16 +22,65 @@ from asgiref.sync import sync_to_async
 
 from agenthub_cache import keys
 from agenthub_cache.exceptions import LockError
+from agenthub_cache.registry import dotted_path
 
 if TYPE_CHECKING:
+    from django.core.cache.backends.base import BaseCache
+
     from agenthub_cache.providers.base import Provider
+    from agenthub_cache.providers.generic import GenericProvider
 
 _MISSING: Any = object()
 POLL_SECONDS = 0.02
 
+_process_locks: dict[tuple[str, str], threading.RLock] = {}
+_process_locks_guard = threading.Lock()
 
-class CacheLock:
-    """``with service.lock("name"):`` or ``async with``; released only by its owner."""
+
+def process_lock(store: str, namespace: str) -> threading.RLock:
+    """One re-entrant lock per (store, namespace) in this process, shared by all threads."""
+    with _process_locks_guard:
+        return _process_locks.setdefault((store, namespace), threading.RLock())
+
+
+class ProcessGuards:
+    """Mixin of generic providers: index writes and reads under one process-wide lock."""
+
+    namespace: str
+    alias: str
+    _backend_class: type[BaseCache]
+
+    if TYPE_CHECKING:
+
+        @property
+        def backend(self) -> BaseCache: ...
+
+    @property
+    def store_id(self) -> str:
+        """Names the store (not this thread's backend object) for process-wide locks."""
+        return f"{dotted_path(self._backend_class)}:{self.alias}"
+
+    @cached_property
+    def _lock(self) -> threading.RLock:
+        return process_lock(self.store_id, self.namespace)
+
+    def index_guard(self) -> AbstractContextManager[Any]:
+        """Held by every write that changes index records (a process-wide lock here)."""
+        return self._lock
+
+    def read_guard(self) -> AbstractContextManager[Any]:
+        """Held by index reads: a value and its index records are written one after the other,
+        and a reader between the two would see the new value under its old filing."""
+        return self._lock
+
+    def atomic_add(self, stored: str, value: Any, timeout: float | None) -> bool:
+        """``add`` that no other thread of this process can race (the file cache's is not atomic)."""
+        with self._lock:
+            return bool(self.backend.add(stored, value, timeout))
+
+
+class LockBase:
+    """What ``service.lock()`` returns: ``with``/``async with``; released only by its owner."""
 
     def __init__(
         self,
@@ -37,40 +93,31 @@ class CacheLock:
         self.name = name
         self.timeout = timeout
         self.blocking_timeout = blocking_timeout
-        self._key = provider.stored_key(keys.LOCK, name, scope=None)
         self._token: str | None = None
 
     def acquire(self, blocking: bool = True) -> bool:
-        token = secrets.token_hex(8)
-        deadline = (
-            None if self.blocking_timeout is None else time.monotonic() + self.blocking_timeout
-        )
-        while True:
-            if self.provider.atomic_add(self._key, token, self.timeout):
-                self._token = token
-                return True
-            if not blocking or (deadline is not None and time.monotonic() >= deadline):
-                return False
-            time.sleep(POLL_SECONDS)
+        raise NotImplementedError
 
     def release(self) -> None:
-        if self._token is None:
-            raise LockError(
-                f"Cache namespace {self.provider.namespace!r}: lock {self.name!r} is not held."
-            )
-        if self.provider.backend.get(self._key) == self._token:
-            self.provider.backend.delete(self._key)
-        self._token = None
+        raise NotImplementedError
 
     def locked(self) -> bool:
-        return bool(self.provider.backend.has_key(self._key))
+        raise NotImplementedError
 
-    def __enter__(self) -> CacheLock:
+    def _not_acquired(self) -> LockError:
+        return LockError(
+            f"Cache namespace {self.provider.namespace!r}: could not acquire lock "
+            f"{self.name!r} within {self.blocking_timeout} s."
+        )
+
+    def _not_held(self) -> LockError:
+        return LockError(
+            f"Cache namespace {self.provider.namespace!r}: lock {self.name!r} is not held."
+        )
+
+    def __enter__(self) -> LockBase:
         if not self.acquire():
-            raise LockError(
-                f"Cache namespace {self.provider.namespace!r}: could not acquire lock "
-                f"{self.name!r} within {self.blocking_timeout} s."
-            )
+            raise self._not_acquired()
         return self
 
     def __exit__(
@@ -81,7 +128,7 @@ class CacheLock:
     ) -> None:
         self.release()
 
-    async def __aenter__(self) -> CacheLock:
+    async def __aenter__(self) -> LockBase:
         return await sync_to_async(self.__enter__)()
 
     async def __aexit__(
@@ -91,6 +138,50 @@ class CacheLock:
         tb: TracebackType | None,
     ) -> None:
         await sync_to_async(self.release)()
+
+
+class CacheLock(LockBase):
+    """A lock that is one cache entry, taken by an atomic ``add`` with a random token."""
+
+    provider: GenericProvider
+
+    def __init__(
+        self,
+        provider: GenericProvider,
+        name: str,
+        timeout: float | None,
+        blocking_timeout: float | None,
+    ) -> None:
+        super().__init__(provider, name, timeout, blocking_timeout)
+        self._key = provider.stored_key(keys.LOCK, name, scope=None)
+
+    def acquire(self, blocking: bool = True) -> bool:
+        token = secrets.token_hex(8)
+        deadline = (
+            None if self.blocking_timeout is None else time.monotonic() + self.blocking_timeout
+        )
+        while True:
+            if self.provider.atomic_add(self._key, token, self._stored_timeout()):
+                self._token = token
+                return True
+            if not blocking or (deadline is not None and time.monotonic() >= deadline):
+                return False
+            time.sleep(POLL_SECONDS)
+
+    def _stored_timeout(self) -> int | None:
+        """Whole seconds, rounded up: memcached would drop a 0.5 s lock at once (anyone could
+        then take it), as it would any entry (the service's TTL rule)."""
+        return None if self.timeout is None else math.ceil(self.timeout)
+
+    def release(self) -> None:
+        if self._token is None:
+            raise self._not_held()
+        if self.provider.backend.get(self._key) == self._token:
+            self.provider.backend.delete(self._key)
+        self._token = None
+
+    def locked(self) -> bool:
+        return bool(self.provider.backend.has_key(self._key))
 
 
 def resolve_default(default: Any) -> Any:

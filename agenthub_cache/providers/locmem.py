@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from agenthub_cache.providers.base import Capabilities
+from agenthub_cache.providers.base import Capabilities, Flush, StoreScope
 from agenthub_cache.providers.listing import ListingProvider
+from agenthub_cache.providers.pickling import check_picklable
 
 
 class LocMemProvider(ListingProvider):
@@ -17,7 +19,20 @@ class LocMemProvider(ListingProvider):
         """The LocMemCache, for its private ``_cache``/``_expire_info``/``_lock`` (untyped)."""
         return self.backend
 
-    capabilities: ClassVar[Capabilities] = Capabilities(list_keys=True, flush="prefix", ttl=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        list_keys=True, flush=Flush.PREFIX, ttl=True
+    )
+    store_scope: ClassVar[StoreScope] = StoreScope.PROCESS
+
+    def set_many(self, mapping: Mapping[str, Any], timeout: float | None) -> list[str]:
+        check_picklable(mapping.values())  # a rejected batch writes nothing
+        return super().set_many(mapping, timeout)
+
+    def incr(self, key: str, delta: int, timeout: float | None) -> int:
+        value = self.backend.get(self.entry_key(key, None), 0)
+        if isinstance(value, bool) or not isinstance(value, int):  # LocMem adds to a float
+            raise self.not_an_integer(key, f"it holds a {type(value).__name__}")
+        return super().incr(key, delta, timeout)
 
     def list_stored(self, prefix: str, live_only: bool) -> list[str]:
         now = time.time()

@@ -7,11 +7,17 @@ namespace generation in O(1); the old entries age out or are evicted by the serv
 from __future__ import annotations
 
 import importlib
+import time
 from typing import Any, ClassVar, cast
 
 from django.core.cache.backends.base import BaseCache
 
-from agenthub_cache.providers.base import Capabilities, Provider
+from agenthub_cache import conf
+from agenthub_cache.providers.base import Capabilities, Flush
+from agenthub_cache.providers.generic import GenericProvider
+
+#: The last expiry memcached can store (2038-01-19): its protocol reads a signed 32-bit time.
+MEMCACHED_LAST_TIME = 2**31 - 1
 
 
 def _client_errors() -> tuple[type[BaseException], ...]:
@@ -40,6 +46,15 @@ def _value_errors() -> tuple[type[BaseException], ...]:
     return (MemcacheServerError,)
 
 
+def _not_an_integer_errors() -> tuple[type[BaseException], ...]:
+    """pymemcache's error for ``incr`` of a value that is not a number ("non-numeric value")."""
+    try:
+        from pymemcache.exceptions import MemcacheClientError
+    except ImportError:
+        return ()
+    return (MemcacheClientError,)
+
+
 def _all_servers_down_error() -> type[BaseException] | None:
     try:
         from pymemcache.exceptions import MemcacheError
@@ -49,8 +64,10 @@ def _all_servers_down_error() -> type[BaseException] | None:
     return error
 
 
-class MemcachedProvider(Provider):
-    capabilities: ClassVar[Capabilities] = Capabilities(flush="generation", distributed_lock=True)
+class MemcachedProvider(GenericProvider):
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        flush=Flush.GENERATION, distributed_lock=True
+    )
     counters_floor_at_zero = True
 
     def __init__(
@@ -59,7 +76,12 @@ class MemcachedProvider(Provider):
         super().__init__(backend, alias, namespace, shared=shared)
         self.unavailable_errors = _client_errors()
         self.refused_value_errors = _value_errors()
+        self.not_an_integer_errors = _not_an_integer_errors()
         self.all_servers_down_error = _all_servers_down_error()
+
+    def max_ttl(self) -> int:
+        """memcached takes a TTL over 30 days as a Unix time, a signed 32-bit number."""
+        return max(0, min(conf.MAX_TTL, MEMCACHED_LAST_TIME - int(time.time())))
 
     def is_unavailable(self, error: BaseException) -> bool:
         # pymemcache's HashClient raises its bare base MemcacheError ("All servers seem to be
@@ -69,12 +91,18 @@ class MemcachedProvider(Provider):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "location": getattr(self.backend, "_servers", None)}
 
+    def check_serializable(self, value: Any) -> None:
+        if isinstance(value, str):  # pymemcache stores str as UTF-8, everything else pickled
+            value.encode("utf-8")
+        else:
+            super().check_serializable(value)
+
 
 class PyMemcacheProvider(MemcachedProvider):
     """pymemcache speaks memcached ≥ 1.6's meta commands, so it can read a key's TTL."""
 
     capabilities: ClassVar[Capabilities] = Capabilities(
-        flush="generation", ttl=True, distributed_lock=True
+        flush=Flush.GENERATION, ttl=True, distributed_lock=True
     )
 
     def stored_ttl(self, stored: str) -> float | None:

@@ -17,16 +17,11 @@ is a ``CommandError``: exit status 1, a message naming the namespace and what to
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from django.conf import settings
-from django.core.cache import InvalidCacheBackendError
 from django.core.checks import Tags
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import (
@@ -36,10 +31,10 @@ from django.core.management.base import (
 )
 
 from agenthub_cache import conf
-from agenthub_cache.exceptions import CacheError, CacheUnavailable, NotSupported
-from agenthub_cache.management import arguments, render
+from agenthub_cache.exceptions import NotSupported
+from agenthub_cache.management import arguments, render, stores
 from agenthub_cache.management.arguments import FORMATS
-from agenthub_cache.management.flush import Flush
+from agenthub_cache.management.flush import Flush, is_process_local
 from agenthub_cache.management.render import quoted
 from agenthub_cache.service import CacheService
 
@@ -89,109 +84,15 @@ class Command(BaseCommand):
         if self.verbosity >= verbosity:
             self.stderr.write(text, style_func=self.style.WARNING)
 
-    # -- finding the namespace ----------------------------------------------------------------
-
-    def service(self, name: Any, alias: Any = None) -> CacheService:
-        """The namespace ``name`` as settings declare it, or on the CACHES alias ``--cache``.
-
-        Built without ``FAIL_SILENTLY``: an operator must see that a store is down, not an
-        empty namespace.
-        """
-        declared = conf.get_settings().namespaces
-        options = declared.get(name) if isinstance(name, str) else None
-        given = "" if alias is None else f" (given with --cache {alias})"
-        if alias is None:
-            if options is None:
-                known = ", ".join(sorted(declared)) or "none"
-                close = difflib.get_close_matches(str(name)[:100], list(declared), n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise CommandError(
-                    f"Unknown cache namespace {quoted(str(name))}.{hint} The configured "
-                    f"namespaces are: {known}. Declare it in settings.AGENTHUB_CACHE['NAMESPACES'], "
-                    "or pass --cache ALIAS to reach a namespace that settings do not declare."
-                )
-            alias = options.cache
-        if not conf.is_valid_name(name):
-            raise CommandError(
-                f"Invalid cache namespace name {quoted(str(name))}: use 1-64 letters, digits, "
-                "'_', '-' or '.', starting with a letter or digit."
-            )
-        if not isinstance(alias, str) or alias not in settings.CACHES:
-            raise CommandError(
-                f"Cache namespace {quoted(str(name))}: --cache {quoted(str(alias))} is not an "
-                f"alias in settings.CACHES; use one of: {', '.join(sorted(settings.CACHES))}."
-            )
-        try:
-            if options is None:
-                return CacheService(name, cache=alias)
-            return CacheService(name, options.ttl, alias, sensitive=options.sensitive)
-        except InvalidCacheBackendError as exc:  # BACKEND not importable (an extra not installed)
-            raise CommandError(
-                f"Cache namespace {quoted(name)}: the {alias!r} cache cannot be loaded: "
-                f"{render.sentence(render.clip(str(exc)))} Fix settings.CACHES[{alias!r}]"
-                f"['BACKEND'] or install its package{given}."
-            ) from exc
-        except (CacheError, ValueError) as exc:
-            message = render.clip(str(exc))
-            if not message.startswith("Cache namespace"):  # e.g. redis-py reading the LOCATION
-                message = (
-                    f"Cache namespace {quoted(name)}: the {alias!r} cache cannot be set up: "
-                    f"{message}"
-                )
-            raise CommandError(f"{message}{given}") from exc
-
-    def fails_silently(self, service: CacheService) -> bool:
-        """``FAIL_SILENTLY`` as settings declare it (the command's own services never do)."""
-        options = conf.get_settings().namespaces.get(service.namespace)
-        return (
-            options is not None and options.cache == service.cache_alias and options.fail_silently
-        )
-
-    def location(self, service: CacheService) -> str:
-        """The alias's CACHES LOCATION, passwords masked."""
-        return render.mask_location(settings.CACHES.get(service.cache_alias, {}).get("LOCATION"))
-
-    def backend(self, service: CacheService) -> str:
-        return str(service.provider.describe()["backend"])
-
-    @contextmanager
-    def store_errors(
-        self, service: CacheService, action: str, unsupported: str = ""
-    ) -> Iterator[None]:
-        """Turn whatever the store raises into a CommandError that says what to do."""
-        name = quoted(service.namespace)
-        try:
-            yield
-        except CommandError:
-            raise
-        except NotSupported as exc:
-            raise CommandError(render.clip(f"{exc} {unsupported}".strip())) from exc
-        except CacheUnavailable as exc:
-            table_hint = (
-                ", and that 'manage.py createcachetable' has created its table"
-                if self.backend(service).endswith(".DatabaseCache")
-                else ""
-            )
-            where = self.location(service) or "its LOCATION"
-            raise CommandError(
-                f"{render.sentence(render.clip(str(exc)))} Check that the store at {where} is up "
-                f"and reachable{table_hint}, then run the command again."
-            ) from exc
-        except (CacheError, ValueError) as exc:  # bad arguments: InvalidKey is a ValueError
-            raise CommandError(render.clip(str(exc))) from exc
-        except Exception as exc:
-            raise CommandError(
-                f"Cache namespace {name}: {action} failed on the {service.cache_alias!r} cache: "
-                f"{type(exc).__name__}: {render.sentence(render.clip(str(exc)))} Re-run with "
-                "--traceback to see where."
-            ) from exc
-
     # -- list and stats -------------------------------------------------------------------
 
     def do_list(self, options: dict[str, Any]) -> None:
         rows: list[dict[str, Any]] = []
+        process_local = False
         for name in conf.get_settings().namespaces:
-            rows.append(self.list_row(name))
+            row, service = self.list_row(name)
+            rows.append(row)
+            process_local |= service is not None and is_process_local(service)
         failed = [row["namespace"] for row in rows if row["error"]]
         if self.json:
             self.emit({"namespaces": rows})
@@ -201,13 +102,12 @@ class Command(BaseCommand):
             self.stdout.write(render.list_table(rows, full_names=self.verbosity >= 2))
             if self.verbosity >= 1 and any(r["entries"] is None and not r["error"] for r in rows):
                 self.stdout.write("n/a: the store cannot count its entries (memcached, files).")
-            if any(row["backend"] == render.LOCMEM for row in rows) and self.from_shell():
+            if process_local and self.from_shell():
                 self.note(render.LOCMEM_NOTE)
         if failed:
-            details = "; ".join(f"{r['namespace']}: {r['error']}" for r in rows if r["error"])
-            raise CommandError(f"Could not read the store of {len(failed)} namespace(s): {details}")
+            raise CommandError(render.list_failures(rows))
 
-    def list_row(self, name: str) -> dict[str, Any]:
+    def list_row(self, name: str) -> tuple[dict[str, Any], CacheService | None]:
         options = conf.get_settings().namespaces[name]
         row: dict[str, Any] = {
             "namespace": name,
@@ -221,28 +121,29 @@ class Command(BaseCommand):
             "capabilities": None,
             "error": None,
         }
+        service = None
         try:
-            service = self.service(name)
+            service = stores.service_for(name)
             row.update(service.provider.describe())
             row.pop("alias", None)
             row.pop("location", None)
             row["capabilities"] = service.capabilities.as_dict()
             if service.capabilities.list_keys:
-                with self.store_errors(service, "count"):
+                with stores.store_errors(service, "count"):
                     row["entries"] = service.count()
             else:  # it cannot count, but an operator must still see that it is down
-                with self.store_errors(service, "list"):
+                with stores.store_errors(service, "list"):
                     service.stats()
         except CommandError as exc:
             if not isinstance(exc.__cause__, NotSupported):
                 row["error"] = str(exc)
         except Exception as exc:  # a broken alias must not hide the other namespaces
             row["error"] = f"{type(exc).__name__}: {exc}"
-        return row
+        return row, service
 
     def do_stats(self, options: dict[str, Any]) -> None:
-        service = self.service(options["name"], options.get("cache"))
-        with self.store_errors(service, "stats"):
+        service = stores.service_for(options["name"], options.get("cache"))
+        with stores.store_errors(service, "stats"):
             stats = service.stats()
         stats.pop("alias", None)
         document = {
@@ -250,10 +151,10 @@ class Command(BaseCommand):
             "cache": service.cache_alias,
             "backend": stats.pop("backend"),
             "provider": stats.pop("provider"),
-            "location": self.location(service),
+            "location": stores.location(service),
             "default_ttl": stats.pop("default_ttl"),
             "sensitive": service.sensitive,
-            "fail_silently": self.fails_silently(service),
+            "fail_silently": stores.fails_silently(service),
             "entries": stats.pop("entries", None),
             "indexes": stats.pop("indexes", None),
             "memory_bytes": stats.pop("memory_bytes", None),
@@ -270,14 +171,14 @@ class Command(BaseCommand):
     # -- keys and entries -----------------------------------------------------------------
 
     def do_keys(self, options: dict[str, Any]) -> None:
-        service = self.service(options["name"], options.get("cache"))
+        service = stores.service_for(options["name"], options.get("cache"))
         pattern, limit = options["pattern"], options["limit"]
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise CommandError(f"--limit must be a whole number >= 0, not {limit!r}.")
         unsupported = (
             "Read one entry with 'get NAME KEY', or drop the whole namespace with 'flush NAME'."
         )
-        with self.store_errors(service, "keys", unsupported):
+        with stores.store_errors(service, "keys", unsupported):
             found = list(
                 itertools.islice(service.iter_keys(pattern), (limit or None) and limit + 1)
             )
@@ -306,15 +207,21 @@ class Command(BaseCommand):
             self.note(f"{render.plural(len(found), 'key')}.", verbosity=2)
 
     def do_get(self, options: dict[str, Any]) -> None:
-        service = self.service(options["name"], options.get("cache"))
+        service = stores.service_for(options["name"], options.get("cache"))
         key = options["key"]
-        with self.store_errors(service, "get"):
+        with stores.store_errors(service, "get"):
             value = service.get(key, _MISSING)
         if value is _MISSING:
+            if service.capabilities.list_keys:
+                hint = f"'cache_namespaces keys {service.namespace}' lists what it holds."
+            else:  # memcached, the file cache: only the indexes can say which keys exist
+                hint = (
+                    f"The {service.cache_alias!r} cache cannot list its keys; 'cache_namespaces "
+                    f"find {service.namespace} INDEX VALUE' lists the keys filed under an index."
+                )
             raise CommandError(
                 f"Cache namespace {quoted(service.namespace)} has no entry {quoted(str(key))}: it "
-                f"may have expired or been deleted. 'cache_namespaces keys {service.namespace}' "
-                "lists what it holds."
+                f"may have expired or been deleted. {hint}"
             )
         ttl, ttl_known = self.remaining_ttl(service, key)
         hidden = service.sensitive and not options.get("show_values")
@@ -355,7 +262,7 @@ class Command(BaseCommand):
     def remaining_ttl(self, service: CacheService, key: str) -> tuple[int | None, bool]:
         """``(seconds or None for never, known)``; stores that cannot tell give ``(None, False)``."""
         try:
-            with self.store_errors(service, "ttl"):
+            with stores.store_errors(service, "ttl"):
                 return service.ttl(key), True
         except CommandError as exc:
             if isinstance(exc.__cause__, NotSupported):
@@ -363,10 +270,10 @@ class Command(BaseCommand):
             raise
 
     def do_delete(self, options: dict[str, Any]) -> None:
-        service = self.service(options["name"], options.get("cache"))
+        service = stores.service_for(options["name"], options.get("cache"))
         deleted: list[str] = []
         missing: list[str] = []
-        with self.store_errors(service, "delete"):
+        with stores.store_errors(service, "delete"):
             for key in options["keys"]:  # every key must be valid before any is deleted
                 service.make_key(key)
             for key in options["keys"]:
@@ -383,9 +290,9 @@ class Command(BaseCommand):
                 self.stdout.write(f"  not found: {render.shown(key)}")
 
     def do_find(self, options: dict[str, Any]) -> None:
-        service = self.service(options["name"], options.get("cache"))
+        service = stores.service_for(options["name"], options.get("cache"))
         index, value = options["index"], options["value"]
-        with self.store_errors(service, "find"):
+        with stores.store_errors(service, "find"):
             found = sorted(service.find(index, value))
         if self.json:
             self.emit(
@@ -401,9 +308,9 @@ class Command(BaseCommand):
             )
 
     def do_prune(self, options: dict[str, Any]) -> None:
-        service = self.service(options["name"], options.get("cache"))
+        service = stores.service_for(options["name"], options.get("cache"))
         started = time.monotonic()
-        with self.store_errors(service, "prune"):
+        with stores.store_errors(service, "prune"):
             pruned = service.prune()
         seconds = round(time.monotonic() - started, 3)
         if self.json:

@@ -16,13 +16,13 @@ import redis.lock
 from redis.exceptions import LockNotOwnedError
 
 from agenthub_cache.exceptions import LockError
-from agenthub_cache.providers.locking import POLL_SECONDS, CacheLock
+from agenthub_cache.providers.locking import POLL_SECONDS, LockBase
 
 if TYPE_CHECKING:
     from agenthub_cache.providers.redis.provider import RedisProvider
 
 
-class RedisLock(CacheLock):
+class RedisLock(LockBase):
     """Distributed: every process on the same Redis database sees the same lock."""
 
     def __init__(

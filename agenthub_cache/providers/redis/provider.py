@@ -19,7 +19,7 @@ from django.core.cache.backends.base import BaseCache
 from redis.exceptions import AuthenticationError, ResponseError
 
 from agenthub_cache import keys
-from agenthub_cache.providers.base import Capabilities, Provider
+from agenthub_cache.providers.base import Capabilities, Flush, IndexMode, Provider
 from agenthub_cache.providers.redis.codec import codec_for
 from agenthub_cache.providers.redis.connections import UNAVAILABLE, connection_for, eviction_policy
 from agenthub_cache.providers.redis.layout import KeyLayout, escape
@@ -65,8 +65,8 @@ class RedisProvider(Provider):
 
     capabilities: ClassVar[Capabilities] = Capabilities(
         list_keys=True,
-        flush="scan",
-        indexes="atomic",
+        flush=Flush.SCAN,
+        indexes=IndexMode.ATOMIC,
         ttl=True,
         distributed_lock=True,
         native_async=True,
@@ -76,6 +76,8 @@ class RedisProvider(Provider):
     unavailable_errors: tuple[type[BaseException], ...] = UNAVAILABLE
     #: A wrong password is a refusal, not an outage: it raises even under ``FAIL_SILENTLY``.
     refused_errors: tuple[type[BaseException], ...] = (AuthenticationError,)
+    #: OOM, NOPERM, any other error reply: ``CacheRefused``, never silenced.
+    error_replies: tuple[type[BaseException], ...] = (ResponseError,)
 
     def __init__(self, backend: BaseCache, alias: str, namespace: str) -> None:
         super().__init__(backend, alias, namespace)
@@ -92,6 +94,9 @@ class RedisProvider(Provider):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "location": self.connection.location}
+
+    def check_serializable(self, value: Any) -> None:
+        self.encode(value)  # the backend's own serializer (pickle, JSON, msgpack)
 
     def scope(self) -> str | None:
         return None  # Redis lists keys: no generation

@@ -1,0 +1,209 @@
+"""The generic provider: every operation through Django's public cache API, on any backend.
+
+It cannot list a store, so it scopes the namespace by a generation (``generations.py``), keeps
+indexes as cache records (``indexes.py``), serializes index writes of this process with a
+process lock (``locking.py``), and reaches async through Django's thread hop (``threaded.py``).
+Providers of stores that do better subclass it and override what their store does natively.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, ClassVar
+
+from django.core.cache.backends.base import MEMCACHE_MAX_KEY_LENGTH, BaseCache
+
+from agenthub_cache import keys
+from agenthub_cache.exceptions import InvalidKey, NotSupported
+from agenthub_cache.providers.base import NotAnInteger
+from agenthub_cache.providers.generations import GenerationScope
+from agenthub_cache.providers.indexes import RecordIndexes
+from agenthub_cache.providers.locking import CacheLock, ProcessGuards, stampede_get_or_set
+from agenthub_cache.providers.threaded import ThreadedAsync
+
+MISSING: Any = object()
+
+#: Rounds of add-then-incr before ``incr`` gives up on a key that keeps vanishing in between
+#: (another process's add wins the next round, so no increment is lost to a racing expiry).
+INCR_ATTEMPTS = 5
+
+
+class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsync):
+    """Generic provider: every §3 operation through Django's public cache API."""
+
+    max_key_length: ClassVar[int | None] = MEMCACHE_MAX_KEY_LENGTH
+    hash_long_keys: ClassVar[bool] = True
+
+    # -- keys -------------------------------------------------------------------------------
+
+    def stored_key(self, kind: str, *parts: str, scope: str | None) -> str:
+        """The key handed to the backend for ``parts`` of ``kind``; long keys hashed or refused."""
+        built = keys.build_key(self.namespace, kind, *parts, generation=scope)
+        limit = self.max_key_length
+        if limit is None or len(self.backend.make_key(built).encode()) <= limit:
+            return built  # memcached counts bytes: a non-ASCII KEY_PREFIX takes more than one
+        if self.hash_long_keys or kind != keys.ENTRY:
+            return keys.hashed_key(self.namespace, kind, *parts, generation=scope)
+        raise InvalidKey(
+            f"Cache namespace {self.namespace!r}: key {parts[0][:40]!r}... is too long for the "
+            f"{self.alias!r} cache ({self.max_key_length} bytes after prefixing)."
+        )
+
+    def entry_key(self, key: str, scope: str | None) -> str:
+        return self.stored_key(keys.ENTRY, key, scope=scope)
+
+    def make_key(self, key: str) -> str:
+        """The key to read this entry through ``caches[alias]`` (before its KEY_PREFIX)."""
+        return self.entry_key(key, self.scope())
+
+    # -- single entries -----------------------------------------------------------------------
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.backend.get(self.entry_key(key, self.scope()), default)
+
+    def get_many(self, keys_: Iterable[str]) -> dict[str, Any]:
+        scope = self.scope()
+        by_stored = {self.entry_key(key, scope): key for key in keys_}
+        found = self.backend.get_many(list(by_stored))
+        return {by_stored[stored]: value for stored, value in found.items()}
+
+    def set(
+        self, key: str, value: Any, timeout: float | None, indexes: Mapping[str, str] | None = None
+    ) -> bool:
+        scope = self.scope()
+        with self.index_guard():
+            self.backend.set(self.entry_key(key, scope), value, timeout)
+            self.file_entry(key, indexes or {}, timeout, scope)
+        return True
+
+    def add(
+        self, key: str, value: Any, timeout: float | None, indexes: Mapping[str, str] | None = None
+    ) -> bool:
+        scope = self.scope()
+        with self.index_guard():
+            if not self.backend.add(self.entry_key(key, scope), value, timeout):
+                return False
+            self.file_entry(key, indexes or {}, timeout, scope)
+        return True
+
+    def set_many(self, mapping: Mapping[str, Any], timeout: float | None) -> list[str]:
+        scope = self.scope()
+        with self.index_guard():
+            by_stored = {self.entry_key(key, scope): key for key in mapping}
+            failed = self.backend.set_many(
+                {stored: mapping[key] for stored, key in by_stored.items()}, timeout
+            )
+            self.unfile_entries(mapping, scope)
+        return [by_stored[stored] for stored in failed or []]
+
+    def delete(self, key: str) -> bool:
+        scope = self.scope()
+        with self.index_guard():
+            self.unfile_entry(key, scope)
+            return bool(self.backend.delete(self.entry_key(key, scope)))
+
+    def delete_many(self, keys_: Iterable[str]) -> int:
+        return sum(self.delete(key) for key in keys_)
+
+    def has_key(self, key: str) -> bool:
+        return bool(self.backend.has_key(self.entry_key(key, self.scope())))
+
+    def pop(self, key: str, default: Any = None) -> Any:
+        """Get and delete; the caller whose delete removed the entry is the one winner."""
+        scope = self.scope()
+        stored = self.entry_key(key, scope)
+        with self.index_guard():
+            value = self.backend.get(stored, MISSING)
+            if value is MISSING or not self.backend.delete(stored):
+                return default
+            self.unfile_entry(key, scope)
+        return value
+
+    def incr(self, key: str, delta: int, timeout: float | None) -> int:
+        """Start a missing key at 0 with ``timeout``, then add ``delta`` keeping its expiry."""
+        stored = self.entry_key(key, self.scope())
+        not_an_integer: tuple[type[BaseException], ...] = (
+            TypeError,  # LocMemCache adds delta to whatever it unpickles
+            NotAnInteger,
+            *self.not_an_integer_errors,
+        )
+        try:
+            with self.index_guard():
+                if self._backend_class.incr is BaseCache.incr:
+                    return self._incr_keeping_expiry(stored, delta, timeout)
+                for _ in range(INCR_ATTEMPTS):
+                    self.backend.add(stored, 0, timeout)
+                    try:
+                        return int(self.backend.incr(stored, delta))
+                    except ValueError:  # expired or deleted between add and incr: start again
+                        continue
+                self.backend.add(stored, delta, timeout)  # a store whose incr never finds its add
+                return delta
+        except not_an_integer as exc:
+            raise self.not_an_integer(key, str(exc)) from exc
+
+    def not_an_integer(self, key: str, reason: str) -> ValueError:
+        """The error of ``incr`` on a value that is not an int: the same on every store."""
+        return ValueError(
+            f"Cache namespace {self.namespace!r}: cannot increment {key!r}: its value is not an "
+            f"integer ({reason})."
+        )
+
+    def _incr_keeping_expiry(self, stored: str, delta: int, timeout: float | None) -> int:
+        """Django's generic ``incr`` re-sets the default timeout; keep the entry's own."""
+        value = self.backend.get(stored)
+        if value is None:
+            self.backend.set(stored, delta, timeout)
+            return delta
+        if isinstance(value, bool) or not isinstance(value, int):  # as Redis and memcached
+            raise NotAnInteger(f"it holds a {type(value).__name__}")
+        remaining = self.stored_ttl(stored)
+        if remaining == 0:
+            remaining = timeout
+        self.backend.set(stored, int(value) + delta, remaining)
+        return int(value) + delta
+
+    def stored_ttl(self, stored: str) -> float | None:
+        """Seconds left of a stored key, ``None`` for no expiry, ``0`` if missing."""
+        raise NotSupported(
+            f"Cache namespace {self.namespace!r}: the {self.alias!r} cache cannot report a TTL."
+        )
+
+    def ttl(self, key: str) -> float | None:
+        return self.stored_ttl(self.entry_key(key, self.scope()))
+
+    def touch(self, key: str, timeout: float | None) -> bool:
+        scope = self.scope()
+        with self.index_guard():
+            if not self.backend.touch(self.entry_key(key, scope), timeout):
+                return False
+            self.retime_entry(key, timeout, scope)
+        return True
+
+    def get_or_set(self, key: str, default: Any, timeout: float | None, wait: float) -> Any:
+        return stampede_get_or_set(self, key, default, timeout, wait)
+
+    def lock(self, name: str, timeout: float | None, blocking_timeout: float | None) -> CacheLock:
+        return CacheLock(self, name, timeout, blocking_timeout)
+
+    # -- the namespace as a whole --------------------------------------------------------------
+
+    def iter_keys(self, pattern: str = "*") -> Iterator[str]:
+        raise NotSupported(
+            f"Cache namespace {self.namespace!r}: the {self.alias!r} cache "
+            f"({self._backend_class.__name__}) cannot list its keys."
+        )
+
+    def count(self) -> int:
+        return sum(1 for _ in self.iter_keys())
+
+    def stats(self) -> dict[str, Any]:
+        listed = self.capabilities.list_keys
+        return {
+            "entries": self.count() if listed else None,
+            "indexes": len(self.index_directory(self.scope())),
+            "memory_bytes": None,
+        }
+
+    def close(self) -> None:
+        """Release what the provider holds beyond the backend (nothing, generically)."""

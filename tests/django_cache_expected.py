@@ -1,0 +1,79 @@
+"""Django cache tests that do not pass against ``NamespaceCache``, each with its reason.
+
+``python -m tests.django_cache_suite`` marks every ``EXPECTED_FAILURES`` entry with
+``unittest.expectedFailure`` (so one that starts passing fails the run: take it off this list)
+and skips every ``NOT_OURS`` entry. Keys are ``ClassName.test_name`` of the classes in
+``tests/django_cache_classes.py``.
+"""
+
+from __future__ import annotations
+
+_CULL = (
+    "culling (MAX_ENTRIES, CULL_FREQUENCY) is the job of the store behind the namespace; a "
+    "NamespaceCache does not cull, and the system checks reject OPTIONS on one"
+)
+_COUNTS_QUERIES = (
+    "counts the DatabaseCache's own SQL queries; a namespace on a DatabaseCache also reads its "
+    "index records, so the counts differ"
+)
+
+_LONG_KEYS = (
+    "a namespace on a store it lists (LocMem, database) refuses a key longer than 250 bytes "
+    "after its prefix with InvalidKey (the database's cache_key column holds 255; a hashed key "
+    "could not be listed back; past 250, LocMemCache itself would warn on every call); Django "
+    "only warns. The warning the test checks is given"
+)
+
+#: Tests of behaviour NamespaceCache does not have, on purpose.
+EXPECTED_FAILURES: dict[str, str] = {
+    "NamespaceOverLocMemTests.test_invalid_key_length": _LONG_KEYS,
+    "NamespaceOverLocMemTests.test_invalid_with_version_key_length": _LONG_KEYS,
+    "NamespaceOverDBTests.test_invalid_key_length": _LONG_KEYS,
+    "NamespaceOverDBTests.test_invalid_with_version_key_length": _LONG_KEYS,
+    "NamespaceOverLocMemTests.test_cull": _CULL,
+    "NamespaceOverLocMemTests.test_zero_cull": _CULL,
+    "NamespaceOverDBTests.test_cull": _CULL,
+    "NamespaceOverDBTests.test_zero_cull": _CULL,
+    "NamespaceOverRedisTests.test_cull": _CULL,
+    "NamespaceOverRedisTests.test_zero_cull": _CULL,
+    "NamespaceOverDjangoRedisTests.test_cull": _CULL,
+    "NamespaceOverDjangoRedisTests.test_zero_cull": _CULL,
+}
+
+#: Tests that do not exercise NamespaceCache at all: they read a backend's private attributes,
+#: or replace CACHES with a plain Django backend, so running them would prove nothing of ours.
+NOT_OURS: dict[str, str] = {
+    # LocMemCacheTests
+    "NamespaceOverLocMemTests.test_multiple_caches": "overrides CACHES with plain LocMemCaches",
+    "NamespaceOverLocMemTests.test_lru_get": "overrides CACHES with a plain LocMemCache",
+    "NamespaceOverLocMemTests.test_lru_set": "overrides CACHES with a plain LocMemCache",
+    "NamespaceOverLocMemTests.test_lru_incr": "overrides CACHES with a plain LocMemCache",
+    "NamespaceOverLocMemTests.test_locking_on_pickle": "reads LocMemCache._lock",
+    "NamespaceOverLocMemTests.test_incr_decr_timeout": "reads LocMemCache._expire_info",
+    # DBCacheTests
+    "NamespaceOverDBTests.test_cull_queries": "sets DatabaseCache._max_entries and counts its SQL",
+    "NamespaceOverDBTests.test_get_many_num_queries": _COUNTS_QUERIES,
+    "NamespaceOverDBTests.test_delete_many_num_queries": _COUNTS_QUERIES,
+    "NamespaceOverDBTests.test_delete_cursor_rowcount": "patches the DatabaseCache's cursor",
+    "NamespaceOverDBTests.test_has_key_query_columns_quoted": "inspects the DatabaseCache's SQL",
+    "NamespaceOverDBTests.test_second_call_doesnt_crash": "a createcachetable test",
+    "NamespaceOverDBTests.test_createcachetable_dry_run_mode": "a createcachetable test",
+    "NamespaceOverDBTests.test_createcachetable_with_table_argument": "a createcachetable test",
+    # RedisCacheTests: Django's own RedisCache client, behind the namespace or not there at all
+    "NamespaceOverRedisTests.test_incr_write_connection": "patches Django's RedisCacheClient",
+    "NamespaceOverRedisTests.test_cache_client_class": "reads RedisCache._class/_cache",
+    "NamespaceOverRedisTests.test_get_backend_timeout_method": "tests RedisCache's timeouts",
+    "NamespaceOverRedisTests.test_get_connection_pool_index": "reads RedisCache._cache",
+    "NamespaceOverRedisTests.test_get_connection_pool": "reads RedisCache._cache",
+    "NamespaceOverRedisTests.test_get_client": "reads RedisCache._cache",
+    "NamespaceOverRedisTests.test_serializer_dumps": "reads RedisCache._cache._serializer",
+    "NamespaceOverRedisTests.test_redis_pool_options": "overrides CACHES with Django's RedisCache",
+    "NamespaceOverRedisTests.test_client_driver_info": "reads RedisCache._cache",
+}
+NOT_OURS.update(
+    {
+        name.replace("NamespaceOverRedisTests.", "NamespaceOverDjangoRedisTests."): reason
+        for name, reason in NOT_OURS.items()
+        if name.startswith("NamespaceOverRedisTests.")
+    }
+)
