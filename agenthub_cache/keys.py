@@ -93,11 +93,14 @@ def tagged_prefix(namespace: str, tag: int) -> str:
     return f"{APP_PREFIX}:{{{escape(namespace)}/{tag}}}:"
 
 
-def stored_prefix(make_key: Callable[[str], str], namespace: str) -> str | None:
+def stored_prefix(
+    make_key: Callable[[str], str], namespace: str, built: str | None = None
+) -> str | None:
     """The namespace prefix as a backend stores it (``make_key`` adds KEY_PREFIX and version),
     or ``None`` if its KEY_FUNCTION does not just append keys to it (then the namespace's
-    stored keys cannot be listed by prefix)."""
-    built = namespace_prefix(namespace)
+    stored keys cannot be listed by prefix). ``built``: the prefix before the key function,
+    if not ``namespace_prefix(namespace)`` (one ``tagged_prefix`` of it on a Redis Cluster)."""
+    built = namespace_prefix(namespace) if built is None else built
     stored = str(make_key(built))
     for suffix in _PROBE_SUFFIXES:
         if str(make_key(built + suffix)) != stored + suffix:

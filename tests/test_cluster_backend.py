@@ -6,13 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.cache.backends.base import InvalidCacheBackendError
 from django.core.exceptions import ImproperlyConfigured
+from django.test.utils import override_settings
 from django_redis.cache import RedisCache
+from redis.crc import key_slot
 
+from agenthub_cache import CacheService
 from agenthub_cache.backends import RedisClusterCache
 from agenthub_cache.providers.redis.cluster_client import DEFAULT_MAX_CONNECTIONS
 
+CLUSTER = "agenthub_cache.backends.RedisClusterCache"
 CODECS = [
     {},
     {"SERIALIZER": "django_redis.serializers.json.JSONSerializer"},
@@ -70,3 +75,16 @@ def test_a_database_other_than_zero_is_refused_by_name() -> None:
     backend = RedisClusterCache("redis://127.0.0.1:7000/2", {})
     with pytest.raises(ImproperlyConfigured, match=r"database 2.*only database 0"):
         backend.spec()
+
+
+def test_every_key_of_a_namespace_tag_is_in_one_slot() -> None:
+    """The layout's stored prefix is the tagged one: an entry, its meta, an index set and a
+    lock share a slot (a stored prefix without the tag made every script CROSSSLOT)."""
+    caches_ = {**settings.CACHES, "cl": {"BACKEND": CLUSTER, "LOCATION": "redis://127.0.0.1:1"}}
+    with override_settings(CACHES=caches_):
+        layout = CacheService("cl-layout", default_ttl=60, cache="cl").provider.layout
+    assert layout.prefix is not None
+    assert "{cl-layout/0}" in layout.prefix
+    stored = [layout.entry("a"), layout.meta("a"), layout.index("g", "1"), layout.lock("x")]
+    assert all(key.startswith(layout.prefix) for key in stored)
+    assert len({key_slot(key.encode()) for key in stored}) == 1

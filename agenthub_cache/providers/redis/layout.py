@@ -83,7 +83,7 @@ class KeyLayout:
         self.built_prefix = built_prefix or keys.namespace_prefix(namespace)
         stored = str(backend.make_key(self.built_prefix))
         #: The namespace's stored prefix; ``None`` if the KEY_FUNCTION does not keep prefixes.
-        self.prefix: str | None = keys.stored_prefix(backend.make_key, namespace)
+        self.prefix: str | None = keys.stored_prefix(backend.make_key, namespace, self.built_prefix)
         keeps_prefix = self.prefix is not None
         self._entry = f"{stored}{keys.ENTRY}:" if keeps_prefix else None
         self._meta = f"{stored}{keys.META}:" if keeps_prefix else None
