@@ -273,17 +273,28 @@ class RedisClusterProvider(RedisProvider):
             return sum(pool.map(flush, nodes))
 
     def stats(self) -> dict[str, Any]:
-        return self._merge_stats(list(zip(self.layouts, self._each(stats_steps), strict=True)))
+        found = self._each(lambda layout: stats_steps(layout, index_values=True))
+        return self._merge_stats(list(zip(self.layouts, found, strict=True)))
 
     def _merge_stats(self, parts: list[tuple[KeyLayout, dict[str, Any]]]) -> dict[str, Any]:
-        """The namespace's figures, and the same per node (``nodes``)."""
+        """The namespace's figures, and the same per node (``nodes``). An index value filed
+        in several tags (one index set in each) counts once, in the total and on each node."""
         total: dict[str, Any] = {}
         nodes: dict[str, dict[str, Any]] = {}
+        values: set[bytes] = set()
+        node_values: dict[str, set[bytes]] = {}
         for layout, found in parts:
-            node = nodes.setdefault(self.connection.node(layout.listed_prefix()).location, {})
+            location = self.connection.node(layout.listed_prefix()).location
+            node = nodes.setdefault(location, {})
+            tag_values = found.pop("index_values")
+            values |= tag_values
+            node_values.setdefault(location, set()).update(tag_values)
             for name, number in found.items():
                 total[name] = total.get(name, 0) + number
                 node[name] = node.get(name, 0) + number
+        total["indexes"] = len(values)
+        for location, node in nodes.items():
+            node["indexes"] = len(node_values[location])
         return {**total, "nodes": nodes}
 
     async def afind(self, index: str, value: str) -> list[str]:
@@ -330,9 +341,8 @@ class RedisClusterProvider(RedisProvider):
         return sum(counts)
 
     async def astats(self) -> dict[str, Any]:
-        return self._merge_stats(
-            list(zip(self.layouts, await self._aeach(stats_steps), strict=True))
-        )
+        found = await self._aeach(lambda layout: stats_steps(layout, index_values=True))
+        return self._merge_stats(list(zip(self.layouts, found, strict=True)))
 
 
 def _offset(notify: Callable[[int], None], base: int) -> Callable[[int], None]:

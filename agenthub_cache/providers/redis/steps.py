@@ -337,8 +337,13 @@ def _drain_index(layout: KeyLayout, idx: bytes) -> Steps[int]:
     return deleted
 
 
-def stats(layout: KeyLayout) -> Steps[dict[str, Any]]:
-    """Entries and indexes by SCAN; memory from MEMORY USAGE of a random sample of keys."""
+def stats(layout: KeyLayout, index_values: bool = False) -> Steps[dict[str, Any]]:
+    """Entries and indexes by SCAN; memory from MEMORY USAGE of a random sample of keys.
+
+    ``index_values``: also return the ``(name, value)`` suffixes of the index keys found
+    (``"index_values"``, a set), so that a namespace spread over several hash tags, one index
+    set per tag, counts each index value once.
+    """
     kind_by_key = {k: layout.kind_of(k) for k in (yield from scan(layout.match()))}
     stored = [k for k, kind in kind_by_key.items() if kind is not None]  # the app's own keys
     kinds = [kind_by_key[k] for k in stored]
@@ -346,13 +351,17 @@ def stats(layout: KeyLayout) -> Steps[dict[str, Any]]:
     sizes = (yield Batch([Cmd(("MEMORY USAGE", k)) for k in sample])) if sample else []
     known = [int(size) for size in sizes if size is not None]
     memory = round(sum(known) / len(known) * len(stored)) if known else 0
-    return {
+    found: dict[str, Any] = {
         "entries": kinds.count(keys.ENTRY.encode()),
         "indexes": kinds.count(keys.INDEX.encode()),
         "memory_bytes": memory,
         "memory_sampled_keys": len(known),
         "stored_keys": len(stored),
     }
+    if index_values:
+        cut = len(layout.listed_prefix().encode())
+        found["index_values"] = {k[cut:] for k in stored if kind_by_key[k] == keys.INDEX.encode()}
+    return found
 
 
 # -- indexes ----------------------------------------------------------------------------------
