@@ -11,9 +11,10 @@ from django.core.cache.backends.base import InvalidCacheBackendError
 from django.core.exceptions import ImproperlyConfigured
 from django.test.utils import override_settings
 from django_redis.cache import RedisCache
+from redis import exceptions as redis_errors
 from redis.crc import key_slot
 
-from agenthub_cache import CacheService
+from agenthub_cache import CacheRefused, CacheService, CacheUnavailable
 from agenthub_cache.backends import RedisClusterCache
 from agenthub_cache.providers.redis.cluster_client import DEFAULT_MAX_CONNECTIONS
 
@@ -75,6 +76,49 @@ def test_a_database_other_than_zero_is_refused_by_name() -> None:
     backend = RedisClusterCache("redis://127.0.0.1:7000/2", {})
     with pytest.raises(ImproperlyConfigured, match=r"database 2.*only database 0"):
         backend.spec()
+
+
+#: What each reply of a cluster becomes: one that is down, or a slot that moves, is an outage
+#: of the call; any other error reply is a refusal (never silenced by FAIL_SILENTLY).
+CLUSTER_REPLIES = [
+    (redis_errors.ClusterDownError("CLUSTERDOWN The cluster is down"), CacheUnavailable),
+    (redis_errors.MasterDownError("MASTERDOWN Link with MASTER is down"), CacheUnavailable),
+    (
+        redis_errors.TryAgainError("TRYAGAIN Multiple keys request during rehashing"),
+        CacheUnavailable,
+    ),
+    (redis_errors.ClusterError("TTL exhausted."), CacheUnavailable),
+    (redis_errors.AskError("3999 127.0.0.1:7001"), CacheUnavailable),
+    (redis_errors.ConnectionError("Connection refused"), CacheUnavailable),
+    (redis_errors.OutOfMemoryError("OOM command not allowed"), CacheRefused),
+    (redis_errors.NoPermissionError("NOPERM no permissions"), CacheRefused),
+    (redis_errors.ResponseError("CROSSSLOT Keys don't hash to the same slot"), CacheRefused),
+    (redis_errors.AuthenticationError("WRONGPASS invalid password"), CacheRefused),
+]
+
+
+@pytest.mark.parametrize(("error", "expected"), CLUSTER_REPLIES, ids=lambda e: type(e).__name__)
+def test_cluster_errors_are_outages_or_refusals(
+    error: Exception, expected: type[Exception], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caches_ = {**settings.CACHES, "cl": {"BACKEND": CLUSTER, "LOCATION": "redis://127.0.0.1:1"}}
+    with override_settings(CACHES=caches_):
+        loud = CacheService("cl-errors", default_ttl=60, cache="cl")
+        silent = CacheService("cl-errors", default_ttl=60, cache="cl", fail_silently=True)
+
+        def fail(*args: Any, **kwargs: Any) -> Any:
+            raise error
+
+        for service in (loud, silent):
+            monkeypatch.setattr(service.provider, "get", fail)
+        with pytest.raises(expected, match="'cl'") as raised:
+            loud.get("k")
+        assert raised.value.__cause__ is error
+        if expected is CacheUnavailable:
+            assert silent.get("k", "dflt") == "dflt"
+        else:
+            with pytest.raises(CacheRefused):
+                silent.get("k", "dflt")
 
 
 def test_every_key_of_a_namespace_tag_is_in_one_slot() -> None:

@@ -29,6 +29,21 @@ def ids(messages: list[Any]) -> list[str]:
     return [message.id for message in messages]
 
 
+def test_cluster_checks_have_their_reserved_ids() -> None:
+    reserved = {"E014": checks.E014, "E015": checks.E015, "E016": checks.E016, "W006": checks.W006}
+    assert {key: f"agenthub_cache.{key}" for key in reserved} == reserved
+    assert set(reserved.values()) <= set(checks.IDS)
+    assert len(set(checks.IDS)) == len(checks.IDS)
+
+
+def test_a_bad_cluster_location_is_reported_beside_a_settings_error() -> None:
+    with override_settings(
+        CACHES=with_alias("redis://127.0.0.1:7000/1"),
+        AGENTHUB_CACHE={"NAMESPACES": {"big": {"SLOTS": 0}}},
+    ):
+        assert ids(checks.check_settings()) == [checks.E014, checks.E015]
+
+
 @pytest.mark.parametrize("slots", [0, -1, 1025, "4", True, 2.5])
 def test_bad_slots_is_e009(slots: Any) -> None:
     with override_settings(AGENTHUB_CACHE={"NAMESPACES": {"big": {"SLOTS": slots}}}):

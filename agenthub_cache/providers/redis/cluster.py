@@ -20,7 +20,8 @@ import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from dataclasses import replace
+from typing import Any, ClassVar, TypeVar
 
 from django.core.cache.backends.base import BaseCache
 from redis.crc import key_slot
@@ -37,7 +38,7 @@ from redis.exceptions import (
 
 from agenthub_cache import conf, keys
 from agenthub_cache.exceptions import NotSupported
-from agenthub_cache.providers.base import Provider
+from agenthub_cache.providers.base import Capabilities, Flush, Provider
 from agenthub_cache.providers.redis.cluster_client import ClusterConnection
 from agenthub_cache.providers.redis.connections import UNAVAILABLE
 from agenthub_cache.providers.redis.fanout import run_together
@@ -67,6 +68,10 @@ CLUSTER_UNAVAILABLE: tuple[type[BaseException], ...] = (
 class RedisClusterProvider(RedisProvider):
     """Native provider for ``agenthub_cache.backends.RedisClusterCache``."""
 
+    #: As the single-node provider's, but the flush lists the owned slots, not the node.
+    capabilities: ClassVar[Capabilities] = replace(RedisProvider.capabilities, flush=Flush.SLOTS)
+    #: Checked before ``error_replies`` (``ResponseError``, inherited: OOM, NOPERM, CROSSSLOT
+    #: are ``CacheRefused``), so CLUSTERDOWN, TRYAGAIN and MOVED/ASK stay an outage.
     unavailable_errors: tuple[type[BaseException], ...] = CLUSTER_UNAVAILABLE
     #: Refusals, never silenced: bad credentials, and cross-slot calls (a bug, not an outage).
     refused_errors: tuple[type[BaseException], ...] = (
