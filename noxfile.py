@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests", "extended"]
+nox.options.sessions = ["lint", "typecheck", "tests", "redis_versions", "extended"]
 nox.options.error_on_external_run = True
 
 #: (Python, Django) cells: Django 6.x needs Python 3.12+.
@@ -61,10 +61,38 @@ def tests(session: nox.Session, django: str) -> None:
     session.run(*TEST_COMMAND, *session.posargs, success_codes=[0], env=env)
 
 
+#: (redis-py, django-redis) releases the ``redis`` extra allows, each tested once by
+#: ``redis_versions`` on one cell; the newest (redis 8.x, django-redis 7.x) is what every cell
+#: of ``tests`` installs.
+REDIS_VERSIONS = [("5.0", "5.4"), ("6.0", "6.0"), ("7.0", "7.0")]
+#: The cell ``redis_versions`` runs on: the oldest Django every django-redis above supports.
+REDIS_VERSIONS_CELL = ("3.12", "5.2")
+
+
+@nox.session(python=REDIS_VERSIONS_CELL[0])
+@nox.parametrize(
+    ("redis", "django_redis"),
+    REDIS_VERSIONS,
+    ids=[f"redis{r}-django_redis{d}" for r, d in REDIS_VERSIONS],
+)
+def redis_versions(session: nox.Session, redis: str, django_redis: str) -> None:
+    """The Redis tests (``-k redis``, about 280, 2 minutes) on older redis-py / django-redis."""
+    session.install(
+        "-e",
+        ".[test]",
+        f"Django~={REDIS_VERSIONS_CELL[1]}.0",
+        f"redis~={redis}",
+        f"django-redis~={django_redis}.0",
+    )
+    session.run("python", "-m", "pip", "list")
+    session.run(*TEST_COMMAND, "-k", "redis", *session.posargs, success_codes=[0])
+
+
 @nox.session(python=MATRIX[-1][0])
 def extended(session: nox.Session) -> None:
     """The suites too slow for every cell (marker ``extended``), on the newest cell only."""
-    session.install("-e", ".[test]", f"Django~={MATRIX[-1][1]}.0")
+    # browser: playwright for the admin's chromium tests (chromium itself from apt, see .ci/run)
+    session.install("-e", ".[test,browser,prometheus]", f"Django~={MATRIX[-1][1]}.0")
     session.run(*TEST_COMMAND, "-m", "extended", *session.posargs, success_codes=[0])
     # Django's own cache tests (from the sdist of this Django) against NamespaceCache.
     session.run("python", "-m", "tests.django_cache_suite", success_codes=[0])

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import importlib.util
+
 from django.apps import AppConfig
 from django.core import checks
 
@@ -19,3 +21,8 @@ class AgentHubCacheConfig(AppConfig):
         # Asks the servers over the network: a deployment check, not one for every command.
         checks.register(check_redis_eviction, checks.Tags.caches, deploy=True)
         checks.register(check_redis_cluster, checks.Tags.caches, deploy=True)
+        # Metrics for Prometheus only where prometheus_client is installed: no import otherwise.
+        if importlib.util.find_spec("prometheus_client") is not None:
+            from agenthub_cache.prometheus import register
+
+            register()

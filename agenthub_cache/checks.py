@@ -34,17 +34,18 @@ E009 = "agenthub_cache.E009"  # a namespace's CACHE is a NamespaceCache alias (a
 E010 = "agenthub_cache.E010"  # NamespaceCache LOCATION missing or not a valid namespace name
 E011 = "agenthub_cache.E011"  # NamespaceCache LOCATION names no configured namespace
 E012 = "agenthub_cache.E012"  # NamespaceCache given options it does not use (TIMEOUT, OPTIONS)
+E013 = "agenthub_cache.E013"  # METRICS="redis" on a cache that is not Redis
 W001 = "agenthub_cache.W001"  # namespace on DummyCache
 W002 = "agenthub_cache.W002"  # namespace on LocMemCache
 W003 = "agenthub_cache.W003"  # Redis eviction policy may evict index sets (Redis provider)
 W004 = "agenthub_cache.W004"  # pymemcache retries that silently turn an outage into misses
 W005 = "agenthub_cache.W005"  # DB/file/LocMem cache culling at Django's default MAX_ENTRIES
-#: E013 is reserved (METRICS "redis" on a non-Redis cache); E014 (SLOTS) is in validation.py.
+#: E014 (bad SLOTS) is in validation.py.
 E015 = "agenthub_cache.E015"  # a RedisClusterCache alias with a bad LOCATION (db other than 0...)
 E016 = "agenthub_cache.E016"  # a RedisClusterCache alias unreachable / not a cluster (deploy)
 W006 = "agenthub_cache.W006"  # SLOTS > 1 on an alias that is not a Redis Cluster
 IDS = (
-    *(*ERROR_IDS, E009, E010, E011, E012, E015, E016),
+    *(*ERROR_IDS, E009, E010, E011, E012, E013, E015, E016),
     *(W001, W002, W003, W004, W005, W006),
 )
 
@@ -356,13 +357,48 @@ def namespace_cache_errors() -> list[CheckMessage]:
     return errors
 
 
+def _is_redis(backend: type[Any]) -> bool:
+    try:
+        from agenthub_cache.providers.redis.provider import RedisProvider
+    except ImportError:  # no redis-py: no Redis cache either
+        return False
+    try:
+        return issubclass(provider_class_for(backend), RedisProvider)
+    except (ImportError, LookupError):
+        return False
+
+
+def metrics_errors() -> list[CheckMessage]:
+    """E013: ``METRICS: "redis"`` on a namespace whose cache is not Redis."""
+    if settings_errors():
+        return []  # reported by settings_errors(); the namespaces are not known yet
+    errors: list[CheckMessage] = []
+    for ns in conf.get_settings().namespaces.values():
+        backend = _backend_class(ns.cache)
+        if ns.metrics != "redis" or backend is None or _is_redis(backend):
+            continue  # a backend that cannot be loaded is Django's own check's to report
+        errors.append(
+            Error(
+                f"{_WHERE}['NAMESPACES'][{ns.name!r}]['METRICS'] is 'redis', but the cache "
+                f"alias {ns.cache!r} is not Redis.",
+                hint="Use METRICS: True (per process) on this cache, or put the namespace on "
+                "Redis.",
+                id=E013,
+            )
+        )
+    return errors
+
+
 def _raw_namespaces() -> Mapping[str, Any]:
     declared = conf.raw_settings().get("NAMESPACES", conf.SEED_NAMESPACES)
     return declared if isinstance(declared, Mapping) else {}
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    errors = [*(settings_errors() or namespace_cache_errors()), *check_cluster_settings()]
+    errors = [
+        *(settings_errors() or [*namespace_cache_errors(), *metrics_errors()]),
+        *check_cluster_settings(),
+    ]
     return errors if errors else check_hazards()
 
 
@@ -415,6 +451,7 @@ __all__ = [
     "E006",
     "E007",
     "E008",
+    "E013",
     "E014",
     "E015",
     "E016",
@@ -430,5 +467,6 @@ __all__ = [
     "check_redis_cluster",
     "check_redis_eviction",
     "check_settings",
+    "metrics_errors",
     "settings_errors",
 ]

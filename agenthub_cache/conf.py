@@ -47,6 +47,9 @@ class NamespaceSettings:
     sensitive: bool = False
     #: Hash tags the namespace is spread over on a Redis Cluster (1: one slot).
     slots: int = 1
+    #: Count hits, misses, sets, deletes, errors and latency in this process (``metrics.py``);
+    #: ``"redis"``: and sum every process's counts in Redis (``metrics_redis.py``).
+    metrics: bool | str = True
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ def get_settings() -> AppSettings:
             fail_silently=options.get("FAIL_SILENTLY", False),
             sensitive=options.get("SENSITIVE", False),
             slots=options.get("SLOTS", 1),
+            metrics=options.get("METRICS", True),
         )
         for name, options in declared.items()
     }

@@ -65,6 +65,7 @@ class CacheFactory:
             cache=cache or options.cache,
             fail_silently=options.fail_silently and fail_silently,
             sensitive=options.sensitive,
+            metrics=options.metrics,
         )
 
 

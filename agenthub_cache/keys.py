@@ -45,10 +45,10 @@ SHAPES = (
     rf"|(?P<index>{INDEX}):{PART_PATTERN}+:{PART_PATTERN}*"
     rf"|(?P<lock>{LOCK})(?::{PART_PATTERN}*)+"
 )
-#: Stores that cannot list add the bare index directory and lock row, the generation, and the
-#: digests of keys too long for the store.
+#: Stores that cannot list add the index directory (bare, or one shard of it), the bare lock
+#: row, the generation, and the digests of keys too long for the store.
 _WRITTEN = re.compile(
-    rf"(?:{SHAPES}|{INDEX}|{LOCK}|{GENERATION}"
+    rf"(?:{SHAPES}|{INDEX}(?::~[0-9]+)?|{LOCK}|{GENERATION}"
     rf"|{HASHED}[{ENTRY}{META}{INDEX}{LOCK}]:[0-9a-f]{{64}})\Z"
 )
 #: Suffixes that show whether a backend's key function just appends the key: every character
@@ -110,13 +110,30 @@ def stored_prefix(
 
 def build_key(namespace: str, kind: str, *parts: str, generation: str | None = None) -> str:
     """Build the stored key of ``parts`` of ``kind`` in ``namespace``."""
-    return namespace_prefix(namespace, generation) + ":".join((kind, *map(escape, parts)))
+    return key_under(namespace_prefix(namespace, generation), kind, *parts)
+
+
+def key_under(prefix: str, kind: str, *parts: str) -> str:
+    """``build_key`` with the ``namespace_prefix`` already built (callers that cache it)."""
+    return prefix + ":".join((kind, *map(escape, parts)))
 
 
 def hashed_key(namespace: str, kind: str, *parts: str, generation: str | None = None) -> str:
     """A fixed-length stand-in for a key too long for the store (kind stays in the clear)."""
     digest = hashlib.sha256("\0".join(map(escape, parts)).encode()).hexdigest()
     return namespace_prefix(namespace, generation) + f"{HASHED}{kind}:{digest}"
+
+
+def index_pair_from_stored(stored_suffix: str) -> tuple[str, str] | None:
+    """Turn ``i:<name>:<value>`` (an index record's stored key with its namespace prefix cut
+    off) back into ``(index, value)``; ``None`` for any other key."""
+    kind, _, rest = stored_suffix.partition(":")
+    name, colon, value = rest.partition(":")
+    if kind != INDEX or not colon or _PART.match(name) is None:
+        return None
+    if value and _PART.match(value) is None:
+        return None
+    return unescape(name), unescape(value)
 
 
 def entry_key_from_stored(stored_suffix: str) -> str | None:

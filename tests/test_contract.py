@@ -723,3 +723,57 @@ def test_foreign_keys_under_the_namespace_prefix_untouched(service: CacheService
         assert cache.get_many(list(foreign)) == foreign
     finally:
         cache.delete_many(list(foreign))
+
+
+# -- metrics --------------------------------------------------------------------------------
+
+
+def test_metrics_count_hits_misses_sets_deletes(service: CacheService) -> None:
+    service.set("a", 1, indexes={"group": "g"})
+    service.set("b", None)  # a stored None is a hit, not a miss
+    assert service.add("a", 2) is False  # nothing written
+    assert service.get("a") == 1
+    assert service.get("b", "dflt") is None
+    assert service.get("missing", "dflt") == "dflt"
+    assert service.get_many(["a", "b", "nope"]) == {"a": 1, "b": None}
+    assert service.set_many({"c": 3, "d": 4}) == []
+    assert service.delete("c") is True
+    assert service.delete("c") is False
+    assert service.pop("d") == 4
+    assert service.pop("d", "gone") == "gone"
+    assert service.delete_by_index("group", "g") == 1
+    metrics = service.metrics()
+    assert metrics["enabled"] is True
+    assert (metrics["hits"], metrics["misses"]) == (5, 3)
+    assert (metrics["sets"], metrics["deletes"]) == (4, 3)
+    assert metrics["errors"] == {}
+    assert metrics["operations"]["get"]["count"] == 3
+    assert metrics["operations"]["set"]["count"] == 2
+    assert metrics["latency"]["count"] == sum(op["count"] for op in metrics["operations"].values())
+    assert metrics["latency"]["sum_seconds"] > 0
+
+
+async def test_metrics_count_the_async_twins(service: CacheService) -> None:
+    await service.aset("a", 1)
+    assert await service.aget("a") == 1
+    assert await service.aget("missing") is None
+    assert await service.aget_many(["a", "missing"]) == {"a": 1}
+    assert await service.adelete("a") is True
+    metrics = service.metrics()
+    assert (metrics["hits"], metrics["misses"], metrics["sets"], metrics["deletes"]) == (2, 2, 1, 1)
+    assert metrics["operations"]["get"]["count"] == 2
+
+
+def test_inspection_indexes_of_a_key_and_index_names(service: CacheService) -> None:
+    service.set("a", 1, indexes={"user": "4:2*", "email": "a@b.c"})
+    service.set("b", 2, indexes={"user": "7"})
+    service.set("plain", 3)
+    assert service.stats()["index_names"] == ["email", "user"]
+    assert service.indexes_of("a") == {"user": "4:2*", "email": "a@b.c"}
+    assert service.indexes_of("plain") == {}
+    assert service.indexes_of("missing") == {}
+    service.set("a", 1, indexes={"user": "9"})
+    assert service.indexes_of("a") == {"user": "9"}
+    service.delete("b")
+    service.prune()
+    assert service.stats()["index_names"] == ["user"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +19,7 @@ import pytest
 import redis
 from django.core import checks
 from django.core.cache import caches
+from django.core.management import call_command
 from django.test.utils import override_settings
 
 from agenthub_cache import CacheService, CacheUnavailable, NotSupported
@@ -207,6 +210,32 @@ def test_key_function_that_hides_prefixes(own: redis.Redis) -> None:
     with pytest.raises(NotSupported, match="KEY_FUNCTION"):
         svc.clear()
     assert svc.delete_many(["b", "c", "d"]) == 2
+    assert own.dbsize() == 0
+
+
+async def test_key_function_that_hides_prefixes_says_what_works(own: redis.Redis) -> None:
+    """Capabilities say no listing or flush; ``stats`` and the command say "not listable"."""
+    svc = CacheService("hidden", cache="hashed")
+    assert svc.capabilities.list_keys is False
+    assert svc.capabilities.flush == "none"
+    assert svc.capabilities.indexes == "atomic"
+    svc.set("a", 1, indexes={"i": "x"})
+    for stats in (svc.stats(), await svc.astats()):
+        assert stats["entries"] is None
+        assert stats["listing"].startswith("not listable")
+    with override_settings(AGENTHUB_CACHE={"NAMESPACES": {"hidden": {"CACHE": "hashed"}}}):
+        out = io.StringIO()
+        call_command("cache_namespaces", "stats", "hidden", stdout=out)
+        assert "not listable" in out.getvalue()
+        assert "can list keys" in out.getvalue()
+        out = io.StringIO()
+        call_command("cache_namespaces", "list", "--format", "json", stdout=out)
+        rows = json.loads(out.getvalue())["namespaces"]
+        (row,) = [r for r in rows if r["namespace"] == "hidden"]
+        assert row["error"] is None
+        assert row["entries"] is None
+        assert row["capabilities"]["list_keys"] is False
+    assert svc.delete("a")
     assert own.dbsize() == 0
 
 

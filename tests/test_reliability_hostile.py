@@ -489,7 +489,11 @@ def test_memcached_keys_around_250_bytes(memcached: dict[str, Any], alias: str) 
     svc.clear()
 
 
-def test_memcached_values_over_1mb_fail_cleanly(memcached: dict[str, Any]) -> None:
+def test_memcached_values_over_1mb_fail_cleanly(
+    memcached: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """``set`` of a value over the item size limit returns False and logs its size;
+    ``set_many`` returns that key as failed and stores the others (Django's contract)."""
     for quiet in (False, True):
         svc = CacheService(
             f"huge{secrets.token_hex(3)}", default_ttl=60, cache="mc_ascii", fail_silently=quiet
@@ -499,21 +503,23 @@ def test_memcached_values_over_1mb_fail_cleanly(memcached: dict[str, Any]) -> No
         assert svc.get("near") == near
         assert svc.set("k", "old", indexes={"size": "small"})
         too_big = "x" * (1024 * 1024 + 1)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="agenthub_cache"):
+            assert svc.set("k", too_big, indexes={"size": "huge"}) is False
+        assert f"{svc.namespace!r}" in caplog.text
+        assert "refused the value of 'k' (1,048,5" in caplog.text  # the size, in bytes
         refused = rf"{svc.namespace}.*refused the value"
         with pytest.raises(ValueError, match=refused):
-            svc.set("k", too_big, indexes={"size": "huge"})
-        with pytest.raises(ValueError, match=refused):
             svc.add("other", too_big)
-        with pytest.raises(ValueError, match=refused):
-            svc.get_or_set("computed", lambda: too_big)  # noqa: B023 (called right here)
+        # computed, returned, not stored (the same refusal as set's, logged)
+        assert svc.get_or_set("computed", lambda: too_big) == too_big  # noqa: B023
         assert svc.get("k") in ("old", None)  # memcached drops the old item; never a part
         assert svc.find("size", "huge") == []
         assert svc.find("size", "small") == (["k"] if svc.get("k") == "old" else [])
         assert svc.get("other") is None
         assert svc.get("computed") is None
-        with pytest.raises(ValueError, match="refused the value"):
-            svc.set_many({"a": 1, "b": too_big})
-        assert svc.get("a") == 1  # the others of the batch are whole
+        assert svc.set_many({"a": 1, "b": too_big, "c": 3}) == ["b"]
+        assert svc.get_many(["a", "b", "c"]) == {"a": 1, "c": 3}  # the others are stored
         assert svc.get("near") == near  # the connection is still in step
         assert svc.find("size", "big") == ["near"]
         assert svc.set("k", "new")

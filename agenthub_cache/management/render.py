@@ -264,7 +264,8 @@ def stats_fields(document: Mapping[str, Any]) -> str:
     """``stats``: the namespace, its store, its counts, then what the provider does natively."""
     known = {
         "namespace", "cache", "backend", "provider", "location", "default_ttl", "sensitive",
-        "fail_silently", "entries", "indexes", "memory_bytes", "capabilities",
+        "fail_silently", "entries", "indexes", "memory_bytes", "capabilities", "index_names",
+        "metrics",
     }  # fmt: skip
     memory = document["memory_bytes"]
     pairs = [
@@ -278,6 +279,7 @@ def stats_fields(document: Mapping[str, Any]) -> str:
         ("fail silently", yes_no(document["fail_silently"])),
         ("entries", count_text(document["entries"])),
         ("indexes", count_text(document["indexes"])),
+        ("index names", ", ".join(map(shown, document.get("index_names", []))) or "-"),
         ("memory", "n/a" if memory is None else f"{memory:,} bytes ({human_bytes(memory)})"),
     ]
     pairs += [
@@ -286,7 +288,42 @@ def stats_fields(document: Mapping[str, Any]) -> str:
     for name, flag in document["capabilities"].items():
         text = yes_no(flag) if isinstance(flag, bool) else str(flag)
         pairs.append((CAPABILITY_LABELS.get(name, name.replace("_", " ")), text))
+    pairs += metric_fields(document.get("metrics", {"enabled": False}))
     return fields(pairs)
+
+
+def metric_fields(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``stats``: this process's metrics of the namespace (``METRICS: False``: one line)."""
+    if not metrics.get("enabled"):
+        return [("metrics", "off (METRICS: False)")]
+    latency = metrics["latency"]
+    mean = (
+        f", mean {latency['sum_seconds'] / latency['count'] * 1000:.3f} ms"
+        if latency["count"]
+        else ""
+    )
+    errors = ", ".join(f"{kind} {count:,}" for kind, count in metrics["errors"].items())
+    return [
+        ("metrics", "this process's own, since it started"),
+        ("hits", f"{metrics['hits']:,}"),
+        ("misses", f"{metrics['misses']:,}"),
+        ("sets", f"{metrics['sets']:,}"),
+        ("deletes", f"{metrics['deletes']:,}"),
+        ("errors", errors or "none"),
+        ("calls", f"{latency['count']:,}{mean}"),
+        *_totals_fields(metrics),
+    ]
+
+
+def _totals_fields(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``METRICS: "redis"``: every process's counts, as pushed to Redis."""
+    if "totals" not in metrics:
+        return []
+    totals = metrics["totals"]
+    if totals is None:
+        return [("all processes", f"unavailable: {metrics.get('totals_error', '')}")]
+    counts = ", ".join(f"{name} {totals[name]:,}" for name in ("hits", "misses", "sets", "deletes"))
+    return [("all processes", f"{counts}, calls {totals['latency']['count']:,}")]
 
 
 #: How ``stats`` names each field of ``Capabilities``.

@@ -145,6 +145,7 @@ class Provider(abc.ABC):
             return self._own_backend
         bound = self._bound
         if getattr(bound, "epoch", None) != _binding_epoch:
+            vars(bound).clear()  # with what was derived from the old backend
             bound.backend, bound.epoch = caches[self.alias], _binding_epoch
         backend: BaseCache = bound.backend
         return backend
@@ -239,6 +240,10 @@ class Provider(abc.ABC):
     def prune(self) -> int:
         """Drop index members that are expired, gone or re-filed; return how many."""
 
+    @abc.abstractmethod
+    def indexes_of(self, key: str) -> dict[str, str]:
+        """``{index: value}`` that ``key`` is filed under (empty if none, or if missing)."""
+
     # -- the namespace as a whole --------------------------------------------------------------
 
     @abc.abstractmethod
@@ -257,7 +262,8 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     def stats(self) -> dict[str, Any]:
-        """``entries``, ``indexes``, ``memory_bytes`` (``None`` where the store cannot tell)."""
+        """``entries``, ``indexes``, ``index_names``, ``memory_bytes`` (``None`` where the
+        store cannot tell)."""
 
     @abc.abstractmethod
     def close(self) -> None:

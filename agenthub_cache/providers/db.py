@@ -8,7 +8,7 @@ namespace's keys by prefix and deletes exactly those.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from typing import Any, ClassVar, cast
@@ -21,6 +21,7 @@ from django.utils.timezone import now as tz_now
 from agenthub_cache import keys
 from agenthub_cache.providers.base import Capabilities, Flush, IndexMode
 from agenthub_cache.providers.listing import ListingProvider
+from agenthub_cache.providers.pickling import check_picklable
 
 BATCH = 500  # keys per DELETE ... IN (...), well under every database's parameter limit
 
@@ -82,6 +83,12 @@ class DatabaseProvider(ListingProvider):
                         self.backend.add(keys.build_key(self.namespace, keys.LOCK), 0, None)
                         cursor.execute(update, [lock_row])
                 yield
+
+    def set_many(self, mapping: Mapping[str, Any], timeout: float | None) -> list[str]:
+        check_picklable(
+            mapping.values()
+        )  # Django writes row by row: a rejected batch writes nothing
+        return super().set_many(mapping, timeout)
 
     def list_stored(self, prefix: str, live_only: bool) -> list[str]:
         connection = self._connection()

@@ -6,16 +6,14 @@ from collections.abc import Callable, Iterator
 from typing import ClassVar
 
 from agenthub_cache.providers.base import Capabilities, Flush, StoreScope
+from agenthub_cache.providers.generations import NoGeneration
 from agenthub_cache.providers.generic import GenericProvider
 
 
-class DummyProvider(GenericProvider):
+class DummyProvider(NoGeneration, GenericProvider):
     capabilities: ClassVar[Capabilities] = Capabilities(list_keys=True, flush=Flush.NONE, ttl=True)
     store_scope: ClassVar[StoreScope] = StoreScope.NOTHING
     max_key_length = None
-
-    def scope(self) -> str | None:
-        return None
 
     def iter_keys(self, pattern: str = "*") -> Iterator[str]:
         return iter(())

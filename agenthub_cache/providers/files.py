@@ -1,15 +1,26 @@
-"""FileBasedCache: generation flush (it cannot list), TTL read from each file's header."""
+"""FileBasedCache: generation flush (it cannot list), TTL read from each file's header.
+
+The generation is one file like any entry's; a flush replaces it (Django writes a temp file
+and renames it over the old one). So this process checks its cached generation with one
+``stat`` of that file (inode, size, mtime), instead of opening and unpickling it on every
+read; any replacement, by any process, changes what ``stat`` returns.
+"""
 
 from __future__ import annotations
 
+import os
 import pickle
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, cast
 
+from agenthub_cache import keys
 from agenthub_cache.providers.base import Capabilities, Flush
 from agenthub_cache.providers.generic import GenericProvider
 from agenthub_cache.providers.pickling import check_picklable
+
+#: ``(store, namespace)`` -> (the generation file's stat signature, the generation).
+_seen: dict[tuple[str, str], tuple[tuple[int, int, int], str]] = {}
 
 
 class FileProvider(GenericProvider):
@@ -19,10 +30,64 @@ class FileProvider(GenericProvider):
         check_picklable(mapping.values())  # a rejected batch writes nothing
         return super().set_many(mapping, timeout)
 
+    def _file(self, stored: str) -> str:
+        path: str = cast(Any, self.backend)._key_to_file(stored)
+        return path
+
+    def _generation_file(self) -> str:
+        """The generation's file, found once per thread and backend."""
+        backend: Any = self.backend  # binds this thread's backend (forgetting the old one's)
+        bound = self._bound
+        try:
+            path: str = bound.generation_file
+        except AttributeError:
+            path = bound.generation_file = backend._key_to_file(self.generation_key())
+        return path
+
+    def _signature(self) -> tuple[int, int, int] | None:
+        try:
+            found = os.stat(self._generation_file())
+        except OSError:
+            return None
+        return (found.st_ino, found.st_size, found.st_mtime_ns)
+
+    def scope(self) -> str | None:
+        """The generation, re-read only when its file changed since this process read it."""
+        where = (self.store_id, self.namespace)
+        signature = self._signature()
+        seen = _seen.get(where)
+        if signature is not None and seen is not None and seen[0] == signature:
+            return seen[1]
+        generation = super().scope()
+        signature = self._signature()  # taken after the read: a later change shows next time
+        if generation is not None and signature is not None:
+            _seen[where] = (signature, generation)
+        return generation
+
+    def cached_scope(self) -> str | None:
+        return self.scope()  # a stat: cheap enough for every write to be current
+
+    def clear(self, progress: Callable[[int], None] | None = None) -> int | None:
+        _seen.pop((self.store_id, self.namespace), None)
+        return super().clear(progress)
+
+    def read_entry(self, key: str, default: Any = None) -> Any:
+        return self.backend.get(self.entry_key(key, self.scope()), default)
+
+    def read_entries(self, keys_: list[str]) -> dict[str, Any]:
+        generation = self.scope()  # a stat, then one file per entry
+        by_stored = {self.entry_key(key, generation): key for key in keys_}
+        found = self.backend.get_many(list(by_stored))
+        return {by_stored[stored]: value for stored, value in found.items()}
+
+    def maybe_filed(self, key: str, scope: str | None) -> bool:
+        """Whether the meta record's file exists (a ``stat``, not an open and unpickle)."""
+        return os.path.exists(self._file(self.key_of(keys.META, key, scope)))
+
     def stored_ttl(self, stored: str) -> float | None:
         """FileBasedCache writes the expiry (epoch seconds or None) as the file's first pickle."""
         try:
-            with open(cast(Any, self.backend)._key_to_file(stored), "rb") as f:
+            with open(self._file(stored), "rb") as f:
                 expires: float | None = pickle.load(f)
         except (FileNotFoundError, EOFError, pickle.UnpicklingError):
             return 0.0

@@ -3,6 +3,14 @@
 The namespace's *generation* is a random token stored under one key; it is part of every other
 key of the namespace. A flush writes a new token (O(1)): the old entries become unreachable at
 once and age out (or are evicted by the store's LRU).
+
+The generation is cached per process (per store and namespace). Reads fetch the generation
+together with the values in one ``get_many`` and use the values only if the generation is the
+one they were read under (else they read again under the new one), so a flush by any process
+is seen by the next read. ``set`` writes under the cached generation: after another process's
+flush, until this process reads again, such a write is invisible, never wrong. Operations
+whose result depends on what is stored (``add``, ``incr``, ``delete``, ...) read the
+generation first (``scope()``).
 """
 
 from __future__ import annotations
@@ -10,12 +18,15 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agenthub_cache import keys
 
 if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache
+
+#: ``(store, namespace)`` -> the generation this process last saw.
+_generations: dict[tuple[str, str], str] = {}
 
 
 def new_generation() -> str:
@@ -35,23 +46,88 @@ class GenerationScope:
         @property
         def _lock(self) -> threading.RLock: ...
 
+        @property
+        def store_id(self) -> str: ...
+
+        def entry_key(self, key: str, scope: str | None) -> str: ...
+
     def generation_key(self) -> str:
         return keys.build_key(self.namespace, keys.GENERATION)
 
+    def _remember(self, generation: str) -> str:
+        _generations[(self.store_id, self.namespace)] = generation
+        return generation
+
     def scope(self) -> str | None:
-        """The namespace generation now in force."""
+        """The namespace generation now in force, read from the store."""
         gen_key = self.generation_key()
         generation = self.backend.get(gen_key)
-        if generation is None:
+        if generation is None:  # never written, or lost (evicted, a restarted server)
+            # Reinstate the one this process knows, if any: nothing flushed it, and what this
+            # process wrote since it was lost becomes visible again with it.
+            known = _generations.get((self.store_id, self.namespace)) or new_generation()
             with self._lock:  # the file cache's add() is not atomic: one creator per process
-                self.backend.add(gen_key, new_generation(), None)
+                self.backend.add(gen_key, known, None)
                 generation = self.backend.get(gen_key)
-        return str(generation) if generation is not None else new_generation()
+        if generation is None:  # a store that keeps nothing (or evicted it at once)
+            return new_generation()
+        return self._remember(str(generation))
+
+    def cached_scope(self) -> str | None:
+        """The generation this process last saw (read from the store the first time)."""
+        generation = _generations.get((self.store_id, self.namespace))
+        return generation if generation is not None else self.scope()
+
+    def read_entry(self, key: str, default: Any = None) -> Any:
+        """``get`` of one entry: value and generation in one round trip."""
+        found = self.read_entries([key])
+        return found.get(key, default)
+
+    def read_entries(self, keys_: list[str]) -> dict[str, Any]:
+        """``get_many`` of entries, with the generation in the same ``get_many``; read again
+        under the new generation if it changed (a flush) since this process last saw it."""
+        generation = self.cached_scope()
+        gen_key = self.generation_key()
+        by_stored = {self.entry_key(key, generation): key for key in keys_}
+        found = self.backend.get_many([gen_key, *by_stored])
+        current = found.pop(gen_key, None)
+        if current is None or str(current) != generation:
+            generation = self.scope()
+            by_stored = {self.entry_key(key, generation): key for key in keys_}
+            found = self.backend.get_many(list(by_stored)) if by_stored else {}
+        return {by_stored[stored]: value for stored, value in found.items()}
 
     def clear(self, progress: Callable[[int], None] | None = None) -> int | None:
         """Start a new generation: O(1); the old entries expire on their own.
 
         A flush by generation is one write and never calls ``progress``.
         """
-        self.backend.set(self.generation_key(), new_generation(), None)
+        generation = new_generation()
+        self.backend.set(self.generation_key(), generation, None)
+        self._remember(generation)
         return None
+
+
+class NoGeneration:
+    """Mixin of providers whose store can list keys: no generation, reads go straight through."""
+
+    if TYPE_CHECKING:
+
+        @property
+        def backend(self) -> BaseCache: ...
+
+        def entry_key(self, key: str, scope: str | None) -> str: ...
+
+    def scope(self) -> str | None:
+        return None
+
+    def cached_scope(self) -> str | None:
+        return None
+
+    def read_entry(self, key: str, default: Any = None) -> Any:
+        return self.backend.get(self.entry_key(key, None), default)
+
+    def read_entries(self, keys_: list[str]) -> dict[str, Any]:
+        by_stored = {self.entry_key(key, None): key for key in keys_}
+        found = self.backend.get_many(list(by_stored))
+        return {by_stored[stored]: value for stored, value in found.items()}

@@ -9,6 +9,7 @@ Providers of stores that do better subclass it and override what their store doe
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from functools import cached_property
 from typing import Any, ClassVar
 
 from django.core.cache.backends.base import MEMCACHE_MAX_KEY_LENGTH, BaseCache
@@ -36,12 +37,23 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
 
     # -- keys -------------------------------------------------------------------------------
 
+    @cached_property
+    def _prefixes(self) -> dict[str | None, str]:
+        """``keys.namespace_prefix`` of each generation seen, built once."""
+        return {}
+
     def stored_key(self, kind: str, *parts: str, scope: str | None) -> str:
         """The key handed to the backend for ``parts`` of ``kind``; long keys hashed or refused."""
-        built = keys.build_key(self.namespace, kind, *parts, generation=scope)
+        prefixes = self._prefixes
+        prefix = prefixes.get(scope)
+        if prefix is None:
+            if len(prefixes) > 8:  # generations come and go; keep the last few
+                prefixes.clear()
+            prefix = prefixes[scope] = keys.namespace_prefix(self.namespace, scope)
+        built = keys.key_under(prefix, kind, *parts)
         limit = self.max_key_length
-        if limit is None or len(self.backend.make_key(built).encode()) <= limit:
-            return built  # memcached counts bytes: a non-ASCII KEY_PREFIX takes more than one
+        if limit is None or self._stored_length(built) <= limit:
+            return built
         if self.hash_long_keys or kind != keys.ENTRY:
             return keys.hashed_key(self.namespace, kind, *parts, generation=scope)
         raise InvalidKey(
@@ -49,8 +61,50 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
             f"{self.alias!r} cache ({self.max_key_length} bytes after prefixing)."
         )
 
+    def _stored_length(self, built: str) -> int:
+        """Bytes of ``backend.make_key(built)`` (memcached counts bytes: a non-ASCII
+        KEY_PREFIX takes more than one); without calling it when the key function just
+        prepends (Django's default does), as ``built`` is ASCII."""
+        head = self.key_head()
+        if head is None:
+            return len(self.backend.make_key(built).encode())
+        return head + len(built)
+
+    def key_head(self) -> int | None:
+        """Bytes the backend's key function puts in front of every key (``None`` if it does
+        more than prepend), found once per thread and backend."""
+        backend = self.backend  # binds this thread's backend first
+        bound = self._bound
+        try:
+            head: int | None = bound.key_head
+        except AttributeError:
+            found = keys.stored_prefix(backend.make_key, self.namespace)
+            built = len(keys.namespace_prefix(self.namespace))
+            head = bound.key_head = None if found is None else len(found.encode()) - built
+        return head
+
     def entry_key(self, key: str, scope: str | None) -> str:
-        return self.stored_key(keys.ENTRY, key, scope=scope)
+        return self.key_of(keys.ENTRY, key, scope)
+
+    def key_of(self, kind: str, key: str, scope: str | None) -> str:
+        """``stored_key(kind, key)`` of one part, on the hot path: the usual case first."""
+        prefix = self._prefixes.get(scope)
+        head = self.key_head()
+        limit = self.max_key_length
+        if prefix is not None and head is not None and limit is not None:
+            built = f"{prefix}{kind}:{keys.escape(key)}"
+            if head + len(built) <= limit:
+                return built
+        return self.stored_key(kind, key, scope=scope)
+
+    def write_entry(self, stored: str, value: Any, timeout: float | None) -> None:
+        """``backend.set`` of an entry's stored key (a store may write it more directly)."""
+        self.backend.set(stored, value, timeout)
+
+    def maybe_filed(self, key: str, scope: str | None) -> bool:
+        """Whether ``key`` may be filed under an index (its meta record exists): what an
+        unindexed write checks before writing, to take the index path only when needed."""
+        return bool(self.backend.has_key(self.key_of(keys.META, key, scope)))
 
     def make_key(self, key: str) -> str:
         """The key to read this entry through ``caches[alias]`` (before its KEY_PREFIX)."""
@@ -59,48 +113,74 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
     # -- single entries -----------------------------------------------------------------------
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self.backend.get(self.entry_key(key, self.scope()), default)
+        return self.read_entry(key, default)
 
     def get_many(self, keys_: Iterable[str]) -> dict[str, Any]:
-        scope = self.scope()
-        by_stored = {self.entry_key(key, scope): key for key in keys_}
-        found = self.backend.get_many(list(by_stored))
-        return {by_stored[stored]: value for stored, value in found.items()}
+        return self.read_entries(keys_ if isinstance(keys_, list) else list(keys_))
 
     def set(
         self, key: str, value: Any, timeout: float | None, indexes: Mapping[str, str] | None = None
     ) -> bool:
-        scope = self.scope()
-        with self.index_guard():
-            self.backend.set(self.entry_key(key, scope), value, timeout)
-            self.file_entry(key, indexes or {}, timeout, scope)
+        """An unindexed set of a key that was never filed writes alone (no lock, no
+        transaction); one that is filed, or gets indexes, writes and re-files under the index
+        guard. The check comes first: checked after the write, an index read in between would
+        see the new value under the old filing."""
+        scope = self.cached_scope()
+        stored = self.entry_key(key, scope)
+        if indexes or self.maybe_filed(key, scope):
+            with self.index_guard():
+                self.backend.set(stored, value, timeout)
+                self.file_entry(key, indexes or {}, timeout, scope)
+            return True
+        self.write_entry(stored, value, timeout)
         return True
 
     def add(
         self, key: str, value: Any, timeout: float | None, indexes: Mapping[str, str] | None = None
     ) -> bool:
         scope = self.scope()
-        with self.index_guard():
-            if not self.backend.add(self.entry_key(key, scope), value, timeout):
-                return False
-            self.file_entry(key, indexes or {}, timeout, scope)
-        return True
+        stored = self.entry_key(key, scope)
+        if indexes:
+            with self.index_guard():
+                if not self.backend.add(stored, value, timeout):
+                    return False
+                self.file_entry(key, indexes, timeout, scope)
+            return True
+        if self.maybe_filed(key, scope):  # left by an entry that expired: add and unfile
+            with self.index_guard():
+                if not self.backend.add(stored, value, timeout):
+                    return False
+                self.unfile_entry(key, scope)
+            return True
+        return bool(self.backend.add(stored, value, timeout))
 
     def set_many(self, mapping: Mapping[str, Any], timeout: float | None) -> list[str]:
-        scope = self.scope()
-        with self.index_guard():
-            by_stored = {self.entry_key(key, scope): key for key in mapping}
-            failed = self.backend.set_many(
-                {stored: mapping[key] for stored, key in by_stored.items()}, timeout
-            )
-            self.unfile_entries(mapping, scope)
+        """Unfiled keys are written without a lock; if any key of the batch is filed, the batch
+        is written and those keys unfiled under the index guard (checked before the write, so an
+        index read never sees a new value under its old filing)."""
+        scope = self.cached_scope()
+        by_stored = {self.entry_key(key, scope): key for key in mapping}
+        values = {stored: mapping[key] for stored, key in by_stored.items()}
+        by_meta = {self.stored_key(keys.META, key, scope=scope): key for key in mapping}
+        filed = [by_meta[meta] for meta in self.backend.get_many(list(by_meta))]
+        if filed:
+            with self.index_guard():
+                failed = self.backend.set_many(values, timeout)
+                for key in filed:
+                    self.unfile_entry(key, scope)
+        else:
+            failed = self.backend.set_many(values, timeout)
         return [by_stored[stored] for stored in failed or []]
 
     def delete(self, key: str) -> bool:
         scope = self.scope()
-        with self.index_guard():
-            self.unfile_entry(key, scope)
-            return bool(self.backend.delete(self.entry_key(key, scope)))
+        stored = self.entry_key(key, scope)
+        deleted = bool(self.backend.delete(stored))
+        if self.maybe_filed(key, scope):
+            with self.index_guard():
+                self.backend.delete(stored)  # last writer, then unfiled
+                self.unfile_entry(key, scope)
+        return deleted
 
     def delete_many(self, keys_: Iterable[str]) -> int:
         return sum(self.delete(key) for key in keys_)
@@ -128,17 +208,17 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
             *self.not_an_integer_errors,
         )
         try:
-            with self.index_guard():
-                if self._backend_class.incr is BaseCache.incr:
+            if self._backend_class.incr is BaseCache.incr:  # read-modify-write: under the guard
+                with self.index_guard():
                     return self._incr_keeping_expiry(stored, delta, timeout)
-                for _ in range(INCR_ATTEMPTS):
-                    self.backend.add(stored, 0, timeout)
-                    try:
-                        return int(self.backend.incr(stored, delta))
-                    except ValueError:  # expired or deleted between add and incr: start again
-                        continue
-                self.backend.add(stored, delta, timeout)  # a store whose incr never finds its add
-                return delta
+            for _ in range(INCR_ATTEMPTS):  # the store's own atomic add and incr: no lock
+                self.backend.add(stored, 0, timeout)
+                try:
+                    return int(self.backend.incr(stored, delta))
+                except ValueError:  # expired or deleted between add and incr: start again
+                    continue
+            self.backend.add(stored, delta, timeout)  # a store whose incr never finds its add
+            return delta
         except not_an_integer as exc:
             raise self.not_an_integer(key, str(exc)) from exc
 
@@ -199,9 +279,11 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
 
     def stats(self) -> dict[str, Any]:
         listed = self.capabilities.list_keys
+        directory = self.index_directory(self.scope())
         return {
             "entries": self.count() if listed else None,
-            "indexes": len(self.index_directory(self.scope())),
+            "indexes": len(directory),
+            "index_names": sorted({name for name, _ in directory}),
             "memory_bytes": None,
         }
 

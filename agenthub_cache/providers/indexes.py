@@ -6,10 +6,13 @@ Three kinds of record, all ordinary cache entries of the namespace:
 * an **index** record per (index, value): ``{key: expires_at or None}``, living as long as
   its longest-lived member;
 * a **directory** of the (index, value) pairs that have a record, each with the expiry its
-  record had when last written, so ``prune`` and ``stats`` can find them. A pair whose expiry
-  has passed is checked against its record when a new record is created (re-dated if the
-  record lives on, dropped if it is gone), so the directory holds the live pairs, not every
-  value ever indexed.
+  record had when last written, so ``prune`` and ``stats`` can find them on stores that cannot
+  list. It is split into ``DIRECTORY_SHARDS`` records by a hash of the pair, so a new index
+  value rewrites one shard, not a record of every value. A pair whose expiry has passed is
+  checked against its record when its shard is rewritten (re-dated if the record lives on,
+  dropped if it is gone), so the directory holds the live pairs, not every value ever
+  indexed. Stores that list their keys (``listing.py``) keep no directory: they list the
+  index records themselves.
 
 Writers hold ``index_guard()`` (one process-wide lock per store and namespace; the database
 provider adds a transaction). Readers trust nothing: a key is returned only if its entry
@@ -20,6 +23,7 @@ deleted, re-filed, or left by a racing process) is never returned; ``prune`` rem
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
@@ -30,6 +34,17 @@ if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache
 
 _ABSENT: Any = object()
+#: ``{(index, value): expiry of its record when last written}`` (``0.0``: not known).
+Directory = dict[tuple[str, str], float | None]
+#: The directory is kept in this many records, a pair in the one ``shard_of`` names, so that
+#: a new index value rewrites one of them, not a record of every value.
+DIRECTORY_SHARDS = 64
+#: Starts the one part of a directory shard's key (``i:~12``): no index name starts with it.
+SHARD_MARK = "~"
+
+
+def shard_of(index: str, value: str) -> int:
+    return zlib.crc32(f"{index}\0{value}".encode()) % DIRECTORY_SHARDS
 
 
 def _record_expiry(members: Mapping[str, float | None]) -> float | None:
@@ -127,9 +142,7 @@ class RecordIndexes:
         members[key] = expires
         self.backend.set(record_key, members, _timeout_for(members))
         if created:
-            directory = self._settled_directory(scope)
-            directory[(index, value)] = _record_expiry(members)
-            self._write_directory(scope, directory)
+            self.directory_add(index, value, _record_expiry(members), scope)
 
     def _remove_member(self, index: str, value: str, key: str, scope: str | None) -> None:
         record_key = self._index_key(index, value, scope)
@@ -141,30 +154,79 @@ class RecordIndexes:
             self.backend.set(record_key, members, _timeout_for(members))
         else:  # its last member went (delete, pop, re-filing): the value is no longer indexed
             self.backend.delete(record_key)
-            directory = self._read_directory(scope)
-            if directory.pop((index, value), _ABSENT) is not _ABSENT:
-                self._write_directory(scope, directory)
+            self.directory_remove(index, value, scope)
 
-    def index_directory(self, scope: str | None) -> set[tuple[str, str]]:
-        """The (index, value) pairs that have a record now."""
-        return set(self._settled_directory(scope))
+    def indexes_of(self, key: str) -> dict[str, str]:
+        """``{index: value}`` that ``key`` is filed under (empty if none, or if missing)."""
+        filed = self.backend.get(self.stored_key(keys.META, key, scope=self.scope()))
+        return dict(filed) if isinstance(filed, dict) else {}
 
-    def _read_directory(self, scope: str | None) -> dict[tuple[str, str], float | None]:
-        """``{(index, value): expiry of its record when last written}`` (``0.0``: unknown)."""
-        stored: list[Any] = self.backend.get(self.stored_key(keys.INDEX, scope=scope)) or []
-        directory: dict[tuple[str, str], float | None] = {}
-        for item in stored:
+    # -- the directory: which (index, value) pairs have a record ------------------------------
+
+    def _shard_key(self, shard: int, scope: str | None) -> str:
+        return self.stored_key(keys.INDEX, f"{SHARD_MARK}{shard}", scope=scope)
+
+    def _read_shards(self, shards: Iterable[int], scope: str | None) -> dict[int, Directory]:
+        """``{shard: {(index, value): expiry of its record when last written}}``."""
+        by_key = {self._shard_key(shard, scope): shard for shard in shards}
+        found = self.backend.get_many(list(by_key))
+        read: dict[int, Directory] = {shard: {} for shard in by_key.values()}
+        for stored, items in found.items():
+            shard = read[by_key[stored]]
+            for index, value, expiry in items or ():
+                shard[(index, value)] = expiry
+        return read
+
+    def _write_shard(self, shard: int, scope: str | None, pairs: Directory) -> None:
+        stored = self._shard_key(shard, scope)
+        if pairs:
+            items = [(index, value, expiry) for (index, value), expiry in sorted(pairs.items())]
+            self.backend.set(stored, items, None)
+        else:
+            self.backend.delete(stored)
+
+    def directory_add(
+        self, index: str, value: str, expiry: float | None, scope: str | None
+    ) -> None:
+        """A record was created for (index, value): note it in its shard of the directory
+        (a rewrite of 1/``DIRECTORY_SHARDS`` of it, settled as it goes)."""
+        shard = shard_of(index, value)
+        pairs = self._settle(self._read_shards([shard], scope)[shard], scope)
+        pairs[(index, value)] = expiry
+        self._write_shard(shard, scope, pairs)
+
+    def directory_remove(self, index: str, value: str, scope: str | None) -> None:
+        """(index, value) lost its record: drop it from its shard (one shard rewritten)."""
+        shard = shard_of(index, value)
+        pairs = self._read_shards([shard], scope)[shard]
+        if pairs.pop((index, value), _ABSENT) is not _ABSENT:
+            self._write_shard(shard, scope, pairs)
+
+    def _read_directory(self, scope: str | None) -> Directory:
+        """Every (index, value) pair noted in the directory, with its noted expiry (and those
+        of the one-record directory that earlier releases wrote, until ``prune`` drops it)."""
+        directory: Directory = {}
+        legacy: list[Any] = self.backend.get(self.stored_key(keys.INDEX, scope=scope)) or []
+        for item in legacy:
             index, value, *expiry = item  # the first layout stored bare (index, value) pairs
             directory[(index, value)] = expiry[0] if expiry else 0.0
+        for pairs in self._read_shards(range(DIRECTORY_SHARDS), scope).values():
+            directory.update(pairs)
         return directory
 
-    def _settled_directory(self, scope: str | None) -> dict[tuple[str, str], float | None]:
-        """The directory, each pair whose expiry has passed checked against its record.
+    def _write_directory(self, scope: str | None, directory: Directory) -> None:
+        """Replace the directory by ``directory`` (``prune``), shard by shard."""
+        by_shard: dict[int, Directory] = {shard: {} for shard in range(DIRECTORY_SHARDS)}
+        for (index, value), expiry in directory.items():
+            by_shard[shard_of(index, value)][(index, value)] = expiry
+        for shard, pairs in by_shard.items():
+            self._write_shard(shard, scope, pairs)
+        self.backend.delete(self.stored_key(keys.INDEX, scope=scope))  # the one-record layout
 
-        Later members extend a record past the expiry noted here: such a pair is re-dated.
-        A pair whose record is gone is dropped.
-        """
-        directory = self._read_directory(scope)
+    def _settle(self, directory: Directory, scope: str | None) -> Directory:
+        """Each pair whose noted expiry has passed checked against its record: later members
+        extend a record past the expiry noted here (such a pair is re-dated); a pair whose
+        record is gone is dropped."""
         now = time.time()
         lapsed = {
             self._index_key(index, value, scope): (index, value)
@@ -181,17 +243,9 @@ class RecordIndexes:
                     del directory[pair]
         return directory
 
-    def _write_directory(
-        self, scope: str | None, directory: Mapping[tuple[str, str], float | None]
-    ) -> None:
-        directory_key = self.stored_key(keys.INDEX, scope=scope)
-        if directory:
-            stored = [
-                (index, value, expiry) for (index, value), expiry in sorted(directory.items())
-            ]
-            self.backend.set(directory_key, stored, None)
-        else:
-            self.backend.delete(directory_key)
+    def index_directory(self, scope: str | None) -> set[tuple[str, str]]:
+        """The (index, value) pairs that have a record now."""
+        return set(self._settle(self._read_directory(scope), scope))
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pickle
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from agenthub_cache import keys
 from agenthub_cache.providers.base import Capabilities, Flush, StoreScope
 from agenthub_cache.providers.listing import ListingProvider
 from agenthub_cache.providers.pickling import check_picklable
@@ -33,6 +35,32 @@ class LocMemProvider(ListingProvider):
         if isinstance(value, bool) or not isinstance(value, int):  # LocMem adds to a float
             raise self.not_an_integer(key, f"it holds a {type(value).__name__}")
         return super().incr(key, delta, timeout)
+
+    # -- the hot path: LocMemCache's own get and set, less a re-validation of keys that are
+    # valid by construction (escaped ASCII, length-checked or hashed by ``stored_key``).
+
+    def read_entry(self, key: str, default: Any = None) -> Any:
+        store = self.store
+        raw = store.make_key(self.entry_key(key, None))
+        with store._lock:
+            if store._has_expired(raw):
+                store._delete(raw)
+                return default
+            pickled = store._cache[raw]
+            store._cache.move_to_end(raw, last=False)
+        return pickle.loads(pickled)
+
+    def write_entry(self, stored: str, value: Any, timeout: float | None) -> None:
+        store = self.store
+        raw = store.make_key(stored)
+        pickled = pickle.dumps(value, store.pickle_protocol)
+        with store._lock:
+            store._set(raw, pickled, timeout)
+
+    def maybe_filed(self, key: str, scope: str | None) -> bool:
+        """A dict lookup (an expired meta counts: the index path then checks properly)."""
+        store = self.store
+        return store.make_key(self.key_of(keys.META, key, scope)) in store._cache
 
     def list_stored(self, prefix: str, live_only: bool) -> list[str]:
         now = time.time()

@@ -7,12 +7,14 @@ namespace generation in O(1); the old entries age out or are evicted by the serv
 from __future__ import annotations
 
 import importlib
+import logging
 import time
+from collections.abc import Mapping
 from typing import Any, ClassVar, cast
 
 from django.core.cache.backends.base import BaseCache
 
-from agenthub_cache import conf
+from agenthub_cache import conf, keys
 from agenthub_cache.providers.base import Capabilities, Flush
 from agenthub_cache.providers.generic import GenericProvider
 
@@ -53,6 +55,20 @@ def _not_an_integer_errors() -> tuple[type[BaseException], ...]:
     except ImportError:
         return ()
     return (MemcacheClientError,)
+
+
+logger = logging.getLogger("agenthub_cache")
+
+
+def _stored_size(value: Any) -> str:
+    """About how many bytes ``value`` takes stored (as Django's default pickle serde writes it)."""
+    try:
+        from pymemcache.serde import pickle_serde
+
+        data, _ = pickle_serde.serialize("", value)
+    except Exception:
+        return "an unknown number of"
+    return f"{len(data):,}"
 
 
 def _all_servers_down_error() -> type[BaseException] | None:
@@ -97,6 +113,32 @@ class MemcachedProvider(GenericProvider):
         else:
             super().check_serializable(value)
 
+    def set(
+        self, key: str, value: Any, timeout: float | None, indexes: Mapping[str, str] | None = None
+    ) -> bool:
+        """``False`` (and a logged warning with the size) for a value the server refuses."""
+        try:
+            return super().set(key, value, timeout, indexes)
+        except self.refused_value_errors as exc:
+            logger.warning(
+                "Cache namespace %r: the %r cache refused the value of %r (%s bytes; over "
+                "memcached's item size limit, -I, 1 MB by default?): %s",
+                self.namespace,
+                self.alias,
+                key,
+                _stored_size(value),
+                exc,
+            )
+            return False
+
+    def set_many(self, mapping: Mapping[str, Any], timeout: float | None) -> list[str]:
+        """Django's contract: the keys the server refused come back as failed, the rest are
+        stored. A refusal interrupts the client's batch, so that batch is sent again key by key."""
+        try:
+            return super().set_many(mapping, timeout)
+        except self.refused_value_errors:
+            return [key for key, value in mapping.items() if not self.set(key, value, timeout)]
+
 
 class PyMemcacheProvider(MemcachedProvider):
     """pymemcache speaks memcached ≥ 1.6's meta commands, so it can read a key's TTL."""
@@ -104,6 +146,42 @@ class PyMemcacheProvider(MemcachedProvider):
     capabilities: ClassVar[Capabilities] = Capabilities(
         flush=Flush.GENERATION, ttl=True, distributed_lock=True
     )
+
+    def _single_client(self) -> Any | None:
+        """The pymemcache ``Client`` of the one server, while it is healthy; else ``None``.
+
+        Django's ``HashClient`` hashes every key (pure-Python murmur3, ~15 µs a key) to pick
+        a server even when there is one; with one healthy server the provider asks its client
+        directly. With several, or while ``HashClient`` counts a server as failed or dead, it
+        goes through ``HashClient`` and its retry and dead-server rules.
+        """
+        hashed: Any = cast(Any, self.backend)._cache
+        clients = getattr(hashed, "clients", None)
+        if not isinstance(clients, dict) or len(clients) != 1:
+            return None
+        if getattr(hashed, "_dead_clients", None) or getattr(hashed, "_failed_clients", None):
+            return None
+        return next(iter(clients.values()))
+
+    def read_entries(self, keys_: list[str]) -> dict[str, Any]:
+        client = self._single_client()
+        if client is None:
+            return super().read_entries(keys_)
+        make_key = self.backend.make_key  # the keys are valid by construction
+        generation = self.cached_scope()
+        gen_raw = make_key(self.generation_key())
+        by_raw = {make_key(self.entry_key(key, generation)): key for key in keys_}
+        found: dict[str, Any] = client.get_many([gen_raw, *by_raw])
+        current = found.pop(gen_raw, None)
+        if current is None or str(current) != generation:
+            return super().read_entries(keys_)  # a flush: read the generation again
+        return {by_raw[raw]: value for raw, value in found.items()}
+
+    def maybe_filed(self, key: str, scope: str | None) -> bool:
+        client = self._single_client()
+        if client is None:
+            return super().maybe_filed(key, scope)
+        return client.get(self.backend.make_key(self.key_of(keys.META, key, scope))) is not None
 
     def stored_ttl(self, stored: str) -> float | None:
         raw = self.backend.make_key(stored).encode()

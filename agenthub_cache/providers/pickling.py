@@ -1,4 +1,5 @@
-"""For backends that pickle each value as they write it (LocMem, files): check a batch first.
+"""For backends that pickle each value as they write it (LocMem, files, the database): check a
+batch first.
 
 Django's ``set_many`` on those stores writes key after key, so a value that cannot be pickled
 would fail the call after the keys before it were stored. Pickling the whole batch first makes

@@ -157,8 +157,10 @@ class Command(BaseCommand):
             "fail_silently": stores.fails_silently(service),
             "entries": stats.pop("entries", None),
             "indexes": stats.pop("indexes", None),
+            "index_names": stats.pop("index_names", []),
             "memory_bytes": stats.pop("memory_bytes", None),
             "capabilities": stats.pop("capabilities"),
+            "metrics": service.metrics(),  # this process's (the command's own calls included)
         }
         stats.pop("namespace", None)
         stats.pop("location", None)  # a provider's own may hold a password: shown masked above

@@ -1,7 +1,8 @@
 """Redis: the provider and the parts it is built from, one module a job.
 
 ``layout`` names the keys, ``scripts`` holds the Lua, ``steps`` the sans-IO multi-round-trip
-logic, ``connections`` the sync and async clients, ``codec`` the backend's serializer and
+logic, ``connections`` the sync and async clients, ``pools`` the ``redis.asyncio``
+pools (blocking, Sentinel) built from the sync settings, ``codec`` the backend's serializer and
 compressor, ``lock`` the distributed lock and ``provider`` puts them together.
 
 On a Redis Cluster (``agenthub_cache.backends.RedisClusterCache``), ``cluster_client`` holds

@@ -283,23 +283,30 @@ class RedisClusterProvider(RedisProvider):
 
     def _merge_stats(self, parts: list[tuple[KeyLayout, dict[str, Any]]]) -> dict[str, Any]:
         """The namespace's figures, and the same per node (``nodes``). An index value filed
-        in several tags (one index set in each) counts once, in the total and on each node."""
+        in several tags (one index set in each) counts once, in the total and on each node;
+        ``index_names`` is the union of the tags' names."""
         total: dict[str, Any] = {}
         nodes: dict[str, dict[str, Any]] = {}
         values: set[bytes] = set()
         node_values: dict[str, set[bytes]] = {}
+        names: set[str] = set()
+        node_names: dict[str, set[str]] = {}
         for layout, found in parts:
             location = self.connection.node(layout.listed_prefix()).location
             node = nodes.setdefault(location, {})
             tag_values = found.pop("index_values")
             values |= tag_values
             node_values.setdefault(location, set()).update(tag_values)
+            tag_names = found.pop("index_names")
+            names.update(tag_names)
+            node_names.setdefault(location, set()).update(tag_names)
             for name, number in found.items():
                 total[name] = total.get(name, 0) + number
                 node[name] = node.get(name, 0) + number
-        total["indexes"] = len(values)
+        total["indexes"], total["index_names"] = len(values), sorted(names)
         for location, node in nodes.items():
             node["indexes"] = len(node_values[location])
+            node["index_names"] = sorted(node_names[location])
         return {**total, "nodes": nodes}
 
     async def afind(self, index: str, value: str) -> list[str]:

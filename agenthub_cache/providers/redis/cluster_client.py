@@ -32,14 +32,16 @@ from redis.exceptions import NoScriptError
 
 from agenthub_cache.providers.redis.connections import (
     DEFAULT_SOCKET_CONNECT_TIMEOUT,
-    DEFAULT_SOCKET_TIMEOUT,
     AsyncHandle,
     Connection,
 )
+from agenthub_cache.providers.redis.pools import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_SOCKET_TIMEOUT,
+    WaitingConnectionPool,
+    pool_wait,
+)
 from agenthub_cache.providers.redis.scripts import SOURCES
-
-#: Connections per node when ``CONNECTION_POOL_KWARGS`` sets no ``max_connections``.
-DEFAULT_MAX_CONNECTIONS = 100
 
 
 class ClusterSettingsError(ValueError):
@@ -317,13 +319,11 @@ class ClusterConnection:
             spec, host, port = self.spec, node.host, node.port
 
             def make_async_pool() -> aredis.ConnectionPool:
-                return aredis.BlockingConnectionPool(
-                    host=host,
-                    port=port,
-                    max_connections=spec.max_connections,
-                    timeout=spec.socket_timeout,
-                    **spec.client_kwargs(),
-                )
+                # The single-node rule (pools.py): past max_connections a task waits for a
+                # free connection, at most the socket timeout.
+                kwargs = spec.client_kwargs()
+                kwargs.update(max_connections=spec.max_connections, timeout=pool_wait(kwargs))
+                return WaitingConnectionPool(host=host, port=port, **kwargs)
 
             found = Connection(
                 f"{self.signature}@{node.name}", node.name, redis_client, make_async_pool

@@ -2,8 +2,9 @@
 
 Both backends store ``int`` plainly (so INCR works) and everything else serialized; their
 ``decode`` first tries ``int(value)``, which raises (about 1.5 µs) for every serialized value.
-For the *default* serializer and compressor (exact classes, nothing the user configured),
-the same bytes are decoded without that detour: a pickle of protocol 2 or later starts with
+Values are encoded by the backend's public ``encode`` (django-redis) or its serializer's
+``dumps`` (Django). For the *default* serializer and compressor (exact classes, nothing the
+user configured), the same bytes are decoded without that detour: a pickle of protocol 2 or later starts with
 ``\\x80``, which no plain int does. Any other serializer or compressor goes through the
 backend's own methods unchanged.
 """
@@ -35,16 +36,14 @@ def codec_for(backend: BaseCache) -> tuple[Encode, Decode]:
         return serializer.dumps, serializer.loads
     client: Any = backend.client  # type: ignore[attr-defined]  # django-redis's DefaultClient
     if _default_django_redis_codec(client):
-        return _django_redis_encode(client._serializer._pickle_version), _pickle_first(
-            client.decode
-        )
+        return client.encode, _pickle_first(client.decode)
     return client.encode, client.decode
 
 
 def serializer_codec(serializer: Any, compressor: Any) -> tuple[Encode, Decode]:
     """django-redis ``DefaultClient``'s encode/decode for these (django-redis) serializer and
-    compressor objects: ints stored plainly, the rest serialized then compressed; the
-    defaults inlined as for ``codec_for``."""
+    compressor objects: ints stored plainly, the rest serialized then compressed; for the
+    defaults, decoded pickle-first as for ``codec_for``."""
     from django_redis.compressors.identity import IdentityCompressor
     from django_redis.exceptions import CompressorError
     from django_redis.serializers.pickle import PickleSerializer
@@ -67,7 +66,7 @@ def serializer_codec(serializer: Any, compressor: Any) -> tuple[Encode, Decode]:
         return loads(value)
 
     if type(serializer) is PickleSerializer and type(compressor) is IdentityCompressor:
-        return _django_redis_encode(serializer._pickle_version), _pickle_first(decode)
+        return encode, _pickle_first(decode)
     return encode, decode
 
 
@@ -80,17 +79,6 @@ def _default_django_redis_codec(client: Any) -> bool:
         getattr(client, "_compressor", None),
     )
     return type(serializer) is PickleSerializer and type(compressor) is IdentityCompressor
-
-
-def _django_redis_encode(protocol: int) -> Encode:
-    """``DefaultClient.encode`` with PickleSerializer and IdentityCompressor, inlined."""
-
-    def encode(value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool | Enum):
-            return value
-        return pickle.dumps(value, protocol)
-
-    return encode
 
 
 def _pickle_first(decode: Decode) -> Decode:

@@ -24,13 +24,17 @@ from typing import Any
 
 import redis
 import redis.asyncio as aredis
-import redis.asyncio.connection as aconnection
-import redis.asyncio.retry as aretry
 from django.core.cache.backends.base import BaseCache
 from redis.commands.core import AsyncScript, Script
 from redis.exceptions import NoScriptError
 
 from agenthub_cache.exceptions import NotSupported
+from agenthub_cache.providers.redis.pools import (
+    DEFAULT_SOCKET_TIMEOUT,
+    SentinelSettings,
+    async_pool,
+    sentinel_location,
+)
 from agenthub_cache.providers.redis.scripts import SOURCES
 
 #: redis-py's "server unreachable / timed out" errors (AuthenticationError is a subclass).
@@ -146,7 +150,8 @@ async def _close_at_shutdown(handles: dict[str, AsyncHandle]) -> AsyncGenerator[
         loop = asyncio.get_running_loop()
         while handles:
             _, handle = handles.popitem()
-            await handle.client.aclose(close_connection_pool=True)
+            with contextlib.suppress(*UNAVAILABLE):  # a broken socket: close the others too
+                await handle.client.aclose(close_connection_pool=True)
         with _guard:
             _handles.pop(loop, None)
             _closers.pop(loop, None)
@@ -164,7 +169,6 @@ _connections: dict[str, Connection] = {}
 #: Where a backend's OPTIONS set no socket timeouts, the provider's connections use these
 #: (seconds; redis-py before 7 would wait forever on a server that stopped answering). So no
 #: call waits longer than about connect + one reply per round trip; set lower ones in OPTIONS.
-DEFAULT_SOCKET_TIMEOUT = 5.0
 DEFAULT_SOCKET_CONNECT_TIMEOUT = 5.0
 
 
@@ -190,10 +194,21 @@ class _Spec:
     pool_class: type[Any]
     options: dict[str, Any]
     sync_client: Callable[[], redis.Redis]
+    sentinel: SentinelSettings | None = None
 
     @property
     def signature(self) -> str:
-        return repr((self.kind, self.url, self.pool_class, sorted(self.options.items(), key=repr)))
+        options = sorted(self.options.items(), key=repr)
+        return repr((self.kind, self.url, self.pool_class, options, self.sentinel))
+
+    def location(self, pool: Any) -> str:
+        """Where the pool connects, without credentials."""
+        if self.sentinel is not None:
+            return sentinel_location(self.url, self.sentinel.sentinels)
+        kwargs = getattr(pool, "connection_kwargs", {})
+        if "path" in kwargs:
+            return f"unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
+        return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
 
 
 def connection_for(backend: BaseCache) -> Connection:
@@ -208,10 +223,7 @@ def connection_for(backend: BaseCache) -> Connection:
         if found is None:
             client = spec.sync_client()
             found = _connections[signature] = Connection(
-                signature,
-                _location(client.connection_pool),
-                client,
-                lambda: async_pool(spec.url, spec.pool_class, spec.options),
+                signature, spec.location(client.connection_pool), client, _async_pool_factory(spec)
             )
     return found
 
@@ -252,26 +264,21 @@ def _django_redis_spec(backend: Any) -> _Spec:
     del options["url"]
 
     def sync_client() -> redis.Redis:
-        if defaulted:  # the backend's own pool would wait forever: one of ours, with timeouts
-            pool = factory.get_connection_pool(params)
-            ours: redis.Redis = factory.redis_client_cls(
-                connection_pool=pool, **factory.redis_client_cls_kwargs
-            )
-            return ours
-        own: redis.Redis = client.get_client(write=True)  # its client, on its shared pool
+        # The backend's own client, on its (process-wide) pool: one pool, so the alias's
+        # max_connections caps every sync connection to it, the backend's and the app's.
+        own: redis.Redis = client.get_client(write=True)
+        if defaulted:  # without timeouts that pool would wait forever: give it the defaults
+            kwargs = own.connection_pool.connection_kwargs
+            for name in ("socket_timeout", "socket_connect_timeout"):
+                if kwargs.get(name) is None:
+                    kwargs[name] = params[name]
         return own
 
-    return _Spec(
-        f"django_redis:{type(client).__qualname__}", url, factory.pool_cls, options, sync_client
-    )
-
-
-def _location(pool: Any) -> str:
-    """Where the pool connects, without credentials."""
-    kwargs = getattr(pool, "connection_kwargs", {})
-    if "path" in kwargs:
-        return f"unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
-    return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+    sentinel = None
+    if _sentinel(factory.pool_cls) and client._options.get("SENTINELS"):
+        sentinel = SentinelSettings.from_options(client._options)
+    kind = f"django_redis:{type(client).__qualname__}"
+    return _Spec(kind, url, factory.pool_cls, options, sync_client, sentinel)
 
 
 def _sentinel(pool_class: type[Any]) -> bool:
@@ -280,27 +287,19 @@ def _sentinel(pool_class: type[Any]) -> bool:
     return issubclass(pool_class, SentinelConnectionPool)
 
 
-def async_pool(url: str, pool_class: type[Any], options: dict[str, Any]) -> aredis.ConnectionPool:
-    """A ``redis.asyncio`` pool equivalent to the sync ``pool_class.from_url(url, **options)``."""
-    if _sentinel(pool_class):
-        raise NotSupported(
-            "The Redis provider's async methods do not support Sentinel pools yet; "
-            "use the sync methods or a direct redis:// LOCATION."
+def _async_pool_factory(spec: _Spec) -> Callable[[], aredis.ConnectionPool]:
+    if spec.sentinel is None and _sentinel(spec.pool_class):
+        message = (
+            "The Redis provider's async methods reach Sentinel through django-redis's "
+            "SentinelConnectionFactory (OPTIONS CONNECTION_FACTORY and SENTINELS); this "
+            f"backend's pool {spec.pool_class.__name__} names no sentinels."
         )
-    kwargs = {k: v for k, v in options.items() if k != "parser_class"}  # sync parsers only
-    connection_class = kwargs.get("connection_class")
-    if connection_class is not None:
-        kwargs["connection_class"] = getattr(aconnection, connection_class.__name__)
-    retry = kwargs.get("retry")
-    if isinstance(retry, redis.retry.Retry):
-        errors: Any = retry._supported_errors
-        kwargs["retry"] = aretry.Retry(retry._backoff, retry._retries, errors)
-    apool_class: type[aredis.ConnectionPool] = (
-        aredis.BlockingConnectionPool
-        if issubclass(pool_class, redis.BlockingConnectionPool)
-        else aredis.ConnectionPool
-    )
-    return apool_class.from_url(url, **kwargs)
+
+        def refuse() -> aredis.ConnectionPool:
+            raise NotSupported(message)
+
+        return refuse
+    return lambda: async_pool(spec.url, spec.options, spec.sentinel)
 
 
 def probe_client(backend: BaseCache, timeout: float) -> redis.Redis | None:

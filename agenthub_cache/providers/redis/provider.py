@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
@@ -22,7 +23,7 @@ from agenthub_cache import keys
 from agenthub_cache.providers.base import Capabilities, Flush, IndexMode, Provider
 from agenthub_cache.providers.redis.codec import codec_for
 from agenthub_cache.providers.redis.connections import UNAVAILABLE, connection_for, eviction_policy
-from agenthub_cache.providers.redis.layout import KeyLayout, escape
+from agenthub_cache.providers.redis.layout import KeyLayout, escape, unescape
 from agenthub_cache.providers.redis.lock import RedisLock
 from agenthub_cache.providers.redis.scripts import CHUNK
 from agenthub_cache.providers.redis.steps import Lua, Steps, arun, chunks, run
@@ -60,6 +61,14 @@ def _value_error(exc: ResponseError, namespace: str, key: str) -> ValueError | R
     return exc
 
 
+#: What is left where the backend's KEY_FUNCTION hides key prefixes: every single-key
+#: operation and the indexes, but no listing, counting or flush.
+NOT_LISTABLE = (
+    "not listable: the cache's KEY_FUNCTION does not keep key prefixes, so keys, count, "
+    "prune and flush are not supported"
+)
+
+
 class RedisProvider(Provider):
     """Native provider for ``django_redis.cache.RedisCache`` and Django's ``RedisCache``."""
 
@@ -83,6 +92,8 @@ class RedisProvider(Provider):
         super().__init__(backend, alias, namespace)
         self.connection = connection_for(backend)
         self.layout = KeyLayout(backend, namespace)
+        if self.layout.prefix is None:  # a KEY_FUNCTION that hides prefixes: no SCAN can list
+            self.capabilities = UNLISTED  # type: ignore[misc]
         self.encode, self.decode = codec_for(backend)
         self._client = self.connection.client
         self._run = self.connection.run_script
@@ -280,12 +291,29 @@ class RedisProvider(Provider):
     def count(self) -> int:
         return self._drive(count_steps(self.layout))
 
+    def indexes_of(self, key: str) -> dict[str, str]:
+        """The meta hash maps each index name to its index key, which ends in the value (an
+        index key of the key's own layout: on a cluster, of its hash tag)."""
+        member, layout = escape(key), self._layout_for(key)
+        filed = self._client.hgetall(layout.meta(member))
+        found = {}
+        for raw_name, raw_index in filed.items():
+            name, index = _text(raw_name), _text(raw_index)
+            head = layout.index(name, "")
+            found[name] = unescape(index[len(head) :]) if index.startswith(head) else "?"
+        return found
+
     def clear(self, progress: Callable[[int], None] | None = None) -> int:
         """Delete the namespace; ``progress(entries_deleted_so_far)`` after each batch."""
         return self._drive(clear_steps(self.layout, progress))
 
     def stats(self) -> dict[str, Any]:
+        if self.layout.prefix is None:
+            return self._unlisted_stats()
         return self._drive(stats_steps(self.layout))
+
+    def _unlisted_stats(self) -> dict[str, Any]:
+        return {"entries": None, "indexes": None, "memory_bytes": None, "listing": NOT_LISTABLE}
 
     def close(self) -> None:
         """Nothing to do: the pool is shared by every namespace on this server."""
@@ -390,8 +418,17 @@ class RedisProvider(Provider):
         return await self._adrive(clear_steps(self.layout, progress))
 
     async def astats(self) -> dict[str, Any]:
+        if self.layout.prefix is None:
+            return self._unlisted_stats()
         return await self._adrive(stats_steps(self.layout))
 
     async def aclose(self) -> None:
         """Close this event loop's connections to the server (reopened on next use)."""
         await self.connection.aclose()
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+UNLISTED = dataclasses.replace(RedisProvider.capabilities, list_keys=False, flush=Flush.NONE)

@@ -354,6 +354,13 @@ def stats(layout: KeyLayout, index_values: bool = False) -> Steps[dict[str, Any]
     found: dict[str, Any] = {
         "entries": kinds.count(keys.ENTRY.encode()),
         "indexes": kinds.count(keys.INDEX.encode()),
+        "index_names": sorted(
+            {
+                layout.index_name_of(k)
+                for k, kind in zip(stored, kinds, strict=True)
+                if kind == keys.INDEX.encode()
+            }
+        ),
         "memory_bytes": memory,
         "memory_sampled_keys": len(known),
         "stored_keys": len(stored),
@@ -397,7 +404,10 @@ def live_entries(layout: KeyLayout, name: str, value: str) -> Steps[tuple[list[s
     except ResponseError as exc:
         # Old servers lack ZMSCORE; a full one (noeviction) queues nothing in MULTI, not even
         # reads: the script takes the same snapshot without a transaction.
-        unknown = "unknown command" in str(exc).lower()
+        # (redis-py 6.x's async pipeline drops the server's message, "unknown command", and
+        # keeps only the command: an error naming ZMSCORE here is that one.)
+        message = str(exc).lower()
+        unknown = "unknown command" in message or "(zmscore " in message
         if not (unknown or isinstance(exc, OutOfMemoryError)):
             raise
         return (yield from _live_entries_by_script(layout, idx, members))

@@ -1,0 +1,145 @@
+"""What one namespace operation costs the store underneath, on the generic (non-Redis) providers.
+
+Counted on real stores: the SQL a DatabaseCache runs, and the calls a memcached backend gets
+(Django's ``PyMemcacheCache`` on pymemcache clients that count the requests they send). These pin the
+costs of issue 13: an unindexed write takes no lock and no transaction of the app's, a read is
+one round trip with the namespace generation, and a new index value rewrites no record of
+every other value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.cache import caches
+from django.core.cache.backends.memcached import PyMemcacheCache
+from django.db import connections
+from django.test.utils import CaptureQueriesContext, override_settings
+from pymemcache.client.base import Client
+from pymemcache.client.hash import HashClient
+
+from agenthub_cache import CacheService, keys
+from agenthub_cache.providers import indexes
+from tests.conftest import unique_namespace
+
+#: The requests memcached got from the counting backend: one a round trip.
+ROUND_TRIPS: list[str] = []
+
+
+def _counted(name: str) -> Any:
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        ROUND_TRIPS.append(name)
+        return getattr(Client, name)(self, *args, **kwargs)
+
+    return method
+
+
+class CountingClient(Client):
+    """pymemcache's client of one server: each of these methods is one request."""
+
+    get = _counted("get")
+    get_many = _counted("get_many")
+    set = _counted("set")
+    set_many = _counted("set_many")
+    add = _counted("add")
+    delete = _counted("delete")
+
+
+class CountingHashClient(HashClient):
+    client_class = CountingClient
+
+
+class CountingMemcache(PyMemcacheCache):
+    """Django's pymemcache backend, on clients that count the requests they send."""
+
+    def __init__(self, server: str, params: dict[str, Any]) -> None:
+        super().__init__(server, params)
+        self._class = CountingHashClient
+
+
+@pytest.fixture
+def counting(stores: dict[str, Any]) -> Iterator[list[str]]:
+    if "memcached" not in stores:
+        pytest.skip("memcached is not installed (apt-get install memcached)")
+    counted = {**stores["memcached"], "BACKEND": f"{__name__}.CountingMemcache"}
+    with override_settings(CACHES={**stores, "counted": counted}):
+        assert isinstance(caches["counted"], CountingMemcache)
+        ROUND_TRIPS.clear()
+        yield ROUND_TRIPS
+
+
+def test_memcached_get_is_one_round_trip_and_set_two(counting: list[str]) -> None:
+    service = CacheService(unique_namespace(), default_ttl=60, cache="counted")
+    service.set("k", "v")
+    assert service.get("k") == "v"
+    counting.clear()
+    assert service.get("k") == "v"
+    assert counting == ["get_many"]  # the generation and the value together
+    counting.clear()
+    assert service.get_many(["k", "other"]) == {"k": "v"}
+    assert counting == ["get_many"]
+    counting.clear()
+    assert service.set("k", "w")
+    assert counting == ["get", "set"]  # is it filed anywhere (checked first)? then the value
+    service.clear()
+
+
+def test_memcached_read_sees_a_flush_by_another_process(counting: list[str]) -> None:
+    service = CacheService(unique_namespace(), default_ttl=60, cache="counted")
+    service.set("k", "v")
+    assert service.get("k") == "v"
+    gen_key = keys.build_key(service.namespace, keys.GENERATION)
+    caches["counted"].set(gen_key, "elsewhere", None)  # what another process's clear() writes
+    assert service.get("k") is None
+    assert service.set("k", "new")
+    assert service.get("k") == "new"
+    service.clear()
+
+
+def test_unindexed_db_set_takes_no_lock_row_nor_more_sql(stores: dict[str, Any]) -> None:
+    service = CacheService(unique_namespace(), default_ttl=60, cache="db")
+    raw = caches["db"]
+    raw.set("warm", 1, 60)
+    service.set("k", 1)
+    with CaptureQueriesContext(connections["default"]) as raw_sql:
+        raw.set("raw-k", 2, 60)
+    with CaptureQueriesContext(connections["default"]) as ours:
+        service.set("k", 2)
+    lock_row = raw.make_key(keys.build_key(service.namespace, keys.LOCK))
+    assert not [q for q in ours.captured_queries if lock_row in str(q)]
+    assert len(ours) <= len(raw_sql) + 1, [q["sql"] for q in ours.captured_queries]
+    service.set("k", 3, indexes={"g": "x"})  # the index path keeps its lock row
+    service.set("k", 4)
+    assert service.find("g", "x") == []
+    service.clear()
+    raw.delete_many(["warm", "raw-k"])
+
+
+@pytest.mark.parametrize("alias", ["locmem", "files", "db"])
+def test_a_new_index_value_rewrites_no_record_of_every_value(
+    alias: str, stores: dict[str, Any]
+) -> None:
+    service = CacheService(unique_namespace(), default_ttl=60, cache=alias)
+    provider: Any = service.provider
+    values = 200
+    for n in range(values):
+        service.set(f"k{n}", n, indexes={"tag": f"v{n}"})
+    plain = caches[alias]
+    scope = provider.scope()
+    shards_count: int = indexes.DIRECTORY_SHARDS
+    legacy = plain.get(provider.stored_key(keys.INDEX, scope=scope))
+    assert legacy is None  # the one-record directory of every value is gone
+    shards = [plain.get(provider._shard_key(s, scope)) or [] for s in range(shards_count)]
+    if service.capabilities.list_keys:
+        assert not any(shards)  # a store that lists keeps no directory: it lists the records
+    else:
+        assert sum(len(s) for s in shards) == values
+        assert max(len(s) for s in shards) <= 4 * values // shards_count
+    assert service.stats()["indexes"] == values
+    assert service.find("tag", "v7") == ["k7"]
+    service.delete("k7")
+    assert service.prune() == 0  # the delete unfiled it: nothing dead to reclaim
+    assert service.stats()["indexes"] == values - 1
+    service.clear()
