@@ -25,6 +25,7 @@ from agenthub_cache.validation import (
     E006,
     E007,
     E008,
+    E014,
     ERROR_IDS,
     settings_errors,
 )
@@ -39,7 +40,14 @@ W002 = "agenthub_cache.W002"  # namespace on LocMemCache
 W003 = "agenthub_cache.W003"  # Redis eviction policy may evict index sets (Redis provider)
 W004 = "agenthub_cache.W004"  # pymemcache retries that silently turn an outage into misses
 W005 = "agenthub_cache.W005"  # DB/file/LocMem cache culling at Django's default MAX_ENTRIES
-IDS = (*ERROR_IDS, E009, E010, E011, E012, E013, W001, W002, W003, W004, W005)
+#: E014 (bad SLOTS) is in validation.py.
+E015 = "agenthub_cache.E015"  # a RedisClusterCache alias with a bad LOCATION (db other than 0...)
+E016 = "agenthub_cache.E016"  # a RedisClusterCache alias unreachable / not a cluster (deploy)
+W006 = "agenthub_cache.W006"  # SLOTS > 1 on an alias that is not a Redis Cluster
+IDS = (
+    *(*ERROR_IDS, E009, E010, E011, E012, E013, E015, E016),
+    *(W001, W002, W003, W004, W005, W006),
+)
 
 #: Django's default ``OPTIONS["MAX_ENTRIES"]`` (W005 warns at or below it).
 DJANGO_MAX_ENTRIES = 300
@@ -86,6 +94,92 @@ def _silences_outages(alias: str) -> bool:
     ``ignore_exc``: an outage the app could neither report nor silence by its own policy."""
     options = cast(Mapping[str, Any], settings.CACHES[alias].get("OPTIONS") or {})
     return bool(options.get("ignore_exc")) or options.get("retry_attempts", 2) != 0
+
+
+#: The app's own cluster backend, by dotted path (checks import no backend module).
+CLUSTER_BACKEND = "agenthub_cache.backends.cluster.RedisClusterCache"
+#: Seconds each startup node gets to answer the deployment probe (E016).
+CLUSTER_PROBE_TIMEOUT = 1.0
+
+
+def _is_cluster(backend: type[Any] | None) -> bool:
+    return backend is not None and any(
+        f"{cls.__module__}.{cls.__qualname__}" == CLUSTER_BACKEND for cls in backend.__mro__
+    )
+
+
+def _cluster_aliases() -> list[str]:
+    return sorted(alias for alias in settings.CACHES if _is_cluster(_backend_class(alias)))
+
+
+def check_cluster_settings() -> list[CheckMessage]:
+    """E015: a ``RedisClusterCache`` alias whose LOCATION or KEY_PREFIX cannot work."""
+    from agenthub_cache.providers.redis.cluster_client import ClusterSettingsError, parse_location
+
+    errors: list[CheckMessage] = []
+    for alias in _cluster_aliases():
+        params = cast(Mapping[str, Any], settings.CACHES[alias])
+        try:
+            parse_location(params.get("LOCATION", ""), alias)
+        except ClusterSettingsError as exc:
+            errors.append(
+                Error(
+                    str(exc),
+                    hint="LOCATION of a RedisClusterCache is one or more redis://host:port URLs "
+                    "of cluster nodes, with no database number (a cluster has only db 0).",
+                    id=E015,
+                )
+            )
+        prefix = str(params.get("KEY_PREFIX", ""))
+        if "{" in prefix or "}" in prefix:
+            errors.append(
+                Error(
+                    f"CACHES[{alias!r}]['KEY_PREFIX'] is {prefix!r}: a brace in it would become "
+                    "every key's hash tag, so namespaces could not be spread over the cluster "
+                    "and their own tags would be ignored.",
+                    hint="Use a KEY_PREFIX without '{' or '}'.",
+                    id=E015,
+                )
+            )
+    return errors
+
+
+def check_redis_cluster(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E016 (deployment check): every ``RedisClusterCache`` alias reaches a healthy cluster.
+
+    Asks each startup node with a one-second timeout until one answers for a healthy
+    cluster; an error names the alias and what each node said.
+    """
+    from agenthub_cache.providers.redis.cluster_client import ClusterSettingsError, parse_location
+    from agenthub_cache.providers.redis.connections import cluster_node_problem
+
+    errors: list[CheckMessage] = []
+    for alias in _cluster_aliases():
+        params = cast(Mapping[str, Any], settings.CACHES[alias])
+        try:
+            nodes = parse_location(params.get("LOCATION", ""), alias)
+        except ClusterSettingsError:
+            continue  # E015 says so
+        password = (params.get("OPTIONS") or {}).get("PASSWORD")
+        problems = []
+        for host, port, _ in nodes:
+            problem = cluster_node_problem(host, port, password, CLUSTER_PROBE_TIMEOUT)
+            if problem is None:
+                break
+            problems.append(f"{host}:{port} {problem}")
+        else:
+            errors.append(
+                Error(
+                    f"The Redis Cluster of the cache alias {alias!r} is not usable: "
+                    + "; ".join(problems)
+                    + ".",
+                    hint=f"Point CACHES[{alias!r}]['LOCATION'] at nodes of a running cluster "
+                    "whose 16384 slots are all served (CLUSTER INFO says cluster_state:ok); "
+                    "for a single Redis server use django_redis.cache.RedisCache instead.",
+                    id=E016,
+                )
+            )
+    return errors
 
 
 def _culls_early(alias: str, backend: type[Any] | None) -> int | None:
@@ -161,6 +255,18 @@ def check_hazards() -> list[CheckMessage]:
                     "every call then fails at once while the server is down, and the server is "
                     "tried again after dead_timeout seconds.",
                     id=W004,
+                )
+            )
+        slotted = [n for n in names if conf.get_settings().namespaces[n].slots > 1]
+        if slotted and not _is_cluster(backend):
+            warnings.append(
+                Warning(
+                    f"Cache namespace(s) {', '.join(map(repr, slotted))} on the alias {alias!r} "
+                    "set SLOTS above 1, which only spreads keys over a Redis Cluster; here it "
+                    "changes nothing.",
+                    hint=f"Remove SLOTS, or use {CLUSTER_BACKEND.rsplit('.', 2)[0]}."
+                    "RedisClusterCache for the alias.",
+                    id=W006,
                 )
             )
         max_entries = _culls_early(alias, backend)
@@ -289,7 +395,10 @@ def _raw_namespaces() -> Mapping[str, Any]:
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    errors = settings_errors() or [*namespace_cache_errors(), *metrics_errors()]
+    errors = [
+        *(settings_errors() or [*namespace_cache_errors(), *metrics_errors()]),
+        *check_cluster_settings(),
+    ]
     return errors if errors else check_hazards()
 
 
@@ -343,13 +452,19 @@ __all__ = [
     "E007",
     "E008",
     "E013",
+    "E014",
+    "E015",
+    "E016",
     "IDS",
     "PYMEMCACHE_OPTIONS",
     "W001",
     "W002",
     "W003",
     "W004",
+    "W006",
+    "check_cluster_settings",
     "check_hazards",
+    "check_redis_cluster",
     "check_redis_eviction",
     "check_settings",
     "metrics_errors",

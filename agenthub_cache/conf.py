@@ -23,12 +23,14 @@ from agenthub_cache.exceptions import UnknownNamespace
 from agenthub_cache.validation import (
     DEFAULT_ALIAS,
     DEFAULT_TTL,
+    MAX_SLOTS,
     MAX_TTL,
     NAMESPACE_OPTIONS,
     SEED_NAMESPACES,
     SETTING,
     TOP_LEVEL_OPTIONS,
     is_valid_name,
+    is_valid_slots,
     is_valid_ttl,
     settings_errors,
 )
@@ -43,6 +45,8 @@ class NamespaceSettings:
     cache: str
     fail_silently: bool = False
     sensitive: bool = False
+    #: Hash tags the namespace is spread over on a Redis Cluster (1: one slot).
+    slots: int = 1
     #: Count hits, misses, sets, deletes, errors and latency in this process (``metrics.py``);
     #: ``"redis"``: and sum every process's counts in Redis (``metrics_redis.py``).
     metrics: bool | str = True
@@ -53,6 +57,15 @@ class AppSettings:
     cache: str
     default_ttl: int | None
     namespaces: Mapping[str, NamespaceSettings]
+
+
+def slots_of(namespace: str) -> int:
+    """The ``SLOTS`` of a declared namespace; 1 for an ad hoc one (or unreadable settings)."""
+    try:
+        declared = get_settings().namespaces.get(namespace)
+    except ImproperlyConfigured:
+        return 1
+    return 1 if declared is None else declared.slots
 
 
 def raw_settings() -> Mapping[str, Any]:
@@ -77,6 +90,7 @@ def get_settings() -> AppSettings:
             cache=options.get("CACHE", alias),
             fail_silently=options.get("FAIL_SILENTLY", False),
             sensitive=options.get("SENSITIVE", False),
+            slots=options.get("SLOTS", 1),
             metrics=options.get("METRICS", True),
         )
         for name, options in declared.items()
@@ -104,6 +118,7 @@ def require_namespace(name: str) -> NamespaceSettings:
 __all__ = [
     "DEFAULT_ALIAS",
     "DEFAULT_TTL",
+    "MAX_SLOTS",
     "MAX_TTL",
     "NAMESPACE_OPTIONS",
     "SEED_NAMESPACES",
@@ -114,6 +129,8 @@ __all__ = [
     "NamespaceSettings",
     "get_settings",
     "is_valid_name",
+    "is_valid_slots",
     "is_valid_ttl",
     "require_namespace",
+    "slots_of",
 ]

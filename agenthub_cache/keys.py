@@ -82,11 +82,25 @@ def namespace_prefix(namespace: str, generation: str | None = None) -> str:
     return f"{APP_PREFIX}:{scope}:"
 
 
-def stored_prefix(make_key: Callable[[str], str], namespace: str) -> str | None:
+def tagged_prefix(namespace: str, tag: int) -> str:
+    """The prefix of one hash tag of ``namespace`` on a Redis Cluster: ``ahc:{<ns>/<tag>}:``.
+
+    Redis hashes only what is between a key's first ``{`` and the next ``}``, so every key of
+    one tag (entries, metas, index sets, locks) lives in one slot and a Lua script over them
+    stays atomic. ``{``, ``}`` and ``/`` are escaped in a namespace name, so no two
+    (namespace, tag) pairs share a tag, and no tagged prefix equals an untagged one.
+    """
+    return f"{APP_PREFIX}:{{{escape(namespace)}/{tag}}}:"
+
+
+def stored_prefix(
+    make_key: Callable[[str], str], namespace: str, built: str | None = None
+) -> str | None:
     """The namespace prefix as a backend stores it (``make_key`` adds KEY_PREFIX and version),
     or ``None`` if its KEY_FUNCTION does not just append keys to it (then the namespace's
-    stored keys cannot be listed by prefix)."""
-    built = namespace_prefix(namespace)
+    stored keys cannot be listed by prefix). ``built``: the prefix before the key function,
+    if not ``namespace_prefix(namespace)`` (one ``tagged_prefix`` of it on a Redis Cluster)."""
+    built = namespace_prefix(namespace) if built is None else built
     stored = str(make_key(built))
     for suffix in _PROBE_SUFFIXES:
         if str(make_key(built + suffix)) != stored + suffix:

@@ -32,6 +32,9 @@ _BUILTINS = {
     "django.core.cache.backends.dummy.DummyCache": "agenthub_cache.providers.dummy.DummyProvider",
     "django.core.cache.backends.redis.RedisCache": "agenthub_cache.providers.redis.provider.RedisProvider",
     "django_redis.cache.RedisCache": "agenthub_cache.providers.redis.provider.RedisProvider",
+    "agenthub_cache.backends.cluster.RedisClusterCache": (
+        "agenthub_cache.providers.redis.cluster.RedisClusterProvider"
+    ),
 }
 
 _registry: dict[str, type[Provider] | str] = dict(_BUILTINS)

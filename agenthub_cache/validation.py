@@ -18,7 +18,9 @@ from django.core.checks import CheckMessage, Error
 
 SETTING = "AGENTHUB_CACHE"
 TOP_LEVEL_OPTIONS = ("CACHE", "DEFAULT_TTL", "NAMESPACES")
-NAMESPACE_OPTIONS = ("TTL", "CACHE", "FAIL_SILENTLY", "SENSITIVE", "METRICS")
+NAMESPACE_OPTIONS = ("TTL", "CACHE", "FAIL_SILENTLY", "SENSITIVE", "METRICS", "SLOTS")
+#: Most hash tags ``SLOTS`` may spread one namespace over (on a Redis Cluster).
+MAX_SLOTS = 1024
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 DEFAULT_ALIAS = "default"
@@ -46,7 +48,9 @@ E005 = "agenthub_cache.E005"  # bad TTL / DEFAULT_TTL
 E006 = "agenthub_cache.E006"  # unknown namespace option
 E007 = "agenthub_cache.E007"  # NAMESPACES, or one namespace's options, not a dict
 E008 = "agenthub_cache.E008"  # FAIL_SILENTLY / SENSITIVE not a bool, METRICS not a bool or "redis"
-ERROR_IDS = (E001, E002, E003, E004, E005, E006, E007, E008)
+#: E009-E013 are checks.py's (NamespaceCache checks and METRICS "redis" on a non-Redis cache).
+E014 = "agenthub_cache.E014"  # SLOTS not a whole number from 1 to MAX_SLOTS
+ERROR_IDS = (E001, E002, E003, E004, E005, E006, E007, E008, E014)
 
 _WHERE = f"settings.{SETTING}"
 
@@ -61,6 +65,11 @@ def is_valid_ttl(ttl: object) -> bool:
     return ttl is None or (
         isinstance(ttl, int) and not isinstance(ttl, bool) and 0 < ttl <= MAX_TTL
     )
+
+
+def is_valid_slots(slots: object) -> bool:
+    """``SLOTS``: a whole number from 1 to ``MAX_SLOTS``."""
+    return isinstance(slots, int) and not isinstance(slots, bool) and 1 <= slots <= MAX_SLOTS
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -133,6 +142,16 @@ def _check_namespace(name: object, options: object, alias: object) -> list[Check
         errors += _check_ttl(options["TTL"], f"{where}['TTL']")
     if "CACHE" in options:
         errors += _check_alias(options["CACHE"], f"{where}['CACHE']")
+    if "SLOTS" in options and not is_valid_slots(options["SLOTS"]):
+        errors.append(
+            Error(
+                f"{where}['SLOTS'] is {options['SLOTS']!r}; it must be a whole number from 1 to "
+                f"{MAX_SLOTS}.",
+                hint="Use 1 (the default: the namespace in one cluster slot) or e.g. 16 to "
+                "spread a large namespace over 16 hash tags of a Redis Cluster.",
+                id=E014,
+            )
+        )
     if "METRICS" in options:
         errors += _check_metrics(options["METRICS"], where)
     for flag in ("FAIL_SILENTLY", "SENSITIVE"):

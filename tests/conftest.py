@@ -114,6 +114,37 @@ def stores(
     shutil.rmtree(files_dir, ignore_errors=True)
 
 
+#: The ``CACHES`` alias of the Redis Cluster the extended suites start (``cluster_alias``).
+CLUSTER_ALIAS = "cluster"
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[servers.Cluster]:
+    """3 primaries + 3 replicas on free loopback ports, for the ``extended`` cluster suites."""
+    cluster = servers.redis_cluster()
+    yield cluster
+    cluster.stop()
+
+
+def cluster_cache_settings(cluster: servers.Cluster, **extra: Any) -> dict[str, Any]:
+    return {
+        "BACKEND": "agenthub_cache.backends.RedisClusterCache",
+        "LOCATION": cluster.urls[:2],  # startup nodes: the rest is discovered
+        "KEY_PREFIX": "cl",
+        "OPTIONS": {"SOCKET_TIMEOUT": 2, "SOCKET_CONNECT_TIMEOUT": 1},
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def cluster_alias(stores: dict[str, Any], redis_cluster: servers.Cluster) -> Iterator[str]:
+    """``CACHES[CLUSTER_ALIAS]`` on the test cluster, for the rest of the session."""
+    configured = {**stores, CLUSTER_ALIAS: cluster_cache_settings(redis_cluster)}
+    with override_settings(CACHES=configured):
+        yield CLUSTER_ALIAS
+        caches.close_all()
+
+
 def run_threads(count: int, target: Callable[[], Any]) -> None:
     """Run ``target`` in ``count`` threads at once; each closes its own cache clients after."""
     barrier = threading.Barrier(count)

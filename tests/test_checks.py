@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -94,11 +95,13 @@ def test_manage_py_check_fails_with_the_ids() -> None:
     ],
 )
 def test_default_max_entries_warns_where_culling_drops_index_records(
-    backend: str, options: dict[str, Any] | None, warned: bool
+    backend: str, options: dict[str, Any] | None, warned: bool, tmp_path: Path
 ) -> None:
     """W005: a few hundred indexed entries make the database, file or LocMem cache cull values
     and index records at random (400 indexed entries left count() at 6)."""
     alias: dict[str, Any] = {"BACKEND": backend, "LOCATION": "agenthub_cache_w005"}
+    if backend.endswith("FileBasedCache"):  # it creates its directory: not in the cwd
+        alias["LOCATION"] = str(tmp_path / "agenthub_cache_w005")
     if backend.startswith("django_redis"):
         alias["LOCATION"] = "redis://127.0.0.1:1/0"  # never connected to: checks do no I/O
     if options is not None:

@@ -12,6 +12,7 @@ from typing import Any
 #: Backend class name -> the module that defines it.
 _MODULES: dict[str, str] = {
     "NamespaceCache": "agenthub_cache.backends.namespace",
+    "RedisClusterCache": "agenthub_cache.backends.cluster",
 }
 
 __all__ = sorted(_MODULES)

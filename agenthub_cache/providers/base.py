@@ -37,6 +37,7 @@ class Flush(enum.StrEnum):
 
     PREFIX = "prefix"  # list the namespace's keys by prefix and delete them
     SCAN = "scan"  # incremental SCAN + UNLINK on the server
+    SLOTS = "slots"  # per owning cluster primary: each slot's keys (CLUSTER GETKEYSINSLOT) deleted
     GENERATION = "generation"  # a new namespace generation: O(1), old entries age out
     NONE = "none"  # nothing is stored
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable
+from contextlib import suppress
+from enum import Enum
 from typing import Any
 
 from django.core.cache.backends.base import BaseCache
@@ -36,6 +38,36 @@ def codec_for(backend: BaseCache) -> tuple[Encode, Decode]:
     if _default_django_redis_codec(client):
         return client.encode, _pickle_first(client.decode)
     return client.encode, client.decode
+
+
+def serializer_codec(serializer: Any, compressor: Any) -> tuple[Encode, Decode]:
+    """django-redis ``DefaultClient``'s encode/decode for these (django-redis) serializer and
+    compressor objects: ints stored plainly, the rest serialized then compressed; for the
+    defaults, decoded pickle-first as for ``codec_for``."""
+    from django_redis.compressors.identity import IdentityCompressor
+    from django_redis.exceptions import CompressorError
+    from django_redis.serializers.pickle import PickleSerializer
+
+    dumps, loads = serializer.dumps, serializer.loads
+    compress, decompress = compressor.compress, compressor.decompress
+
+    def encode(value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool | Enum):
+            return value
+        return compress(dumps(value))
+
+    def decode(value: Any) -> Any:
+        try:
+            return int(value)
+        except (ValueError, TypeError):
+            pass
+        with suppress(CompressorError):  # small values are stored uncompressed
+            value = decompress(value)
+        return loads(value)
+
+    if type(serializer) is PickleSerializer and type(compressor) is IdentityCompressor:
+        return encode, _pickle_first(decode)
+    return encode, decode
 
 
 def _default_django_redis_codec(client: Any) -> bool:

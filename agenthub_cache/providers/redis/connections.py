@@ -336,3 +336,31 @@ def eviction_policy(backend: BaseCache, timeout: float = 1.0) -> str | None:
         client.connection_pool.disconnect()
     policy = info.get("maxmemory_policy")
     return None if policy is None else str(policy)
+
+
+def cluster_node_problem(host: str, port: int, password: str | None, timeout: float) -> str | None:
+    """What is wrong with one startup node as a cluster node; None if it serves a healthy
+    cluster. Short timeouts, no retries: a deployment check never hangs."""
+    client = redis.Redis(
+        host=host,
+        port=port,
+        password=password,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),
+    )
+    try:
+        if not client.info("cluster").get("cluster_enabled"):
+            return "is a Redis server without cluster support (cluster-enabled no)"
+        state = client.execute_command("CLUSTER INFO")  # type: ignore[no-untyped-call]
+        if state.get("cluster_state") != "ok":
+            return (
+                f"reports cluster_state:{state.get('cluster_state')} (slots assigned: "
+                f"{state.get('cluster_slots_assigned')} of 16384, failing: "
+                f"{state.get('cluster_slots_fail')})"
+            )
+        return None
+    except redis.exceptions.RedisError as exc:
+        return f"cannot be reached ({exc})"
+    finally:
+        client.close()

@@ -75,13 +75,15 @@ def literal_prefix(pattern: str) -> str:
 class KeyLayout:
     """The stored keys of one namespace on one Django Redis backend."""
 
-    def __init__(self, backend: BaseCache, namespace: str) -> None:
+    def __init__(self, backend: BaseCache, namespace: str, built_prefix: str | None = None) -> None:
         self.namespace = namespace
         self._make_key = backend.make_key
-        self.built_prefix = keys.namespace_prefix(namespace)
+        #: What every key of this layout starts with before the backend's key function:
+        #: ``keys.namespace_prefix`` on one server, one ``keys.tagged_prefix`` on a cluster.
+        self.built_prefix = built_prefix or keys.namespace_prefix(namespace)
         stored = str(backend.make_key(self.built_prefix))
         #: The namespace's stored prefix; ``None`` if the KEY_FUNCTION does not keep prefixes.
-        self.prefix: str | None = keys.stored_prefix(backend.make_key, namespace)
+        self.prefix: str | None = keys.stored_prefix(backend.make_key, namespace, self.built_prefix)
         keeps_prefix = self.prefix is not None
         self._entry = f"{stored}{keys.ENTRY}:" if keeps_prefix else None
         self._meta = f"{stored}{keys.META}:" if keeps_prefix else None
@@ -96,12 +98,6 @@ class KeyLayout:
     def entry(self, member: str) -> str:
         entry = self._entry
         return entry + member if entry is not None else self.stored(f"{keys.ENTRY}:{member}")
-
-    def entry_and_meta_prefixes(self) -> tuple[str, str] | None:
-        """What entry and meta keys start with, before the member; ``None`` if hidden."""
-        if self._entry is None or self._meta is None:
-            return None
-        return self._entry, self._meta
 
     def entry_keys(self, keys_: list[str]) -> list[str]:
         """``entry(escape(key))`` for many keys, in one tight loop."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from django.core.cache.backends.base import BaseCache
 from redis.exceptions import AuthenticationError, ResponseError
@@ -26,7 +26,7 @@ from agenthub_cache.providers.redis.connections import UNAVAILABLE, connection_f
 from agenthub_cache.providers.redis.layout import KeyLayout, escape, unescape
 from agenthub_cache.providers.redis.lock import RedisLock
 from agenthub_cache.providers.redis.scripts import CHUNK
-from agenthub_cache.providers.redis.steps import Lua, arun, chunks, run
+from agenthub_cache.providers.redis.steps import Lua, Steps, arun, chunks, run
 from agenthub_cache.providers.redis.steps import clear as clear_steps
 from agenthub_cache.providers.redis.steps import count as count_steps
 from agenthub_cache.providers.redis.steps import delete_by_index as delete_by_index_steps
@@ -36,6 +36,7 @@ from agenthub_cache.providers.redis.steps import prune as prune_steps
 from agenthub_cache.providers.redis.steps import stats as stats_steps
 
 ScriptCall = tuple[list[str], list[Any]]
+T = TypeVar("T")
 
 
 _ENTRY = keys.ENTRY.encode()
@@ -112,7 +113,7 @@ class RedisProvider(Provider):
         return None  # Redis lists keys: no generation
 
     def _entry(self, key: str) -> str:
-        return self.layout.entry(escape(key))
+        return self._layout_for(key).entry(escape(key))
 
     # -- how each single-round-trip operation is called (shared by sync and async) ----------
 
@@ -124,7 +125,7 @@ class RedisProvider(Provider):
         indexes: Mapping[str, str] | None,
         only_if_absent: bool,
     ) -> ScriptCall:
-        member, layout = escape(key), self.layout
+        member, layout = escape(key), self._layout_for(key)
         stored = [layout.entry(member), layout.meta(member)]
         args = [self.encode(value), px(timeout), "1" if only_if_absent else "", member]
         for name, value_ in (indexes or {}).items():
@@ -135,32 +136,36 @@ class RedisProvider(Provider):
     def _set_many_calls(
         self, mapping: Mapping[str, Any], timeout: float | None
     ) -> list[ScriptCall]:
-        encode, layout, expiry = self.encode, self.layout, px(timeout)
-        prefixes = layout.entry_and_meta_prefixes()
+        encode, expiry = self.encode, px(timeout)
         calls = []
-        for group in chunks(list(mapping.items()), CHUNK):
-            args: list[Any] = [expiry, *(prefixes or ("", ""))]
-            stored: list[str] = []
-            for key, value in group:
-                member = escape(key)
-                args += (member, encode(value))
-                if prefixes is None:
+        for layout, items in self._by_layout(list(mapping.items())):
+            for group in chunks(items, CHUNK):
+                args: list[Any] = [expiry]
+                stored: list[str] = []
+                for key, value in group:
+                    member = escape(key)
+                    args += (member, encode(value))
                     stored += (layout.entry(member), layout.meta(member))
-            calls.append((stored, args))
+                calls.append((stored, args))
         return calls
 
+    def _by_layout(self, items: list[tuple[str, Any]]) -> list[tuple[KeyLayout, list[Any]]]:
+        """``items`` (key, value) grouped by the layout their key lives in: one, here."""
+        return [(self.layout, items)]
+
     def _keyed_calls(self, keys_: Iterable[str]) -> list[ScriptCall]:
-        layout, calls = self.layout, []
-        for group in chunks([escape(key) for key in keys_], CHUNK):
-            stored: list[str] = []
-            for member in group:
-                stored += (layout.entry(member), layout.meta(member))
-            calls.append((stored, list(group)))
+        calls = []
+        for layout, keys_of in self._by_layout([(key, None) for key in keys_]):
+            for group in chunks([escape(key) for key, _ in keys_of], CHUNK):
+                stored: list[str] = []
+                for member in group:
+                    stored += (layout.entry(member), layout.meta(member))
+                calls.append((stored, list(group)))
         return calls
 
     def _keyed_call(self, key: str, *args: Any) -> ScriptCall:
-        member = escape(key)
-        return [self.layout.entry(member), self.layout.meta(member)], [*args, member]
+        member, layout = escape(key), self._layout_for(key)
+        return [layout.entry(member), layout.meta(member)], [*args, member]
 
     def _decode_many(self, keys_: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
         decode = self.decode
@@ -179,10 +184,21 @@ class RedisProvider(Provider):
 
         return store
 
+    def _layout_for(self, key: str) -> KeyLayout:
+        """The layout ``key`` lives in (one per namespace here; one per hash tag on a cluster)."""
+        return self.layout
+
+    def _drive(self, steps: Steps[T], layout: KeyLayout | None = None) -> T:
+        """Run multi-round-trip ``steps`` (over ``layout``'s keys) on the server."""
+        return run(self.connection, steps)
+
+    async def _adrive(self, steps: Steps[T], layout: KeyLayout | None = None) -> T:
+        return await arun(self.connection.async_handle(), steps)
+
     # -- single entries ---------------------------------------------------------------------
 
     def make_key(self, key: str) -> str:
-        return keys.build_key(self.namespace, keys.ENTRY, key)
+        return f"{self._layout_for(key).built_prefix}{keys.ENTRY}:{escape(key)}"
 
     def get(self, key: str, default: Any = None) -> Any:
         raw = self._client.get(self._entry(key))
@@ -235,10 +251,9 @@ class RedisProvider(Provider):
         return bool(self._run("touch", *self._keyed_call(key, px(timeout))))
 
     def get_or_set(self, key: str, default: Any, timeout: float | None, wait: float) -> Any:
-        steps = get_or_set_steps(
-            self.layout, key, default, wait, self.decode, self._store(key, timeout)
-        )
-        return run(self.connection, steps)
+        layout = self._layout_for(key)
+        steps = get_or_set_steps(layout, key, default, wait, self.decode, self._store(key, timeout))
+        return self._drive(steps, layout)
 
     def lock(self, name: str, timeout: float | None, blocking_timeout: float | None) -> RedisLock:
         return RedisLock(self, name, timeout, blocking_timeout)
@@ -246,22 +261,27 @@ class RedisProvider(Provider):
     # -- indexes and the namespace as a whole -----------------------------------------------
 
     def find(self, index: str, value: str) -> list[str]:
-        keys_, values = run(self.connection, live_entries_steps(self.layout, index, value))
+        keys_, values = self._drive(live_entries_steps(self.layout, index, value))
         return [key for key, raw in zip(keys_, values, strict=True) if raw is not None]
 
     def get_by_index(self, index: str, value: str) -> dict[str, Any]:
-        keys_, values = run(self.connection, live_entries_steps(self.layout, index, value))
+        keys_, values = self._drive(live_entries_steps(self.layout, index, value))
         return self._decode_many(keys_, values)
 
     def delete_by_index(self, index: str, value: str) -> int:
-        return run(self.connection, delete_by_index_steps(self.layout, index, value))
+        return self._drive(delete_by_index_steps(self.layout, index, value))
 
     def prune(self) -> int:
-        return run(self.connection, prune_steps(self.layout))
+        return self._drive(prune_steps(self.layout))
 
     def iter_keys(self, pattern: str = "*") -> Iterator[str]:
-        layout, seen = self.layout, set()
-        for stored in self._client.scan_iter(match=layout.entries_match(pattern), count=1000):
+        return self._keys_in(self.layout, self._client, pattern)
+
+    @staticmethod
+    def _keys_in(layout: KeyLayout, client: Any, pattern: str) -> Iterator[str]:
+        """The keys matching ``pattern`` that SCAN on ``client`` finds in ``layout``."""
+        seen = set()
+        for stored in client.scan_iter(match=layout.entries_match(pattern), count=1000):
             if stored not in seen and layout.kind_of(stored) == _ENTRY:
                 seen.add(stored)
                 key = layout.key_of(stored)
@@ -269,26 +289,28 @@ class RedisProvider(Provider):
                     yield key
 
     def count(self) -> int:
-        return run(self.connection, count_steps(self.layout))
+        return self._drive(count_steps(self.layout))
 
     def indexes_of(self, key: str) -> dict[str, str]:
-        """The meta hash maps each index name to its index key, which ends in the value."""
-        filed = self._client.hgetall(self.layout.meta(escape(key)))
+        """The meta hash maps each index name to its index key, which ends in the value (an
+        index key of the key's own layout: on a cluster, of its hash tag)."""
+        member, layout = escape(key), self._layout_for(key)
+        filed = self._client.hgetall(layout.meta(member))
         found = {}
         for raw_name, raw_index in filed.items():
             name, index = _text(raw_name), _text(raw_index)
-            head = self.layout.index(name, "")
+            head = layout.index(name, "")
             found[name] = unescape(index[len(head) :]) if index.startswith(head) else "?"
         return found
 
     def clear(self, progress: Callable[[int], None] | None = None) -> int:
         """Delete the namespace; ``progress(entries_deleted_so_far)`` after each batch."""
-        return run(self.connection, clear_steps(self.layout, progress))
+        return self._drive(clear_steps(self.layout, progress))
 
     def stats(self) -> dict[str, Any]:
         if self.layout.prefix is None:
             return self._unlisted_stats()
-        return run(self.connection, stats_steps(self.layout))
+        return self._drive(stats_steps(self.layout))
 
     def _unlisted_stats(self) -> dict[str, Any]:
         return {"entries": None, "indexes": None, "memory_bytes": None, "listing": NOT_LISTABLE}
@@ -357,46 +379,48 @@ class RedisProvider(Provider):
         return bool(await handle.run_script("touch", *self._keyed_call(key, px(timeout))))
 
     async def aget_or_set(self, key: str, default: Any, timeout: float | None, wait: float) -> Any:
-        steps = get_or_set_steps(
-            self.layout, key, default, wait, self.decode, self._store(key, timeout)
-        )
-        return await arun(self.connection.async_handle(), steps)
+        layout = self._layout_for(key)
+        steps = get_or_set_steps(layout, key, default, wait, self.decode, self._store(key, timeout))
+        return await self._adrive(steps, layout)
 
     async def afind(self, index: str, value: str) -> list[str]:
         steps = live_entries_steps(self.layout, index, value)
-        keys_, values = await arun(self.connection.async_handle(), steps)
+        keys_, values = await self._adrive(steps)
         return [key for key, raw in zip(keys_, values, strict=True) if raw is not None]
 
     async def aget_by_index(self, index: str, value: str) -> dict[str, Any]:
         steps = live_entries_steps(self.layout, index, value)
-        keys_, values = await arun(self.connection.async_handle(), steps)
+        keys_, values = await self._adrive(steps)
         return self._decode_many(keys_, values)
 
     async def adelete_by_index(self, index: str, value: str) -> int:
         steps = delete_by_index_steps(self.layout, index, value)
-        return await arun(self.connection.async_handle(), steps)
+        return await self._adrive(steps)
 
     async def aprune(self) -> int:
-        return await arun(self.connection.async_handle(), prune_steps(self.layout))
+        return await self._adrive(prune_steps(self.layout))
 
     async def akeys(self, pattern: str = "*") -> list[str]:
-        layout, found = self.layout, dict[bytes, None]()
-        client = self.connection.async_handle().client
+        return await self._akeys_in(self.layout, self.connection.async_handle().client, pattern)
+
+    @staticmethod
+    async def _akeys_in(layout: KeyLayout, client: Any, pattern: str) -> list[str]:
+        found = dict[bytes, None]()
         async for stored in client.scan_iter(match=layout.entries_match(pattern), count=1000):
             if layout.kind_of(stored) == _ENTRY:
                 found[stored] = None
         return [k for k in map(layout.key_of, found) if fnmatch.fnmatchcase(k, pattern)]
 
     async def acount(self) -> int:
-        return await arun(self.connection.async_handle(), count_steps(self.layout))
+        return await self._adrive(count_steps(self.layout))
 
     async def aclear(self, progress: Callable[[int], None] | None = None) -> int:
-        return await arun(self.connection.async_handle(), clear_steps(self.layout, progress))
+        return await self._adrive(clear_steps(self.layout, progress))
 
     async def astats(self) -> dict[str, Any]:
         if self.layout.prefix is None:
             return self._unlisted_stats()
-        return await arun(self.connection.async_handle(), stats_steps(self.layout))
+        return await self._adrive(stats_steps(self.layout))
 
     async def aclose(self) -> None:
         """Close this event loop's connections to the server (reopened on next use)."""

@@ -9,8 +9,10 @@ Layout they maintain (all keys already prefixed by the Django backend's key func
   its entry's expiry in server milliseconds (``+inf`` for none). The set expires at its
   highest score, so it lives exactly as long as its longest-lived member.
 
-Python computes and passes every key it can (``KEYS``); only the index keys an entry was
-filed under before are read from its meta hash. Scores come from the server's ``TIME``, so
+Python computes and passes every key a script names (``KEYS``: Redis's rule, and what lets
+redis-py route a call to the cluster node of its slot); the one exception is the index keys
+an entry was filed under before, which only its meta hash knows. They share the entry's hash
+tag (see ``layout``), so on a cluster they live in the same slot as the declared keys. Scores come from the server's ``TIME``, so
 clients with skewed clocks still agree on what is expired. Each script does a bounded
 amount of work: callers split large jobs into chunks (``CHUNK``).
 """
@@ -95,36 +97,27 @@ end
 return 1
 """
 
-#: ARGV: px, entry prefix, meta prefix, member1, value1, member2, value2...; KEYS: none, or
-#: entry1, meta1, entry2, meta2... when the key function hides prefixes (then the prefixes are
-#: ignored). Each entry key is the entry prefix + member (likewise the meta), so 200 values
-#: need 200 arguments, not 400: arguments cost ~0.3 µs each to hand to Lua.
+#: KEYS: entry1, meta1, entry2, meta2...; ARGV: px, member1, value1, member2, value2...
 #: Stores every pair unindexed (taking each out of its old indexes). Returns the count.
 SET_MANY = """
-local px, n = ARGV[1], (#ARGV - 3) / 2
-local entries, metas = {}, {}
-for i = 1, n do
-  if #KEYS > 0 then
-    entries[i], metas[i] = KEYS[2 * i - 1], KEYS[2 * i]
-  else
-    entries[i], metas[i] = ARGV[2] .. ARGV[2 + 2 * i], ARGV[3] .. ARGV[2 + 2 * i]
-  end
-end
+local px, n = ARGV[1], #KEYS / 2
+local metas = {}
+for i = 1, n do metas[i] = KEYS[2 * i] end
 if redis.call('EXISTS', unpack(metas)) > 0 then -- rarely: some were filed under indexes
   for i = 1, n do
-    if unfile(metas[i], ARGV[2 + 2 * i], nil) >= 0 then redis.call('DEL', metas[i]) end
+    if unfile(KEYS[2 * i], ARGV[2 * i], nil) >= 0 then redis.call('DEL', KEYS[2 * i]) end
   end
 end
 if px == '0' then
-  redis.call('DEL', unpack(entries))
+  for i = 1, n do redis.call('DEL', KEYS[2 * i - 1]) end
 elseif px == '' then
   local flat = {}
   for i = 1, n do
-    flat[2 * i - 1], flat[2 * i] = entries[i], ARGV[3 + 2 * i]
+    flat[2 * i - 1], flat[2 * i] = KEYS[2 * i - 1], ARGV[2 * i + 1]
   end
   redis.call('MSET', unpack(flat))
 else
-  for i = 1, n do redis.call('SET', entries[i], ARGV[3 + 2 * i], 'PX', px) end
+  for i = 1, n do redis.call('SET', KEYS[2 * i - 1], ARGV[2 * i + 1], 'PX', px) end
 end
 return n
 """
@@ -188,16 +181,19 @@ LIVE_MEMBERS = """
 return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. string.format('%.0f', now_ms()), '+inf')
 """
 
-#: KEYS: index; ARGV: entry prefix. ``LIVE_MEMBERS`` and their values in one atomic step, so
-#: an entry re-filed or deleted between the two is never returned: member1, value1, ...
+#: KEYS: index, entry1, entry2...; ARGV: member1, member2... Of these candidates, the members
+#: still filed in the index and unexpired by server time, and their values, in one atomic
+#: step (so an entry re-filed or deleted meanwhile is never returned): member1, value1, ...
 LIVE_ENTRIES = """
-local members = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. string.format('%.0f', now_ms()), '+inf')
-local out = {}
-for i = 1, #members do
-  local value = redis.call('GET', ARGV[1] .. members[i])
-  if value then
-    out[#out + 1] = members[i]
-    out[#out + 1] = value
+local idx, now, out = KEYS[1], now_ms(), {}
+for i = 2, #KEYS do
+  local score = redis.call('ZSCORE', idx, ARGV[i - 1])
+  if score and (score == 'inf' or tonumber(score) > now) then
+    local value = redis.call('GET', KEYS[i])
+    if value then
+      out[#out + 1] = ARGV[i - 1]
+      out[#out + 1] = value
+    end
   end
 end
 return out
@@ -220,44 +216,6 @@ for i = 2, #KEYS, 2 do
 end
 refresh(idx)
 return n
-"""
-
-#: For ``clear``. ARGV: entry prefix, meta prefix, member1, member2... (keys derived, so one
-#: argument per entry). Deletes each entry and, where it has a meta, first takes it out of its
-#: indexes, so a flush racing indexed writes leaves no member pointing at nothing. Returns
-#: how many entries existed.
-DELETE_MEMBERS = """
-local eprefix, mprefix, n = ARGV[1], ARGV[2], 0
-for i = 3, #ARGV do
-  local meta = mprefix .. ARGV[i]
-  if redis.call('EXISTS', meta) == 1 then
-    unfile(meta, ARGV[i], nil)
-    redis.call('DEL', meta)
-  end
-  n = n + redis.call('UNLINK', eprefix .. ARGV[i])
-end
-return n
-"""
-
-#: For ``clear``. KEYS: index; ARGV: entry prefix, meta prefix, index name, window. Takes the
-#: first ``window`` members: deletes the entries still filed here (and files them out of
-#: their other indexes), drops the rest. Returns {entries deleted, members left}.
-DRAIN_INDEX = """
-local idx, eprefix, mprefix, name = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
-local members = redis.call('ZRANGE', idx, 0, tonumber(ARGV[4]) - 1)
-local n, stale = 0, {}
-for i = 1, #members do
-  local meta = mprefix .. members[i]
-  if redis.call('HGET', meta, name) == idx then
-    unfile(meta, members[i], nil)
-    redis.call('DEL', meta)
-    n = n + redis.call('UNLINK', eprefix .. members[i])
-  else
-    stale[#stale + 1] = members[i]
-  end
-end
-if #stale > 0 then redis.call('ZREM', idx, unpack(stale)) end
-return {n, redis.call('ZCARD', idx)}
 """
 
 #: KEYS: index; ARGV: -. Drops members whose score (expiry) has passed. Returns the count.
@@ -308,8 +266,6 @@ SOURCES: Final[dict[str, str]] = {
         "live_members": LIVE_MEMBERS,
         "live_entries": LIVE_ENTRIES,
         "delete_filed": DELETE_FILED,
-        "delete_members": DELETE_MEMBERS,
-        "drain_index": DRAIN_INDEX,
         "prune_expired": PRUNE_EXPIRED,
         "prune_members": PRUNE_MEMBERS,
         "release": RELEASE,

@@ -208,44 +208,95 @@ def count(layout: KeyLayout) -> Steps[int]:
     return sum(1 for stored in found if layout.kind_of(stored) == entry)
 
 
-def clear(layout: KeyLayout, progress: Callable[[int], None] | None) -> Steps[int]:
-    """SCAN the namespace and delete what it finds, each batch sent with the next SCAN.
+class ScanListing:
+    """How ``clear`` finds keys by default: SCAN MATCH over the server, cursor by cursor."""
+
+    def __init__(self, match: str) -> None:
+        self.match, self.cursor = match, 0
+
+    def ask(self, kept: int) -> Cmd:
+        return Cmd(("SCAN", self.cursor, "MATCH", self.match, "COUNT", SCAN_COUNT))
+
+    def found(self, reply: Any) -> tuple[list[bytes], bool]:
+        """The keys of a reply, and whether to ask again."""
+        self.cursor, batch = reply
+        self.cursor = int(self.cursor)
+        return list(batch), self.cursor != 0
+
+
+#: Keys of others in a namespace's slot past which ``clear`` goes back to SCAN (each
+#: GETKEYSINSLOT call would return them all again).
+SLOT_KEPT_LIMIT = 10 * SCAN_COUNT
+
+
+class SlotListing:
+    """Keys by ``CLUSTER GETKEYSINSLOT`` (a namespace's hash tag names its slot): only that
+    slot's keys are read, where a SCAN walks the whole node. It has no cursor: asked again
+    after each batch's deletes, it returns the slot's keys that are left, those the flush
+    keeps (index sets, drained after the batch; another tag's keys in the same slot;
+    someone else's) first; so it asks for those plus a batch, until the slot has no more."""
+
+    def __init__(self, slot: int) -> None:
+        self.slot, self.asked = slot, SCAN_COUNT
+
+    def ask(self, kept: int) -> Cmd:
+        self.asked = kept + SCAN_COUNT
+        return Cmd(("CLUSTER", "GETKEYSINSLOT", self.slot, self.asked))
+
+    def found(self, reply: Any) -> tuple[list[bytes], bool]:
+        batch = list(reply)
+        return batch, len(batch) >= self.asked
+
+
+Listing = ScanListing | SlotListing
+
+
+def clear(
+    layout: KeyLayout, progress: Callable[[int], None] | None, listing: Listing | None = None
+) -> Steps[int]:
+    """List the namespace and delete what it finds, each batch sent with the next listing
+    call (SCAN by default; ``SlotListing`` on a cluster).
 
     Never KEYS, FLUSHDB or a long script: the server serves other clients between calls.
-    Entries (and metas) found go through ``delete_members``, which files each entry out of its
-    indexes as it goes; an index set found is drained by deleting the entries still filed in
-    it, never UNLINKed whole: a write racing the flush may have filed an entry there after
+    Entries (and metas) found go through the ``delete`` script, which files each entry out of
+    its indexes as it goes; an index set found is drained by deleting the entries still filed
+    in it, never UNLINKed whole: a write racing the flush may have filed an entry there after
     SCAN passed that entry's key, and it must not survive unreachable from its index. Locks
     and the rest are UNLINKed. Returns how many entries were deleted.
     """
-    match = layout.match()
+    listing = listing or ScanListing(layout.match())
     prefix = layout.listed_prefix()
     entry_prefix, meta_prefix = f"{prefix}{keys.ENTRY}:", f"{prefix}{keys.META}:"
     member_at = len(entry_prefix.encode())  # entry and meta prefixes are equally long
     entry, meta, index = (kind.encode() for kind in (keys.ENTRY, keys.META, keys.INDEX))
     kind_of = layout.kind_of
     deleted = 0
-    cursor, found = yield Cmd(("SCAN", 0, "MATCH", match, "COUNT", SCAN_COUNT))
+    found, more = listing.found((yield listing.ask(0)))
     while True:
         members: dict[bytes, None] = {}
-        indexes, others = [], []
+        indexes, others, removed = [], [], 0
         for stored in found:
             kind = kind_of(stored)
             if kind in (entry, meta):
                 members[stored[member_at:]] = None
+                removed += 1
             elif kind == index:
                 indexes.append(stored)
             elif kind is not None:  # locks; a key the app cannot have written stays
                 others.append(stored)
+                removed += 1
         calls: list[Cmd | Lua] = [
-            Lua("delete_members", [], [entry_prefix, meta_prefix, *group])
+            _delete_call(entry_prefix.encode(), meta_prefix.encode(), group)
             for group in chunks(list(members), SCAN_COUNT)
         ]
         deletes = len(calls)
         if others:
             calls.append(Cmd(("UNLINK", *others)))
-        if cursor != 0:
-            calls.append(Cmd(("SCAN", cursor, "MATCH", match, "COUNT", SCAN_COUNT)))
+        kept = len(found) - removed  # still there when the listing is asked again
+        if more and isinstance(listing, SlotListing) and kept > SLOT_KEPT_LIMIT:
+            listing = ScanListing(layout.match())  # a slot crowded with others' keys
+        if more:
+            calls.append(listing.ask(kept))
         replies: list[Any] = []
         if len(calls) == 1:
             replies = [(yield calls[0])]
@@ -253,31 +304,46 @@ def clear(layout: KeyLayout, progress: Callable[[int], None] | None) -> Steps[in
             replies = yield Batch(calls)
         deleted += sum(int(reply) for reply in replies[:deletes])
         for idx in indexes:
-            deleted += yield from _drain_index(layout, idx, entry_prefix, meta_prefix)
+            deleted += yield from _drain_index(layout, idx)
         if progress is not None:
             progress(deleted)
-        if cursor == 0:
+        if not more:
             return deleted
-        cursor, found = replies[-1]
+        found, more = listing.found(replies[-1])
+
+
+def _delete_call(entry_prefix: bytes, meta_prefix: bytes, members: Sequence[bytes]) -> Lua:
+    """The ``delete`` script for these members (their entry and meta keys in KEYS)."""
+    stored: list[bytes] = []
+    for member in members:
+        stored += (entry_prefix + member, meta_prefix + member)
+    return Lua("delete", stored, list(members))
 
 
 #: Most rounds ``clear`` spends emptying one index set that writers keep filing into.
 DRAIN_ROUNDS = 1000
 
 
-def _drain_index(layout: KeyLayout, idx: bytes, entry_prefix: str, meta_prefix: str) -> Steps[int]:
-    """Delete the entries filed in one index set, a window per script, until it is empty."""
-    name, deleted = layout.index_name_of(idx), 0
+def _drain_index(layout: KeyLayout, idx: bytes) -> Steps[int]:
+    """Delete the entries filed in one index set, a window of members per script, until it
+    is empty: entries still filed here are deleted (and filed out of their other indexes),
+    the other members dropped (``delete_filed``)."""
+    name, deleted, index = layout.index_name_of(idx), 0, idx.decode()
     for _ in range(DRAIN_ROUNDS):
-        drained, left = yield Lua("drain_index", [idx], [entry_prefix, meta_prefix, name, CHUNK])
-        deleted += int(drained)
-        if not left:
+        members = [_text(m) for m in (yield Cmd(("ZRANGE", idx, 0, CHUNK - 1)))]
+        if not members:
             break
+        deleted += int((yield _filed_call(layout, "delete_filed", index, name, members)))
     return deleted
 
 
-def stats(layout: KeyLayout) -> Steps[dict[str, Any]]:
-    """Entries and indexes by SCAN; memory from MEMORY USAGE of a random sample of keys."""
+def stats(layout: KeyLayout, index_values: bool = False) -> Steps[dict[str, Any]]:
+    """Entries and indexes by SCAN; memory from MEMORY USAGE of a random sample of keys.
+
+    ``index_values``: also return the ``(name, value)`` suffixes of the index keys found
+    (``"index_values"``, a set), so that a namespace spread over several hash tags, one index
+    set per tag, counts each index value once.
+    """
     kind_by_key = {k: layout.kind_of(k) for k in (yield from scan(layout.match()))}
     stored = [k for k, kind in kind_by_key.items() if kind is not None]  # the app's own keys
     kinds = [kind_by_key[k] for k in stored]
@@ -285,7 +351,7 @@ def stats(layout: KeyLayout) -> Steps[dict[str, Any]]:
     sizes = (yield Batch([Cmd(("MEMORY USAGE", k)) for k in sample])) if sample else []
     known = [int(size) for size in sizes if size is not None]
     memory = round(sum(known) / len(known) * len(stored)) if known else 0
-    return {
+    found: dict[str, Any] = {
         "entries": kinds.count(keys.ENTRY.encode()),
         "indexes": kinds.count(keys.INDEX.encode()),
         "index_names": sorted(
@@ -299,6 +365,10 @@ def stats(layout: KeyLayout) -> Steps[dict[str, Any]]:
         "memory_sampled_keys": len(known),
         "stored_keys": len(stored),
     }
+    if index_values:
+        cut = len(layout.listed_prefix().encode())
+        found["index_values"] = {k[cut:] for k in stored if kind_by_key[k] == keys.INDEX.encode()}
+    return found
 
 
 # -- indexes ----------------------------------------------------------------------------------
@@ -338,9 +408,9 @@ def live_entries(layout: KeyLayout, name: str, value: str) -> Steps[tuple[list[s
         # keeps only the command: an error naming ZMSCORE here is that one.)
         message = str(exc).lower()
         unknown = "unknown command" in message or "(zmscore " in message
-        if not (unknown or isinstance(exc, OutOfMemoryError)) or layout.prefix is None:
+        if not (unknown or isinstance(exc, OutOfMemoryError)):
             raise
-        return (yield from _live_entries_by_script(layout, idx))
+        return (yield from _live_entries_by_script(layout, idx, members))
     return unescape_many(members), values
 
 
@@ -377,9 +447,17 @@ def _snapshot_by_chunk(layout: KeyLayout, idx: str, members: list[bytes]) -> Ste
     return values
 
 
-def _live_entries_by_script(layout: KeyLayout, idx: str) -> Steps[tuple[list[str], list[Any]]]:
-    flat: list[bytes] = yield Lua("live_entries", [idx], [f"{layout.prefix}{keys.ENTRY}:"])
-    return unescape_many(flat[0::2]), flat[1::2]
+def _live_entries_by_script(
+    layout: KeyLayout, idx: str, members: list[bytes]
+) -> Steps[tuple[list[str], list[Any]]]:
+    """The snapshot of ``_snapshot_whole`` taken by a script, a chunk of candidates per call."""
+    found, values = [], []
+    for group in chunks(members, CHUNK):
+        group = list(group)
+        flat: list[bytes] = yield Lua("live_entries", [idx, *layout.entries(group)], group)
+        found += flat[0::2]
+        values += flat[1::2]
+    return unescape_many(found), values
 
 
 def _filed_call(layout: KeyLayout, script: str, idx: str, name: str, group: Sequence[str]) -> Lua:
