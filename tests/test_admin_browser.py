@@ -132,6 +132,8 @@ def test_staff_without_flush_permission_sees_no_flush_control(
     assert page.locator("#flush-button").count() == 0
     assert page.locator("#prune-button").count() == 0
     page.click("#keys a >> nth=0")
+    page.wait_for_url("**/key/?key=*")
+    page.wait_for_load_state()  # count() does not wait: the entry page must have loaded first
     assert page.locator("#entry-value").count() == 1
     assert page.locator("#delete-button").count() == 0
     page.screenshot(path=str(tmp_path / "viewer-entry.png"), full_page=True)
