@@ -114,10 +114,13 @@ def _cluster_aliases() -> list[str]:
 
 def check_cluster_settings() -> list[CheckMessage]:
     """E015: a ``RedisClusterCache`` alias whose LOCATION or KEY_PREFIX cannot work."""
+    aliases = _cluster_aliases()
+    if not aliases:  # and redis-py, which the cluster modules import, may not be installed
+        return []
     from agenthub_cache.providers.redis.cluster_client import ClusterSettingsError, parse_location
 
     errors: list[CheckMessage] = []
-    for alias in _cluster_aliases():
+    for alias in aliases:
         params = cast(Mapping[str, Any], settings.CACHES[alias])
         try:
             parse_location(params.get("LOCATION", ""), alias)
@@ -150,11 +153,14 @@ def check_redis_cluster(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
     Asks each startup node with a one-second timeout until one answers for a healthy
     cluster; an error names the alias and what each node said.
     """
+    aliases = _cluster_aliases()
+    if not aliases:
+        return []
     from agenthub_cache.providers.redis.cluster_client import ClusterSettingsError, parse_location
     from agenthub_cache.providers.redis.connections import cluster_node_problem
 
     errors: list[CheckMessage] = []
-    for alias in _cluster_aliases():
+    for alias in aliases:
         params = cast(Mapping[str, Any], settings.CACHES[alias])
         try:
             nodes = parse_location(params.get("LOCATION", ""), alias)

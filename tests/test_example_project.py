@@ -221,6 +221,26 @@ def test_manage_py_check_creates_the_database_and_cache_table(tmp_path: Path) ->
     assert manage(tmp_path, "check").returncode == 0  # and again: the set-up step is idempotent
 
 
+def test_the_example_runs_without_the_redis_extra(tmp_path: Path) -> None:
+    """``pip install -e .`` (no extras) installs no redis-py: nothing may import it unasked."""
+    no_redis = (
+        "import runpy, sys; sys.modules['redis'] = None; sys.argv = [sys.argv[1], *sys.argv[2:]]; "
+        "runpy.run_path(sys.argv[0], run_name='__main__')"
+    )
+    for args in (("check",), ("cache_namespaces", "list")):
+        result = subprocess.run(
+            [sys.executable, "-c", no_redis, str(MANAGE), *args],
+            cwd=ROOT,
+            env=example_env(tmp_path),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "No module named 'redis'" not in result.stderr
+
+
 def test_a_second_process_sees_what_the_first_stored(tmp_path: Path) -> None:
     write = (
         "from agenthub_cache.instances import signup_cache; "
