@@ -12,7 +12,7 @@ primary is, so a failover is followed without a restart.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
@@ -140,7 +140,9 @@ def async_sentinel_pool(
     kwargs = {**from_url, **_async_kwargs(options, asentinel)}
     sockets = {k: v for k, v in kwargs.items() if k.startswith("socket_")}
     extra = None if sentinel.sentinel_kwargs is None else dict(sentinel.sentinel_kwargs)
-    manager = asentinel.Sentinel(list(sentinel.sentinels), sentinel_kwargs=extra, **sockets)  # type: ignore[no-untyped-call]
+    # redis-py types Sentinel.__init__ only from 8.2 on; through Any, mypy passes on every release.
+    make_sentinel: Callable[..., asentinel.Sentinel] = asentinel.Sentinel
+    manager = make_sentinel(list(sentinel.sentinels), sentinel_kwargs=extra, **sockets)
     return BlockingSentinelConnectionPool(service, manager, **kwargs)  # type: ignore[no-untyped-call]
 
 
