@@ -7,7 +7,10 @@ django-redis on a private redis-server started on a free loopback port (the prod
 The two services take turns in every round; the best round of each is reported, in CPU time
 of this thread (``thread_time``), so time spent waiting for a busy CPU or for the server is
 left out and a loaded machine still gives a stable difference. The issue-12 goal is on the
-Redis path: a namespace get loses at most 3% with metrics on.
+Redis path: a namespace get loses at most 3% with metrics on. On Redis the on/off difference
+(under 1 µs) drowns in the round trip's noise, so the goal row divides the metrics code's cost,
+measured where it is all CPU (LocMem, on minus off), by the wall time of a Redis namespace get
+with metrics off, both from this run.
 """
 
 from __future__ import annotations
@@ -35,6 +38,16 @@ def best_cpu_per_op(
     return best
 
 
+def best_wall_per_op(get: Callable[[str], object], keys: list[str], rounds: int, ops: int) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for i in range(ops):
+            get(keys[i % len(keys)])
+        best = min(best, (time.perf_counter() - started) / ops)
+    return best
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=30)
@@ -51,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     server = servers.redis_server().start()
     load = os.getloadavg()[0]
     keys = [f"key:{i}" for i in range(1000)]
+    costs: dict[str, float] = {}
+    redis_get = float("nan")
     redis_alias = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": f"{server.url}/1"}
     local = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "bench"}
     try:
@@ -70,10 +85,20 @@ def main(argv: list[str] | None = None) -> int:
                     f"off {best['off'] * 1e6:6.2f} µs CPU (best of {args.rounds} x {ops}); "
                     f"metrics cost {cost * 1e6:+.2f} µs = {best['on'] / best['off'] - 1:+.1%}"
                 )
+                costs[label] = cost
+                if label == "django-redis":
+                    redis_get = best_wall_per_op(off.get, keys, args.rounds, ops)
                 on.clear()
                 off.clear()
     finally:
         server.stop()
+    share = costs["LocMem"] / redis_get
+    verdict = "met" if share <= 0.03 else "missed"
+    print(
+        f"goal: metrics cost {costs['LocMem'] * 1e6:.2f} µs (LocMem, CPU) / Redis namespace get "
+        f"{redis_get * 1e6:.2f} µs (wall, metrics off, best of {args.rounds}) = {share:.1%} "
+        f"(target <= 3%): {verdict}"
+    )
     print(f"load average (1 min) {load:.2f} before, {os.getloadavg()[0]:.2f} after")
     return 0
 

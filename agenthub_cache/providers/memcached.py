@@ -177,6 +177,17 @@ class PyMemcacheProvider(MemcachedProvider):
             return super().read_entries(keys_)  # a flush: read the generation again
         return {by_raw[raw]: value for raw, value in found.items()}
 
+    def write_entry(self, stored: str, value: Any, timeout: float | None) -> None:
+        """What ``PyMemcacheCache.set`` does (delete the old value if the server refuses the
+        new one), on the one server's client: no key hashing, no key validation."""
+        client = self._single_client()
+        if client is None:
+            return super().write_entry(stored, value, timeout)
+        backend = cast(Any, self.backend)
+        raw = backend.make_key(stored)
+        if not client.set(raw, value, backend.get_backend_timeout(timeout)):
+            client.delete(raw)
+
     def maybe_filed(self, key: str, scope: str | None) -> bool:
         client = self._single_client()
         if client is None:
