@@ -1,6 +1,7 @@
 """The part of ``CacheService`` that works on many entries at once.
 
-Secondary indexes (``find``, ``get_by_index``, ``delete_by_index``, ``prune``) and the
+Secondary indexes (``find``, ``get_by_index``, ``count_by_index``, ``delete_by_index``,
+``prune``) and the
 namespace as a whole (``keys``, ``count``, ``clear``, ``stats``). Whole-namespace operations
 always raise on a store failure, even under ``FAIL_SILENTLY``: an operator must see a failed
 flush.
@@ -51,6 +52,20 @@ class NamespaceAPI(ServicePolicy):
         with self._policy("get_by_index"):
             return await self.provider.aget_by_index(index, value)
         return {}
+
+    def count_by_index(self, index: str, value: str) -> int:
+        """How many live entries are filed under ``index`` = ``value`` (``len(find(...))``:
+        the same liveness check, so the count never includes an expired or re-filed entry)."""
+        index, value = self._index(index, value)
+        with self._policy("count_by_index"):
+            return len(self.provider.find(index, value))
+        return 0
+
+    async def acount_by_index(self, index: str, value: str) -> int:
+        index, value = self._index(index, value)
+        with self._policy("count_by_index"):
+            return len(await self.provider.afind(index, value))
+        return 0
 
     def delete_by_index(self, index: str, value: str) -> int:
         """Delete the entries filed under ``index`` = ``value`` (and their other filings)."""

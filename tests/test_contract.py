@@ -421,6 +421,22 @@ def test_find_get_by_index(service: CacheService) -> None:
     assert service.find("email", "nobody") == []
 
 
+def test_count_by_index_counts_live_entries_only(service: CacheService) -> None:
+    service.set("s1", 1, indexes={"team": "42"})
+    service.set("s2", 2, indexes={"team": "42"})
+    service.set("s3", 3, indexes={"team": "42"}, ttl=1)
+    service.set("s4", 4, indexes={"team": "7"})
+    assert service.count_by_index("team", "42") == 3
+    service.set("s2", 2, indexes={"team": "7"})  # re-filed
+    service.delete("s1")
+    assert service.count_by_index("team", "42") == 1
+    assert service.count_by_index("team", "7") == 2
+    assert service.count_by_index("team", "nobody") == 0
+    time.sleep(2.1)  # s3 expires
+    assert service.count_by_index("team", "42") == 0
+    assert asyncio.run(service.acount_by_index("team", "7")) == 2
+
+
 def test_reset_with_other_indexes_refiles(service: CacheService) -> None:
     service.set("s1", 1, indexes={"email": "old@x", "user_id": "1"})
     service.set("s1", 2, indexes={"email": "new@x"})

@@ -84,6 +84,7 @@ def sync_calls(svc: CacheService) -> dict[str, Callable[[], Any]]:
         "get_or_set": lambda: svc.get_or_set("a", lambda: "computed"),
         "find": lambda: svc.find("i", "v"),
         "get_by_index": lambda: svc.get_by_index("i", "v"),
+        "count_by_index": lambda: svc.count_by_index("i", "v"),
         "delete_by_index": lambda: svc.delete_by_index("i", "v"),
         "prune": lambda: svc.prune(),
     }
@@ -108,6 +109,7 @@ SILENT = {
     "get_or_set": "computed",
     "find": [],
     "get_by_index": {},
+    "count_by_index": 0,
     "delete_by_index": 0,
     "prune": 0,
 }
@@ -140,6 +142,7 @@ def async_calls(svc: CacheService) -> dict[str, Callable[[], Awaitable[Any]]]:
         "pop": lambda: svc.apop("a", "dflt"),
         "incr": lambda: svc.aincr("n"),
         "find": lambda: svc.afind("i", "v"),
+        "count_by_index": lambda: svc.acount_by_index("i", "v"),
         "delete_by_index": lambda: svc.adelete_by_index("i", "v"),
         "get_or_set": lambda: svc.aget_or_set("a", lambda: "computed"),
         "clear": svc.aclear,
