@@ -37,7 +37,10 @@ def check_cluster_settings() -> list[CheckMessage]:
     aliases = _cluster_aliases()
     if not aliases:  # and redis-py, which the cluster modules import, may not be installed
         return []
-    from agenthub_cache.providers.redis.cluster_client import ClusterSettingsError, parse_location
+    from agenthub_cache.providers.redis.cluster_settings import (
+        ClusterSettingsError,
+        parse_location,
+    )
 
     errors: list[CheckMessage] = []
     for alias in aliases:
@@ -76,7 +79,10 @@ def check_redis_cluster(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
     aliases = _cluster_aliases()
     if not aliases:
         return []
-    from agenthub_cache.providers.redis.cluster_client import ClusterSettingsError, parse_location
+    from agenthub_cache.providers.redis.cluster_settings import (
+        ClusterSettingsError,
+        parse_location,
+    )
     from agenthub_cache.providers.redis.connections import cluster_node_problem
 
     errors: list[CheckMessage] = []
