@@ -11,11 +11,8 @@ class AgentHubCacheConfig(AppConfig):
     verbose_name = "AgentHub cache namespaces"
 
     def ready(self) -> None:
-        from agenthub_cache.checks import (
-            check_redis_cluster,
-            check_redis_eviction,
-            check_settings,
-        )
+        from agenthub_cache.checks import check_redis_eviction, check_settings
+        from agenthub_cache.checks_cluster import check_redis_cluster
 
         checks.register(check_settings, checks.Tags.caches)
         # Asks the servers over the network: a deployment check, not one for every command.

@@ -1,19 +1,30 @@
 """System checks for ``AGENTHUB_CACHE``: every mistake an error, every hazard a warning.
 
-Ids are stable; tests assert them. Registered in ``AppConfig.ready()``.
+The checks ``AppConfig.ready()`` registers, with every id in one list (``IDS``) so that ids
+stay unique; tests assert them. The settings themselves are validated in ``validation``,
+``NamespaceCache`` aliases in ``checks_namespace_cache`` and ``RedisClusterCache`` aliases in
+``checks_cluster``; this module warns of what each alias's store cannot keep (W001-W006),
+of ``METRICS: "redis"`` off Redis (E013) and, deploying, of Redis eviction (W003).
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import Any, cast
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
-from django.utils.module_loading import import_string
 
 from agenthub_cache import conf
+from agenthub_cache.checks_aliases import backend_class
+from agenthub_cache.checks_cluster import (
+    CLUSTER_BACKEND,
+    E015,
+    E016,
+    check_cluster_settings,
+    is_cluster,
+)
+from agenthub_cache.checks_namespace_cache import E009, E010, E011, E012, namespace_cache_errors
 from agenthub_cache.providers.base import StoreScope
 from agenthub_cache.registry import provider_class_for
 from agenthub_cache.validation import (
@@ -30,19 +41,14 @@ from agenthub_cache.validation import (
     settings_errors,
 )
 
-E009 = "agenthub_cache.E009"  # a namespace's CACHE is a NamespaceCache alias (a loop)
-E010 = "agenthub_cache.E010"  # NamespaceCache LOCATION missing or not a valid namespace name
-E011 = "agenthub_cache.E011"  # NamespaceCache LOCATION names no configured namespace
-E012 = "agenthub_cache.E012"  # NamespaceCache given options it does not use (TIMEOUT, OPTIONS)
+#: E009-E012 (NamespaceCache aliases) are in checks_namespace_cache.py.
 E013 = "agenthub_cache.E013"  # METRICS="redis" on a cache that is not Redis
 W001 = "agenthub_cache.W001"  # namespace on DummyCache
 W002 = "agenthub_cache.W002"  # namespace on LocMemCache
 W003 = "agenthub_cache.W003"  # Redis eviction policy may evict index sets (Redis provider)
 W004 = "agenthub_cache.W004"  # pymemcache retries that silently turn an outage into misses
 W005 = "agenthub_cache.W005"  # DB/file/LocMem cache culling at Django's default MAX_ENTRIES
-#: E014 (bad SLOTS) is in validation.py.
-E015 = "agenthub_cache.E015"  # a RedisClusterCache alias with a bad LOCATION (db other than 0...)
-E016 = "agenthub_cache.E016"  # a RedisClusterCache alias unreachable / not a cluster (deploy)
+#: E014 (bad SLOTS) is in validation.py; E015 and E016 (Redis Cluster) in checks_cluster.py.
 W006 = "agenthub_cache.W006"  # SLOTS > 1 on an alias that is not a Redis Cluster
 IDS = (
     *(*ERROR_IDS, E009, E010, E011, E012, E013, E015, E016),
@@ -54,28 +60,8 @@ DJANGO_MAX_ENTRIES = 300
 
 _WHERE = f"settings.{conf.SETTING}"
 
-#: The adapter backend (``agenthub_cache.backends.NamespaceCache``), by the path of its class:
-#: matched along the MRO of each alias's backend, so the checks never import it themselves.
-NAMESPACE_CACHE = "agenthub_cache.backends.namespace.NamespaceCache"
-#: ``CACHES`` keys a NamespaceCache ignores: the namespace's TTL is its default timeout, and the
-#: alias the namespace lives on culls and holds the client options.
-NAMESPACE_CACHE_UNUSED = {
-    "TIMEOUT": "Set the default timeout as the namespace's TTL: "
-    "settings.AGENTHUB_CACHE['NAMESPACES'][{name!r}]['TTL'].",
-    "OPTIONS": "Put OPTIONS (MAX_ENTRIES, client options) on the cache alias the namespace lives "
-    "on, settings.CACHES[{cache!r}].",
-}
-
 #: ``CACHES[alias]["OPTIONS"]`` for ``PyMemcacheCache`` that make an outage an error (W004).
 PYMEMCACHE_OPTIONS = {"retry_attempts": 0, "dead_timeout": 5}
-
-
-def _backend_class(alias: str) -> type[Any] | None:
-    try:
-        backend: type[Any] = import_string(str(settings.CACHES[alias]["BACKEND"]))
-    except (ImportError, KeyError, TypeError):
-        return None  # Django's own cache checks report a broken CACHES entry
-    return backend
 
 
 def _store_scope(backend: type[Any] | None) -> StoreScope | None:
@@ -94,98 +80,6 @@ def _silences_outages(alias: str) -> bool:
     ``ignore_exc``: an outage the app could neither report nor silence by its own policy."""
     options = cast(Mapping[str, Any], settings.CACHES[alias].get("OPTIONS") or {})
     return bool(options.get("ignore_exc")) or options.get("retry_attempts", 2) != 0
-
-
-#: The app's own cluster backend, by dotted path (checks import no backend module).
-CLUSTER_BACKEND = "agenthub_cache.backends.cluster.RedisClusterCache"
-#: Seconds each startup node gets to answer the deployment probe (E016).
-CLUSTER_PROBE_TIMEOUT = 1.0
-
-
-def _is_cluster(backend: type[Any] | None) -> bool:
-    return backend is not None and any(
-        f"{cls.__module__}.{cls.__qualname__}" == CLUSTER_BACKEND for cls in backend.__mro__
-    )
-
-
-def _cluster_aliases() -> list[str]:
-    return sorted(alias for alias in settings.CACHES if _is_cluster(_backend_class(alias)))
-
-
-def check_cluster_settings() -> list[CheckMessage]:
-    """E015: a ``RedisClusterCache`` alias whose LOCATION or KEY_PREFIX cannot work."""
-    aliases = _cluster_aliases()
-    if not aliases:  # and redis-py, which the cluster modules import, may not be installed
-        return []
-    from agenthub_cache.providers.redis.cluster_client import ClusterSettingsError, parse_location
-
-    errors: list[CheckMessage] = []
-    for alias in aliases:
-        params = cast(Mapping[str, Any], settings.CACHES[alias])
-        try:
-            parse_location(params.get("LOCATION", ""), alias)
-        except ClusterSettingsError as exc:
-            errors.append(
-                Error(
-                    str(exc),
-                    hint="LOCATION of a RedisClusterCache is one or more redis://host:port URLs "
-                    "of cluster nodes, with no database number (a cluster has only db 0).",
-                    id=E015,
-                )
-            )
-        prefix = str(params.get("KEY_PREFIX", ""))
-        if "{" in prefix or "}" in prefix:
-            errors.append(
-                Error(
-                    f"CACHES[{alias!r}]['KEY_PREFIX'] is {prefix!r}: a brace in it would become "
-                    "every key's hash tag, so namespaces could not be spread over the cluster "
-                    "and their own tags would be ignored.",
-                    hint="Use a KEY_PREFIX without '{' or '}'.",
-                    id=E015,
-                )
-            )
-    return errors
-
-
-def check_redis_cluster(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """E016 (deployment check): every ``RedisClusterCache`` alias reaches a healthy cluster.
-
-    Asks each startup node with a one-second timeout until one answers for a healthy
-    cluster; an error names the alias and what each node said.
-    """
-    aliases = _cluster_aliases()
-    if not aliases:
-        return []
-    from agenthub_cache.providers.redis.cluster_client import ClusterSettingsError, parse_location
-    from agenthub_cache.providers.redis.connections import cluster_node_problem
-
-    errors: list[CheckMessage] = []
-    for alias in aliases:
-        params = cast(Mapping[str, Any], settings.CACHES[alias])
-        try:
-            nodes = parse_location(params.get("LOCATION", ""), alias)
-        except ClusterSettingsError:
-            continue  # E015 says so
-        password = (params.get("OPTIONS") or {}).get("PASSWORD")
-        problems = []
-        for host, port, _ in nodes:
-            problem = cluster_node_problem(host, port, password, CLUSTER_PROBE_TIMEOUT)
-            if problem is None:
-                break
-            problems.append(f"{host}:{port} {problem}")
-        else:
-            errors.append(
-                Error(
-                    f"The Redis Cluster of the cache alias {alias!r} is not usable: "
-                    + "; ".join(problems)
-                    + ".",
-                    hint=f"Point CACHES[{alias!r}]['LOCATION'] at nodes of a running cluster "
-                    "whose 16384 slots are all served (CLUSTER INFO says cluster_state:ok); "
-                    "for a single Redis server use django_redis.cache.RedisCache instead.",
-                    id=E016,
-                )
-            )
-    return errors
 
 
 def _culls_early(alias: str, backend: type[Any] | None) -> int | None:
@@ -227,7 +121,7 @@ def check_hazards() -> list[CheckMessage]:
         by_alias.setdefault(ns.cache, []).append(ns.name)
     warnings: list[CheckMessage] = []
     for alias, names in by_alias.items():
-        backend = _backend_class(alias)
+        backend = backend_class(alias)
         scope = _store_scope(backend)
         which = f"Cache namespace(s) {', '.join(map(repr, names))} on the alias {alias!r}"
         if scope is StoreScope.NOTHING:
@@ -264,7 +158,7 @@ def check_hazards() -> list[CheckMessage]:
                 )
             )
         slotted = [n for n in names if conf.get_settings().namespaces[n].slots > 1]
-        if slotted and not _is_cluster(backend):
+        if slotted and not is_cluster(backend):
             warnings.append(
                 Warning(
                     f"Cache namespace(s) {', '.join(map(repr, slotted))} on the alias {alias!r} "
@@ -279,88 +173,6 @@ def check_hazards() -> list[CheckMessage]:
         if max_entries is not None:
             warnings.append(_cull_warning(alias, which, max_entries))
     return warnings
-
-
-def _is_namespace_cache(alias: str) -> bool:
-    backend = _backend_class(alias)
-    return backend is not None and any(
-        f"{cls.__module__}.{cls.__qualname__}" == NAMESPACE_CACHE for cls in backend.__mro__
-    )
-
-
-def _namespace_cache_location(
-    alias: str, params: Mapping[str, Any], names: list[str]
-) -> list[CheckMessage]:
-    where = f"settings.CACHES[{alias!r}]"
-    location = params.get("LOCATION")
-    known = ", ".join(sorted(names)) or "none"
-    fix = f"Set LOCATION to the name of a namespace in {_WHERE}['NAMESPACES'] ({known})."
-    if not location:
-        return [Error(f"{where} is a NamespaceCache without a LOCATION.", hint=fix, id=E010)]
-    if not conf.is_valid_name(location):
-        return [
-            Error(
-                f"{where}['LOCATION'] is {location!r}, which is not a valid namespace name.",
-                hint=f"{fix} Namespace names are 1-64 letters, digits, '_', '-' or '.', "
-                "starting with a letter or digit.",
-                id=E010,
-            )
-        ]
-    if location not in names:
-        close = difflib.get_close_matches(location, names, n=1)
-        guess = f"Did you mean {close[0]!r}? " if close else ""
-        return [
-            Error(
-                f"{where}['LOCATION'] names the namespace {location!r}, which is not configured.",
-                hint=f"{guess}{fix} Or declare {location!r} there.",
-                id=E011,
-            )
-        ]
-    return []
-
-
-def namespace_cache_errors() -> list[CheckMessage]:
-    """Mistakes with ``NamespaceCache`` aliases: loops, bad LOCATION, options it ignores."""
-    if settings_errors():
-        return []  # reported by settings_errors(); the namespaces are not known yet
-    app_settings = conf.get_settings()
-    raw = _raw_namespaces()
-    # Where each alias was named: the default CACHE once (ad hoc services use it too), and each
-    # namespace that names its own.
-    named = [(f"{_WHERE}['CACHE']", app_settings.cache, "the namespaces that name no CACHE")]
-    for ns in app_settings.namespaces.values():
-        declared = raw.get(ns.name)
-        if isinstance(declared, Mapping) and "CACHE" in declared:
-            named.append((f"{_WHERE}['NAMESPACES'][{ns.name!r}]['CACHE']", ns.cache, repr(ns.name)))
-    errors: list[CheckMessage] = [
-        Error(
-            f"{where} is {alias!r}, a NamespaceCache alias: cache namespace(s) {which} would be "
-            "stored in a namespace, a loop.",
-            hint=f"Point {where} at a cache that stores data (Redis, database, memcached, "
-            "LocMem), not at a NamespaceCache alias.",
-            id=E009,
-        )
-        for where, alias, which in named
-        if _is_namespace_cache(alias)
-    ]
-    names = list(app_settings.namespaces)
-    for alias, params in settings.CACHES.items():
-        if not _is_namespace_cache(alias):
-            continue
-        location_errors = _namespace_cache_location(alias, params, names)
-        errors += location_errors
-        name = str(params.get("LOCATION") or "")
-        cache = app_settings.namespaces[name].cache if not location_errors else "..."
-        errors += [
-            Error(
-                f"settings.CACHES[{alias!r}] is a NamespaceCache and does not use {option}.",
-                hint=f"Remove {option}. " + hint.format(name=name or "...", cache=cache),
-                id=E012,
-            )
-            for option, hint in NAMESPACE_CACHE_UNUSED.items()
-            if option in params
-        ]
-    return errors
 
 
 def _is_redis(backend: type[Any]) -> bool:
@@ -380,7 +192,7 @@ def metrics_errors() -> list[CheckMessage]:
         return []  # reported by settings_errors(); the namespaces are not known yet
     errors: list[CheckMessage] = []
     for ns in conf.get_settings().namespaces.values():
-        backend = _backend_class(ns.cache)
+        backend = backend_class(ns.cache)
         if ns.metrics != "redis" or backend is None or _is_redis(backend):
             continue  # a backend that cannot be loaded is Django's own check's to report
         errors.append(
@@ -393,11 +205,6 @@ def metrics_errors() -> list[CheckMessage]:
             )
         )
     return errors
-
-
-def _raw_namespaces() -> Mapping[str, Any]:
-    declared = conf.raw_settings().get("NAMESPACES", conf.SEED_NAMESPACES)
-    return declared if isinstance(declared, Mapping) else {}
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
@@ -425,7 +232,7 @@ def check_redis_eviction(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
         by_alias.setdefault(ns.cache, []).append(ns.name)
     warnings: list[CheckMessage] = []
     for alias, names in sorted(by_alias.items()):
-        backend = _backend_class(alias)
+        backend = backend_class(alias)
         if backend is None:
             continue
         probe = getattr(provider_class_for(backend), "eviction_policy", None)
@@ -459,8 +266,6 @@ __all__ = [
     "E008",
     "E013",
     "E014",
-    "E015",
-    "E016",
     "IDS",
     "PYMEMCACHE_OPTIONS",
     "W001",
@@ -468,9 +273,7 @@ __all__ = [
     "W003",
     "W004",
     "W006",
-    "check_cluster_settings",
     "check_hazards",
-    "check_redis_cluster",
     "check_redis_eviction",
     "check_settings",
     "metrics_errors",

@@ -24,7 +24,6 @@ from agenthub_cache.exceptions import CacheRefused, CacheUnavailable, InvalidKey
 if TYPE_CHECKING:
     from agenthub_cache.metrics import NamespaceMetrics
     from agenthub_cache.providers.base import Provider
-    from agenthub_cache.providers.locking import LockBase
 
 logger = logging.getLogger("agenthub_cache")
 
@@ -233,63 +232,6 @@ def is_async_callable(default: object) -> bool:
     return callable(default) and (
         inspect.iscoroutinefunction(default) or inspect.iscoroutinefunction(type(default).__call__)
     )
-
-
-class GuardedLock:
-    """``service.lock()``: the provider's lock, with store errors through the failure policy.
-
-    Never silenced, even under ``FAIL_SILENTLY``: a caller told it holds a lock it never got
-    would lose the mutual exclusion it asked for. Anything else is the provider lock's own.
-    """
-
-    def __init__(self, lock: LockBase, policy: FailurePolicy) -> None:
-        self._lock = lock
-        self._policy = policy
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._lock, name)
-
-    def acquire(self, blocking: bool = True) -> bool:
-        with self._policy:
-            return self._lock.acquire(blocking)
-        raise AssertionError("unreachable")
-
-    def release(self) -> None:
-        with self._policy:
-            self._lock.release()
-
-    def locked(self) -> bool:
-        with self._policy:
-            return self._lock.locked()
-        raise AssertionError("unreachable")
-
-    def __enter__(self) -> GuardedLock:
-        with self._policy:
-            self._lock.__enter__()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        with self._policy:
-            self._lock.__exit__(exc_type, exc, tb)
-
-    async def __aenter__(self) -> GuardedLock:
-        with self._policy:
-            await self._lock.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        with self._policy:
-            await self._lock.__aexit__(exc_type, exc, tb)
 
 
 class ServicePolicy:

@@ -18,13 +18,13 @@ from agenthub_cache import conf
 from agenthub_cache import metrics as metrics_
 from agenthub_cache.binding import CacheType, bind_provider
 from agenthub_cache.exceptions import CacheUnavailable, InvalidKey
+from agenthub_cache.guarded_lock import GuardedLock
 from agenthub_cache.namespace_api import NamespaceAPI
 from agenthub_cache.policy import (
     FOREVER,
     MISS,
     CallerDefault,
     CallerFailed,
-    GuardedLock,
     is_async_callable,
 )
 

@@ -48,7 +48,8 @@ E005 = "agenthub_cache.E005"  # bad TTL / DEFAULT_TTL
 E006 = "agenthub_cache.E006"  # unknown namespace option
 E007 = "agenthub_cache.E007"  # NAMESPACES, or one namespace's options, not a dict
 E008 = "agenthub_cache.E008"  # FAIL_SILENTLY / SENSITIVE not a bool, METRICS not a bool or "redis"
-#: E009-E013 are checks.py's (NamespaceCache checks and METRICS "redis" on a non-Redis cache).
+#: E009-E012 are checks_namespace_cache.py's (NamespaceCache aliases), E013 (METRICS "redis" on
+#: a non-Redis cache) checks.py's, E015-E016 checks_cluster.py's (RedisClusterCache aliases).
 E014 = "agenthub_cache.E014"  # SLOTS not a whole number from 1 to MAX_SLOTS
 ERROR_IDS = (E001, E002, E003, E004, E005, E006, E007, E008, E014)
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.test.utils import override_settings
 
-from agenthub_cache import checks
+from agenthub_cache import checks, checks_cluster
 from tests import servers
 from tests.conftest import cluster_cache_settings, make_service, unique_namespace
 
@@ -44,7 +44,7 @@ async def test_a_thousand_tasks_wait_for_four_connections(small_pool: str) -> No
 
 
 def test_a_healthy_cluster_passes_the_deploy_check(cluster_alias: str) -> None:
-    assert checks.check_redis_cluster() == []
+    assert checks_cluster.check_redis_cluster() == []
 
 
 def test_allkeys_eviction_on_the_cluster_warns(

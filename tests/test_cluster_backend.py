@@ -16,7 +16,7 @@ from redis.crc import key_slot
 
 from agenthub_cache import CacheRefused, CacheService, CacheUnavailable
 from agenthub_cache.backends import RedisClusterCache
-from agenthub_cache.providers.redis.cluster_client import DEFAULT_MAX_CONNECTIONS
+from agenthub_cache.providers.redis.pools import DEFAULT_MAX_CONNECTIONS
 
 CLUSTER = "agenthub_cache.backends.RedisClusterCache"
 CODECS = [

@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test.utils import override_settings
 
-from agenthub_cache import CacheService, CacheUnavailable, checks
+from agenthub_cache import CacheService, CacheUnavailable, checks, checks_cluster
 from tests import servers
 
 CLUSTER = "agenthub_cache.backends.RedisClusterCache"
@@ -30,7 +30,12 @@ def ids(messages: list[Any]) -> list[str]:
 
 
 def test_cluster_checks_have_their_reserved_ids() -> None:
-    reserved = {"E014": checks.E014, "E015": checks.E015, "E016": checks.E016, "W006": checks.W006}
+    reserved = {
+        "E014": checks.E014,
+        "E015": checks_cluster.E015,
+        "E016": checks_cluster.E016,
+        "W006": checks.W006,
+    }
     assert {key: f"agenthub_cache.{key}" for key in reserved} == reserved
     assert set(reserved.values()) <= set(checks.IDS)
     assert len(set(checks.IDS)) == len(checks.IDS)
@@ -41,7 +46,7 @@ def test_a_bad_cluster_location_is_reported_beside_a_settings_error() -> None:
         CACHES=with_alias("redis://127.0.0.1:7000/1"),
         AGENTHUB_CACHE={"NAMESPACES": {"big": {"SLOTS": 0}}},
     ):
-        assert ids(checks.check_settings()) == [checks.E014, checks.E015]
+        assert ids(checks.check_settings()) == [checks.E014, checks_cluster.E015]
 
 
 @pytest.mark.parametrize("slots", [0, -1, 1025, "4", True, 2.5])
@@ -84,7 +89,7 @@ def test_bad_cluster_location_is_e010_naming_the_alias(
 ) -> None:
     with override_settings(CACHES=with_alias(location, **extra)):
         messages = checks.check_settings()
-    assert ids(messages) == [checks.E015]
+    assert ids(messages) == [checks_cluster.E015]
     assert "CACHES['cl']" in messages[0].msg
     assert expected in messages[0].msg
 
@@ -92,7 +97,7 @@ def test_bad_cluster_location_is_e010_naming_the_alias(
 def test_manage_py_check_reports_e010() -> None:
     with (
         override_settings(CACHES=with_alias("redis://127.0.0.1:7000/3")),
-        pytest.raises(SystemCheckError, match=checks.E015),
+        pytest.raises(SystemCheckError, match=checks_cluster.E015),
     ):
         call_command("check")
 
@@ -110,7 +115,7 @@ def slotless_node() -> Iterator[servers.Server]:
 def deploy_messages(location: Any) -> list[Any]:
     with override_settings(CACHES=with_alias(location)):
         started = time.monotonic()
-        messages = checks.check_redis_cluster()
+        messages = checks_cluster.check_redis_cluster()
         assert time.monotonic() - started < 5  # one short probe per node: never a hang
     return messages
 
@@ -118,7 +123,7 @@ def deploy_messages(location: Any) -> list[Any]:
 def test_unreachable_startup_nodes_are_e011() -> None:
     dead = [f"redis://127.0.0.1:{servers.free_port()}" for _ in range(2)]
     messages = deploy_messages(dead)
-    assert ids(messages) == [checks.E016]
+    assert ids(messages) == [checks_cluster.E016]
     assert "'cl'" in messages[0].msg
     assert "cannot be reached" in messages[0].msg
     assert messages[0].hint
@@ -126,14 +131,14 @@ def test_unreachable_startup_nodes_are_e011() -> None:
 
 def test_a_single_redis_is_not_a_cluster_e011(redis_server: servers.Server) -> None:
     messages = deploy_messages(redis_server.url)
-    assert ids(messages) == [checks.E016]
+    assert ids(messages) == [checks_cluster.E016]
     assert "without cluster support" in messages[0].msg
     assert "django_redis.cache.RedisCache" in messages[0].hint
 
 
 def test_a_cluster_with_slots_not_covered_is_e011(slotless_node: servers.Server) -> None:
     messages = deploy_messages(slotless_node.url)
-    assert ids(messages) == [checks.E016]
+    assert ids(messages) == [checks_cluster.E016]
     assert "cluster_state:fail" in messages[0].msg
 
 

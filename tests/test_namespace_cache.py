@@ -23,7 +23,7 @@ from django.test import RequestFactory
 from django.test.utils import override_settings
 from django.views.decorators.cache import cache_page
 
-from agenthub_cache import CacheUnavailable, checks, namespaces
+from agenthub_cache import CacheUnavailable, checks, checks_namespace_cache, namespaces
 from agenthub_cache.backends import NamespaceCache
 from agenthub_cache.testing import CacheClock
 from tests import servers
@@ -208,21 +208,33 @@ def test_a_loop_is_refused_at_run_time(stores: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("alias", "agenthub", "expected"),
     [
-        ({"LOCATION": "ns"}, {"NAMESPACES": {"ns": {"CACHE": "adapted"}}}, [checks.E009]),
-        ({"LOCATION": "ns"}, {"CACHE": "adapted", "NAMESPACES": {"ns": {}}}, [checks.E009]),
+        (
+            {"LOCATION": "ns"},
+            {"NAMESPACES": {"ns": {"CACHE": "adapted"}}},
+            [checks_namespace_cache.E009],
+        ),
+        (
+            {"LOCATION": "ns"},
+            {"CACHE": "adapted", "NAMESPACES": {"ns": {}}},
+            [checks_namespace_cache.E009],
+        ),
         (  # once for the default CACHE, however many namespaces inherit it
             {"LOCATION": "ns"},
             {"CACHE": "adapted", "NAMESPACES": {"ns": {}, "b": {}, "c": {"CACHE": "db"}}},
-            [checks.E009],
+            [checks_namespace_cache.E009],
         ),
-        ({}, {"NAMESPACES": {"ns": {}}}, [checks.E010]),
-        ({"LOCATION": "bad name"}, {"NAMESPACES": {"ns": {}}}, [checks.E010]),
-        ({"LOCATION": "nss"}, {"NAMESPACES": {"ns": {}}}, [checks.E011]),
-        ({"LOCATION": "ns", "TIMEOUT": 60}, {"NAMESPACES": {"ns": {}}}, [checks.E012]),
+        ({}, {"NAMESPACES": {"ns": {}}}, [checks_namespace_cache.E010]),
+        ({"LOCATION": "bad name"}, {"NAMESPACES": {"ns": {}}}, [checks_namespace_cache.E010]),
+        ({"LOCATION": "nss"}, {"NAMESPACES": {"ns": {}}}, [checks_namespace_cache.E011]),
+        (
+            {"LOCATION": "ns", "TIMEOUT": 60},
+            {"NAMESPACES": {"ns": {}}},
+            [checks_namespace_cache.E012],
+        ),
         (
             {"LOCATION": "ns", "OPTIONS": {"MAX_ENTRIES": 5}, "TIMEOUT": 1},
             {"NAMESPACES": {"ns": {}}},
-            [checks.E012, checks.E012],
+            [checks_namespace_cache.E012, checks_namespace_cache.E012],
         ),
         ({"LOCATION": "ns", "KEY_PREFIX": "p", "VERSION": 2}, {"NAMESPACES": {"ns": {}}}, []),
     ],
@@ -245,7 +257,7 @@ def test_adapter_messages_name_the_alias_and_the_fix(stores: dict[str, Any]) -> 
     }
     with override_settings(CACHES=caches_, AGENTHUB_CACHE={"CACHE": "db"}):
         messages = {m.id: m for m in checks.check_settings()}
-    unknown, timed = messages[checks.E011], messages[checks.E012]
+    unknown, timed = messages[checks_namespace_cache.E011], messages[checks_namespace_cache.E012]
     assert "settings.CACHES['unknown']" in unknown.msg
     assert "Did you mean 'session'?" in (unknown.hint or "")
     assert "settings.CACHES['timed']" in timed.msg
@@ -287,6 +299,6 @@ def test_loop_message_names_the_setting_to_change(stores: dict[str, Any]) -> Non
     caches_ = {**stores, "adapted": {"BACKEND": BACKEND, "LOCATION": "a"}}
     setting = {"CACHE": "db", "NAMESPACES": {"a": {}, "b": {"CACHE": "adapted"}}}
     with override_settings(CACHES=caches_, AGENTHUB_CACHE=setting):
-        [loop] = [m for m in checks.check_settings() if m.id == checks.E009]
+        [loop] = [m for m in checks.check_settings() if m.id == checks_namespace_cache.E009]
     assert loop.msg.startswith("settings.AGENTHUB_CACHE['NAMESPACES']['b']['CACHE'] is 'adapted'")
     assert "Point settings.AGENTHUB_CACHE['NAMESPACES']['b']['CACHE'] at" in (loop.hint or "")

@@ -28,11 +28,10 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from agenthub_cache.providers.redis.cluster_client import (
-    ClusterConnection,
+from agenthub_cache.providers.redis.cluster_client import ClusterConnection, cluster_connection
+from agenthub_cache.providers.redis.cluster_settings import (
     ClusterSettingsError,
     ClusterSpec,
-    cluster_connection,
     spec_from_settings,
 )
 from agenthub_cache.providers.redis.codec import serializer_codec

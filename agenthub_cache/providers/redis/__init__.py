@@ -5,9 +5,10 @@ logic, ``connections`` the sync and async clients, ``pools`` the ``redis.asyncio
 pools (blocking, Sentinel) built from the sync settings, ``codec`` the backend's serializer and
 compressor, ``lock`` the distributed lock and ``provider`` puts them together.
 
-On a Redis Cluster (``agenthub_cache.backends.RedisClusterCache``), ``cluster_client`` holds
-the cluster's clients, ``cluster`` the provider (the same layout, scripts and steps, under
-hash tags), and ``fanout`` drives the steps of several tags on one node in lockstep.
+On a Redis Cluster (``agenthub_cache.backends.RedisClusterCache``), ``cluster_settings`` reads
+an alias's settings into a spec, ``cluster_client`` holds the cluster's clients, ``cluster``
+the provider (the same layout, scripts and steps, under hash tags), and ``fanout`` drives the
+steps of several tags on one node in lockstep.
 """
 
 from agenthub_cache.providers.redis.provider import RedisProvider

@@ -1,4 +1,5 @@
-"""Clients of a Redis Cluster, built from a ``RedisClusterCache``'s settings, shared per process.
+"""Clients of a Redis Cluster, built from a ``RedisClusterCache``'s ``ClusterSpec``, shared per
+process (the spec itself comes from the alias's settings, in ``cluster_settings``).
 
 * **sync**: one ``redis.cluster.RedisCluster`` per distinct configuration; redis-py follows
   MOVED/ASK and refreshes its slot map. Operations of several round trips run on the plain
@@ -19,9 +20,7 @@ import threading
 import weakref
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import redis
 import redis.asyncio as aredis
@@ -30,123 +29,10 @@ import redis.cluster as scluster
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
-from agenthub_cache.providers.redis.connections import (
-    DEFAULT_SOCKET_CONNECT_TIMEOUT,
-    AsyncHandle,
-    Connection,
-)
-from agenthub_cache.providers.redis.pools import (
-    DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_SOCKET_TIMEOUT,
-    WaitingConnectionPool,
-    pool_wait,
-)
+from agenthub_cache.providers.redis.cluster_settings import ClusterSpec
+from agenthub_cache.providers.redis.connections import AsyncHandle, Connection
+from agenthub_cache.providers.redis.pools import WaitingConnectionPool, pool_wait
 from agenthub_cache.providers.redis.scripts import SOURCES
-
-
-class ClusterSettingsError(ValueError):
-    """A ``LOCATION``/``OPTIONS`` mistake of a cluster alias (the message names the fix)."""
-
-
-@dataclass(frozen=True)
-class ClusterSpec:
-    """What a ``RedisClusterCache`` alias connects to, and how."""
-
-    nodes: tuple[tuple[str, int], ...]
-    username: str | None = None
-    password: str | None = None
-    socket_timeout: float = DEFAULT_SOCKET_TIMEOUT
-    socket_connect_timeout: float = DEFAULT_SOCKET_CONNECT_TIMEOUT
-    max_connections: int = DEFAULT_MAX_CONNECTIONS
-    pool_kwargs: tuple[tuple[str, Any], ...] = ()
-
-    @cached_property
-    def signature(self) -> str:
-        return repr(self)
-
-    @property
-    def location(self) -> str:
-        return ",".join(f"{host}:{port}" for host, port in self.nodes)
-
-    def client_kwargs(self) -> dict[str, Any]:
-        return {
-            "username": self.username,
-            "password": self.password,
-            "socket_timeout": self.socket_timeout,
-            "socket_connect_timeout": self.socket_connect_timeout,
-            **dict(self.pool_kwargs),
-        }
-
-    def sync_client(self) -> Any:
-        startup = [scluster.ClusterNode(host, port) for host, port in self.nodes]  # type: ignore[no-untyped-call]
-        return scluster.RedisCluster(
-            startup_nodes=startup, max_connections=self.max_connections, **self.client_kwargs()
-        )
-
-    def async_client(self) -> BoundedAsyncCluster:
-        startup = [acluster.ClusterNode(host, port) for host, port in self.nodes]
-        return BoundedAsyncCluster(
-            startup_nodes=startup,
-            limit=self.max_connections,
-            wait=self.socket_timeout,
-            **self.client_kwargs(),
-        )
-
-
-def parse_location(location: str | Sequence[str], alias: str) -> list[tuple[str, int, str]]:
-    """``(host, port, url)`` of each startup node; a database other than 0 is an error."""
-    urls = [location] if isinstance(location, str) else list(location)
-    urls = [part.strip() for url in urls for part in str(url).split(",") if part.strip()]
-    if not urls:
-        raise ClusterSettingsError(
-            f"CACHES[{alias!r}]['LOCATION'] names no startup node; give one URL or a list, "
-            "e.g. ['redis://10.0.0.1:7000', 'redis://10.0.0.2:7000']."
-        )
-    found = []
-    for url in urls:
-        parts = urlsplit(url if "://" in url else f"redis://{url}")
-        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-            raise ClusterSettingsError(
-                f"CACHES[{alias!r}]['LOCATION'] has {url!r}, not a redis:// URL of a cluster node."
-            )
-        db = parts.path.strip("/")
-        if db not in ("", "0"):
-            raise ClusterSettingsError(
-                f"CACHES[{alias!r}]['LOCATION'] has {url!r} with database {db}: a Redis Cluster "
-                "has only database 0. Remove the /db part of the URL (use KEY_PREFIX to keep "
-                "caches apart)."
-            )
-        found.append((parts.hostname, parts.port or 6379, url))
-    return found
-
-
-def spec_from_settings(
-    location: str | Sequence[str], options: dict[str, Any], alias: str
-) -> ClusterSpec:
-    """A ``ClusterSpec`` from the django-redis style ``LOCATION`` and ``OPTIONS``."""
-    nodes = parse_location(location, alias)
-    first = urlsplit(nodes[0][2] if "://" in nodes[0][2] else f"redis://{nodes[0][2]}")
-    pool_kwargs = dict(options.get("CONNECTION_POOL_KWARGS") or {})
-    max_connections = int(pool_kwargs.pop("max_connections", DEFAULT_MAX_CONNECTIONS))
-    if max_connections < 1:
-        raise ClusterSettingsError(
-            f"CACHES[{alias!r}]['OPTIONS']['CONNECTION_POOL_KWARGS']['max_connections'] must "
-            "be at least 1."
-        )
-    timeout = options.get("SOCKET_TIMEOUT")
-    connect = options.get("SOCKET_CONNECT_TIMEOUT")
-    return ClusterSpec(
-        nodes=tuple((host, port) for host, port, _ in nodes),
-        username=unquote(first.username) if first.username else None,
-        password=options.get("PASSWORD") or (unquote(first.password) if first.password else None),
-        socket_timeout=DEFAULT_SOCKET_TIMEOUT if timeout is None else float(timeout),
-        socket_connect_timeout=DEFAULT_SOCKET_CONNECT_TIMEOUT
-        if connect is None
-        else float(connect),
-        max_connections=max_connections,
-        pool_kwargs=tuple(sorted(pool_kwargs.items())),
-    )
-
 
 # -- async: wait for a connection instead of failing -------------------------------------------
 
@@ -249,6 +135,25 @@ def _closed_transport(exc: TypeError) -> BaseException:
     return exc
 
 
+def _sync_client(spec: ClusterSpec) -> Any:
+    """A new ``redis.cluster.RedisCluster`` of ``spec`` (its methods are untyped)."""
+    startup = [scluster.ClusterNode(host, port) for host, port in spec.nodes]  # type: ignore[no-untyped-call]
+    return scluster.RedisCluster(
+        startup_nodes=startup, max_connections=spec.max_connections, **spec.client_kwargs()
+    )
+
+
+def _async_client(spec: ClusterSpec) -> BoundedAsyncCluster:
+    """A new async cluster client of ``spec``, for the running event loop."""
+    startup = [acluster.ClusterNode(host, port) for host, port in spec.nodes]
+    return BoundedAsyncCluster(
+        startup_nodes=startup,
+        limit=spec.max_connections,
+        wait=spec.socket_timeout,
+        **spec.client_kwargs(),
+    )
+
+
 # -- the shared connection ----------------------------------------------------------------------
 
 
@@ -275,7 +180,7 @@ class ClusterConnection:
         if client is None:
             with self._lock:
                 if self._client is None:
-                    created = self.spec.sync_client()
+                    created = _sync_client(self.spec)
                     self._scripts = {n: created.register_script(s) for n, s in SOURCES.items()}
                     self._client = created
                 client = self._client
@@ -345,7 +250,7 @@ class ClusterConnection:
         handles = _async_handles.setdefault(loop, {})
         handle = handles.get(self.signature)
         if handle is None:
-            client: Any = self.spec.async_client()
+            client: Any = _async_client(self.spec)
             scripts = {name: client.register_script(src) for name, src in SOURCES.items()}
             handle = handles.setdefault(self.signature, AsyncHandle(client, scripts))
             _arm_close(loop)
