@@ -21,7 +21,7 @@ from redis.commands.core import AsyncScript, Script
 from redis.exceptions import NoScriptError, OutOfMemoryError, ResponseError
 
 from agenthub_cache import keys
-from agenthub_cache.providers.locking import resolve_default
+from agenthub_cache.providers import stampede
 from agenthub_cache.providers.redis.connections import AsyncHandle, Connection
 from agenthub_cache.providers.redis.layout import KeyLayout, escape, unescape_many
 from agenthub_cache.providers.redis.scripts import CHUNK
@@ -503,34 +503,25 @@ def get_or_set(
     decode: Callable[[Any], Any],
     store: Callable[[Any, bool], Lua],
 ) -> Steps[Any]:
-    """One caller computes a missing value under a short guard; the others poll for it.
-
-    Waiters give up after ``wait`` seconds and compute it themselves (storing it only if
-    still absent), so a crashed computer delays the others by at most ``wait``.
-    """
+    """``stampede.get_or_set`` in Redis commands: the entry read by GET and written by the
+    ``set`` script (``store``), the guard a lock key taken by SET NX PX with a random token
+    and freed by the ``release`` script (only while that token holds it)."""
     entry = layout.entry(escape(key))
-    raw = yield Cmd(("GET", entry))
-    if raw is not None:
-        return decode(raw)
     guard, token = layout.lock("get_or_set", key), secrets.token_hex(8)
-    guard_ms = max(1000, int(wait * 1000))
-    if (yield Cmd(("SET", guard, token, "NX", "PX", guard_ms))):
-        try:
+
+    def perform(action: stampede.Action) -> Steps[Any]:
+        if isinstance(action, stampede.Read):
             raw = yield Cmd(("GET", entry))
-            if raw is not None:
-                return decode(raw)
-            value = resolve_default(default)
-            yield store(value, False)
-            return value
-        finally:
+            return stampede.MISSING if raw is None else decode(raw)
+        if isinstance(action, stampede.TakeGuard):
+            guard_ms = int(action.seconds * 1000)
+            return bool((yield Cmd(("SET", guard, token, "NX", "PX", guard_ms))))
+        if isinstance(action, stampede.Store):
+            yield store(action.value, action.only_if_absent)
+        elif isinstance(action, stampede.Release):
             yield Lua("release", [guard], [token])
-    deadline, delay = time.monotonic() + wait, 0.005
-    while time.monotonic() < deadline:
-        yield Sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 2, 0.05)
-        raw = yield Cmd(("GET", entry))
-        if raw is not None:
-            return decode(raw)
-    value = resolve_default(default)
-    yield store(value, True)
-    return value
+        else:
+            yield Sleep(action.seconds)
+        return None
+
+    return stampede.translate(stampede.get_or_set(default, wait), perform)
