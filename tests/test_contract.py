@@ -338,6 +338,23 @@ def test_get_or_set_callers_own_error_propagates(service: CacheService, error: E
     assert service.get("k") is None
 
 
+async def test_get_or_set_frees_its_guard_when_the_default_raises(service: CacheService) -> None:
+    """A caller whose ``default`` raised released the guard it computed under: the next miss
+    computes at once instead of waiting ``wait`` for a guard that nobody holds."""
+
+    def compute() -> Any:
+        raise LookupError("caller's own")
+
+    with pytest.raises(LookupError):
+        await sync_to_async(service.get_or_set)("k", compute, wait=3)
+    with pytest.raises(LookupError):
+        await service.aget_or_set("a", compute, wait=3)
+    started = time.monotonic()
+    assert await sync_to_async(service.get_or_set)("k", lambda: "v", wait=3) == "v"
+    assert await service.aget_or_set("a", lambda: "w", wait=3) == "w"
+    assert time.monotonic() - started < 2.5
+
+
 async def test_aget_or_set_callers_own_error_propagates(service: CacheService) -> None:
     def compute() -> Any:
         raise AttributeError("caller bug")

@@ -231,6 +231,28 @@ def test_get_or_set_waiter_computes_itself_when_the_first_never_finishes(
     assert svc.get("stuck") == "mine"
 
 
+def test_get_or_set_guard_lives_wait_seconds_and_at_least_one(svc: CacheService) -> None:
+    """The computer's guard expires after ``wait`` (at least 1 s), so one that dies holds the
+    others back no longer than they would wait anyway; it is gone once the value is stored."""
+    provider = svc.provider
+    assert isinstance(provider, RedisProvider)
+    client = provider.connection.client
+    lives: dict[str, int] = {}
+
+    def compute(key: str) -> Callable[[], str]:
+        def build() -> str:
+            lives[key] = int(client.pttl(provider.layout.lock("get_or_set", key)))
+            return key
+
+        return build
+
+    assert svc.get_or_set("long", compute("long"), wait=3) == "long"
+    assert svc.get_or_set("short", compute("short"), wait=0.2) == "short"
+    assert 2_500 < lives["long"] <= 3_000
+    assert 500 < lives["short"] <= 1_000
+    assert not client.exists(*(provider.layout.lock("get_or_set", k) for k in lives))
+
+
 def test_lock_is_exclusive_across_threads_and_expires(svc: CacheService) -> None:
     inside: list[int] = []
     overlap: list[bool] = []

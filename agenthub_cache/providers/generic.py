@@ -8,6 +8,7 @@ Providers of stores that do better subclass it and override what their store doe
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import Any, ClassVar
@@ -16,10 +17,11 @@ from django.core.cache.backends.base import MEMCACHE_MAX_KEY_LENGTH, BaseCache
 
 from agenthub_cache import keys
 from agenthub_cache.exceptions import InvalidKey, NotSupported
+from agenthub_cache.providers import stampede
 from agenthub_cache.providers.base import NotAnInteger
 from agenthub_cache.providers.generations import GenerationScope
 from agenthub_cache.providers.indexes import RecordIndexes
-from agenthub_cache.providers.locking import CacheLock, ProcessGuards, stampede_get_or_set
+from agenthub_cache.providers.locking import CacheLock, ProcessGuards
 from agenthub_cache.providers.threaded import ThreadedAsync
 
 MISSING: Any = object()
@@ -261,7 +263,27 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
         return True
 
     def get_or_set(self, key: str, default: Any, timeout: float | None, wait: float) -> Any:
-        return stampede_get_or_set(self, key, default, timeout, wait)
+        """``stampede.get_or_set`` on this store: the entry by ``get``, ``set`` and ``add``,
+        the guard a ``CacheLock`` (an atomic ``add``)."""
+        guard: CacheLock | None = None
+
+        def perform(action: stampede.Action) -> Any:
+            nonlocal guard
+            if isinstance(action, stampede.Read):
+                return self.get(key, stampede.MISSING)
+            if isinstance(action, stampede.TakeGuard):
+                guard = self.lock(f"get_or_set:{key}", timeout=action.seconds, blocking_timeout=0)
+                return guard.acquire(blocking=False)
+            if isinstance(action, stampede.Store):
+                (self.add if action.only_if_absent else self.set)(key, action.value, timeout)
+            elif isinstance(action, stampede.Release):
+                assert guard is not None  # released only after it was taken
+                guard.release()
+            else:
+                time.sleep(action.seconds)
+            return None
+
+        return stampede.drive(stampede.get_or_set(default, wait), perform)
 
     def lock(self, name: str, timeout: float | None, blocking_timeout: float | None) -> CacheLock:
         return CacheLock(self, name, timeout, blocking_timeout)

@@ -1,10 +1,11 @@
 """Locks: the lock contract, process locks for index writes, and the generic cache lock.
 
-``LockBase`` is what ``service.lock()`` hands out on every provider. ``CacheLock`` and
-stampede-protected ``get_or_set`` work on any cache with an atomic ``add``: memcached, LocMem,
-the database cache and Redis have one, so the lock is distributed wherever the store is
-shared; on the file cache it is best effort. ``ProcessGuards`` is the opt-in mixin that gives
-a generic provider one re-entrant lock per (store, namespace) in this process.
+``LockBase`` is what ``service.lock()`` hands out on every provider. ``CacheLock`` (also the
+generic provider's ``get_or_set`` guard, ``stampede.py``) works on any cache with an atomic
+``add``: memcached, LocMem, the database cache and Redis have one, so the lock is distributed
+wherever the store is shared; on the file cache it is best effort. ``ProcessGuards`` is the
+opt-in mixin that gives a generic provider one re-entrant lock per (store, namespace) in this
+process.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from agenthub_cache.providers.base import Provider
     from agenthub_cache.providers.generic import GenericProvider
 
-_MISSING: Any = object()
 POLL_SECONDS = 0.02
 
 _process_locks: dict[tuple[str, str], threading.RLock] = {}
@@ -182,35 +182,3 @@ class CacheLock(LockBase):
 
     def locked(self) -> bool:
         return bool(self.provider.backend.has_key(self._key))
-
-
-def resolve_default(default: Any) -> Any:
-    return default() if callable(default) else default
-
-
-def stampede_get_or_set(
-    provider: Provider, key: str, default: Any, timeout: float | None, wait: float
-) -> Any:
-    """One caller computes a missing value; the others wait up to ``wait`` s for it."""
-    value = provider.get(key, _MISSING)
-    if value is not _MISSING:
-        return value
-    guard = provider.lock(f"get_or_set:{key}", timeout=max(wait, 1.0), blocking_timeout=0)
-    if guard.acquire(blocking=False):
-        try:
-            value = provider.get(key, _MISSING)
-            if value is _MISSING:
-                value = resolve_default(default)
-                provider.set(key, value, timeout)
-            return value
-        finally:
-            guard.release()
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        time.sleep(POLL_SECONDS)
-        value = provider.get(key, _MISSING)
-        if value is not _MISSING:
-            return value
-    value = resolve_default(default)
-    provider.add(key, value, timeout)
-    return value

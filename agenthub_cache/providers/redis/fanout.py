@@ -17,7 +17,7 @@ from typing import Any
 from redis.exceptions import NoScriptError
 
 from agenthub_cache.providers.redis.connections import Connection
-from agenthub_cache.providers.redis.steps import Batch, Cmd, Lua, Step, Steps, _command, queue, run
+from agenthub_cache.providers.redis.driver import Batch, Cmd, Lua, Step, Steps, command, queue, run
 
 #: Commands whose reply inside EXEC is what redis-py returns for them outside it (no reply
 #: callback changes their shape), so an atomic batch of these can be inlined.
@@ -69,12 +69,12 @@ def _send(connection: Connection, steps: list[Step]) -> list[Any]:
     for step in steps:
         start = len(pipe.command_stack)
         if isinstance(step, Cmd | Lua):
-            queue(pipe, _command(step, connection.scripts))
+            queue(pipe, command(step, connection.scripts))
         elif isinstance(step, Batch):
             if step.atomic:
                 queue(pipe, ("MULTI",))
             for call in step.calls:
-                queue(pipe, _command(call, connection.scripts))
+                queue(pipe, command(call, connection.scripts))
             if step.atomic:
                 queue(pipe, ("EXEC",))
         spans.append((start, len(pipe.command_stack), step))

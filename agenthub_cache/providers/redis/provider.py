@@ -1,19 +1,20 @@
 """The Redis provider: django-redis and Django's own ``RedisCache``, natively.
 
-* One round trip per single-key operation, on one client per pool (``redis_connections``),
-  with the backend's key function (``redis_layout``) and its own serializer/compressor, so
-  ``caches[alias].get(backend_key)`` and the app read each other's values.
-* Value and index membership change together in one Lua script (``redis_scripts``).
+* One round trip per single-key operation, on one client per pool (``connections``), with
+  the backend's key function (``layout``) and its own serializer/compressor, so
+  ``caches[alias].get(backend_key)`` and the app read each other's values. Each call's
+  KEYS and ARGV are built once for the sync and async twins (``calls``).
+* Value and index membership change together in one Lua script (``scripts``).
 * Listing and flushing by incremental SCAN + pipelined UNLINK; never KEYS or FLUSHDB.
 * Every ``aX`` runs on ``redis.asyncio`` on the running loop's own client: no thread hop.
-  Operations of several round trips are written once as steps (``redis_steps``).
+  Operations of several round trips are written once as steps (``steps``, run by ``driver``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import fnmatch
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, TypeVar
 
 from django.core.cache.backends.base import BaseCache
@@ -21,12 +22,12 @@ from redis.exceptions import AuthenticationError, ResponseError
 
 from agenthub_cache import keys
 from agenthub_cache.providers.base import Capabilities, Flush, IndexMode, Provider
+from agenthub_cache.providers.redis.calls import ScriptCalls, px
 from agenthub_cache.providers.redis.codec import codec_for
 from agenthub_cache.providers.redis.connections import UNAVAILABLE, connection_for, eviction_policy
+from agenthub_cache.providers.redis.driver import Steps, arun, run
 from agenthub_cache.providers.redis.layout import KeyLayout, escape, unescape
 from agenthub_cache.providers.redis.lock import RedisLock
-from agenthub_cache.providers.redis.scripts import CHUNK
-from agenthub_cache.providers.redis.steps import Lua, Steps, arun, chunks, run
 from agenthub_cache.providers.redis.steps import clear as clear_steps
 from agenthub_cache.providers.redis.steps import count as count_steps
 from agenthub_cache.providers.redis.steps import delete_by_index as delete_by_index_steps
@@ -35,20 +36,10 @@ from agenthub_cache.providers.redis.steps import live_entries as live_entries_st
 from agenthub_cache.providers.redis.steps import prune as prune_steps
 from agenthub_cache.providers.redis.steps import stats as stats_steps
 
-ScriptCall = tuple[list[str], list[Any]]
 T = TypeVar("T")
 
 
 _ENTRY = keys.ENTRY.encode()
-
-
-def px(timeout: float | None) -> str:
-    """A Django timeout as the scripts take it: '' never expires, '0' expires at once."""
-    if timeout is None:
-        return ""
-    if timeout <= 0:
-        return "0"
-    return str(max(1, int(timeout * 1000)))
 
 
 def _value_error(exc: ResponseError, namespace: str, key: str) -> ValueError | ResponseError:
@@ -69,7 +60,7 @@ NOT_LISTABLE = (
 )
 
 
-class RedisProvider(Provider):
+class RedisProvider(ScriptCalls, Provider):
     """Native provider for ``django_redis.cache.RedisCache`` and Django's ``RedisCache``."""
 
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -111,82 +102,6 @@ class RedisProvider(Provider):
 
     def scope(self) -> str | None:
         return None  # Redis lists keys: no generation
-
-    def _entry(self, key: str) -> str:
-        return self._layout_for(key).entry(escape(key))
-
-    # -- how each single-round-trip operation is called (shared by sync and async) ----------
-
-    def _set_call(
-        self,
-        key: str,
-        value: Any,
-        timeout: float | None,
-        indexes: Mapping[str, str] | None,
-        only_if_absent: bool,
-    ) -> ScriptCall:
-        member, layout = escape(key), self._layout_for(key)
-        stored = [layout.entry(member), layout.meta(member)]
-        args = [self.encode(value), px(timeout), "1" if only_if_absent else "", member]
-        for name, value_ in (indexes or {}).items():
-            stored.append(layout.index(name, value_))
-            args.append(name)
-        return stored, args
-
-    def _set_many_calls(
-        self, mapping: Mapping[str, Any], timeout: float | None
-    ) -> list[ScriptCall]:
-        encode, expiry = self.encode, px(timeout)
-        calls = []
-        for layout, items in self._by_layout(list(mapping.items())):
-            for group in chunks(items, CHUNK):
-                args: list[Any] = [expiry]
-                stored: list[str] = []
-                for key, value in group:
-                    member = escape(key)
-                    args += (member, encode(value))
-                    stored += (layout.entry(member), layout.meta(member))
-                calls.append((stored, args))
-        return calls
-
-    def _by_layout(self, items: list[tuple[str, Any]]) -> list[tuple[KeyLayout, list[Any]]]:
-        """``items`` (key, value) grouped by the layout their key lives in: one, here."""
-        return [(self.layout, items)]
-
-    def _keyed_calls(self, keys_: Iterable[str]) -> list[ScriptCall]:
-        calls = []
-        for layout, keys_of in self._by_layout([(key, None) for key in keys_]):
-            for group in chunks([escape(key) for key, _ in keys_of], CHUNK):
-                stored: list[str] = []
-                for member in group:
-                    stored += (layout.entry(member), layout.meta(member))
-                calls.append((stored, list(group)))
-        return calls
-
-    def _keyed_call(self, key: str, *args: Any) -> ScriptCall:
-        member, layout = escape(key), self._layout_for(key)
-        return [layout.entry(member), layout.meta(member)], [*args, member]
-
-    def _decode_many(self, keys_: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
-        decode = self.decode
-        return {k: decode(v) for k, v in zip(keys_, values, strict=True) if v is not None}
-
-    @staticmethod
-    def _seconds(pttl: int) -> float | None:
-        if pttl == -2:
-            return 0.0
-        return None if pttl == -1 else pttl / 1000
-
-    def _store(self, key: str, timeout: float | None) -> Callable[[Any, bool], Lua]:
-        def store(value: Any, only_if_absent: bool) -> Lua:
-            stored, args = self._set_call(key, value, timeout, None, only_if_absent)
-            return Lua("set", stored, args)
-
-        return store
-
-    def _layout_for(self, key: str) -> KeyLayout:
-        """The layout ``key`` lives in (one per namespace here; one per hash tag on a cluster)."""
-        return self.layout
 
     def _drive(self, steps: Steps[T], layout: KeyLayout | None = None) -> T:
         """Run multi-round-trip ``steps`` (over ``layout``'s keys) on the server."""

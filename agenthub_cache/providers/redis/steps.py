@@ -1,32 +1,26 @@
 """Operations of the Redis provider that take more than one round trip, written once.
 
-Each is a generator that yields the commands it needs (``Cmd``, ``Lua``, a pipelined
-``Batch``, or a ``Sleep``) and receives their replies; ``run`` drives it on the sync client,
-``arun`` on the event loop's ``redis.asyncio`` client. So the sync and async twins share
-every line of logic, and neither hops threads. Errors from a command are thrown back into
-the generator, so its ``finally`` blocks (releasing a guard) still talk to the server.
+Each is a generator of steps (``driver``: ``Cmd``, ``Lua``, ``Batch``, ``Sleep``), run by the
+sync or the async driver: listing, flushing and counting a namespace, its stats, reading
+and deleting by index, pruning, and ``get_or_set`` (the shared ``stampede`` algorithm, its
+actions spelled as Redis commands).
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from redis.commands.core import AsyncScript, Script
-from redis.exceptions import NoScriptError, OutOfMemoryError, ResponseError
+from redis.exceptions import OutOfMemoryError, ResponseError
 
 from agenthub_cache import keys
-from agenthub_cache.providers.locking import resolve_default
-from agenthub_cache.providers.redis.connections import AsyncHandle, Connection
+from agenthub_cache.providers import stampede
+from agenthub_cache.providers.redis.driver import Batch, Cmd, Lua, Sleep, Steps, chunks
 from agenthub_cache.providers.redis.layout import KeyLayout, escape, unescape_many
 from agenthub_cache.providers.redis.scripts import CHUNK
-
-T = TypeVar("T")
 
 #: SCAN's COUNT hint: ~1000 keys examined per call keeps each call well under a millisecond.
 SCAN_COUNT = 1000
@@ -34,154 +28,6 @@ SCAN_COUNT = 1000
 MGET_CHUNK = 10_000
 #: How many keys ``stats()`` samples with MEMORY USAGE.
 MEMORY_SAMPLES = 64
-
-
-@dataclass(frozen=True, slots=True)
-class Cmd:
-    args: tuple[Any, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Lua:
-    script: str
-    keys: Sequence[Any]
-    args: Sequence[Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """Commands sent together in one pipeline; replies as a list. ``atomic`` wraps them in
-    MULTI/EXEC, so they run back to back with no other client's command in between."""
-
-    calls: Sequence[Cmd | Lua]
-    atomic: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Sleep:
-    seconds: float
-
-
-Step = Cmd | Lua | Batch | Sleep
-Steps = Generator[Step, Any, T]
-
-
-# -- drivers ----------------------------------------------------------------------------------
-
-
-def run(connection: Connection, steps: Steps[T]) -> T:
-    """Drive ``steps`` on the sync client."""
-    client, scripts = connection.client, connection.scripts
-    execute: Callable[..., Any] = client.execute_command
-    try:
-        step = next(steps)
-        while True:
-            try:
-                if isinstance(step, Cmd):
-                    reply = execute(*step.args)
-                elif isinstance(step, Lua):
-                    reply = connection.run_script(step.script, step.keys, step.args)
-                elif isinstance(step, Batch) and not step.atomic:
-                    pipe = client.pipeline(transaction=False)
-                    for call in step.calls:
-                        queue(pipe, _command(call, scripts))
-                    replies = pipe.execute(raise_on_error=False)
-                    for n, call in _unloaded(step, replies):  # after a SCRIPT FLUSH or restart
-                        replies[n] = connection.run_script(call.script, call.keys, call.args)
-                    reply = replies
-                elif isinstance(step, Batch):
-                    pipe = client.pipeline(transaction=True)
-                    for call in step.calls:
-                        if isinstance(call, Cmd):
-                            queue(pipe, call.args)
-                        else:
-                            scripts[call.script](call.keys, call.args, client=pipe)
-                    reply = pipe.execute()
-                else:
-                    time.sleep(step.seconds)
-                    reply = None
-            except BaseException as exc:  # cancellation too: let the steps' finally run
-                step = steps.throw(exc)
-            else:
-                step = steps.send(reply)
-    except StopIteration as done:
-        result: T = done.value
-        return result
-
-
-async def arun(handle: AsyncHandle, steps: Steps[T]) -> T:
-    """Drive ``steps`` on this event loop's ``redis.asyncio`` client."""
-    client, scripts = handle.client, handle.scripts
-    execute: Callable[..., Awaitable[Any]] = client.execute_command
-    try:
-        step = next(steps)
-        while True:
-            try:
-                if isinstance(step, Cmd):
-                    reply = await execute(*step.args)
-                elif isinstance(step, Lua):
-                    reply = await handle.run_script(step.script, step.keys, step.args)
-                elif isinstance(step, Batch) and not step.atomic:
-                    pipe = client.pipeline(transaction=False)
-                    for call in step.calls:
-                        queue(pipe, _command(call, scripts))
-                    replies = await pipe.execute(raise_on_error=False)
-                    for n, call in _unloaded(step, replies):
-                        replies[n] = await handle.run_script(call.script, call.keys, call.args)
-                    reply = replies
-                elif isinstance(step, Batch):
-                    pipe = client.pipeline(transaction=True)
-                    for call in step.calls:
-                        if isinstance(call, Cmd):
-                            queue(pipe, call.args)
-                        else:
-                            await scripts[call.script](call.keys, call.args, client=pipe)
-                    reply = await pipe.execute()
-                else:
-                    await asyncio.sleep(step.seconds)
-                    reply = None
-            except BaseException as exc:  # cancellation too: let the steps' finally run
-                step = steps.throw(exc)
-            else:
-                step = steps.send(reply)
-    except StopIteration as done:
-        result: T = done.value
-        return result
-
-
-def queue(pipe: Any, args: tuple[Any, ...]) -> None:
-    """Add a command to a (sync or async) pipeline; it only buffers, so it never awaits."""
-    pipe.execute_command(*args)
-
-
-def _command(call: Cmd | Lua, scripts: Mapping[str, Script | AsyncScript]) -> tuple[Any, ...]:
-    """A pipelined call as one command: a script is a bare EVALSHA.
-
-    Not through ``Script.__call__``, which makes the pipeline send SCRIPT EXISTS first: one
-    more round trip for every batch of a flush. A script the server lost is run again by
-    itself (``_unloaded``); only ``atomic`` batches, whose calls cannot be re-run one by one,
-    keep that check.
-    """
-    if isinstance(call, Cmd):
-        return call.args
-    return ("EVALSHA", scripts[call.script].sha, len(call.keys), *call.keys, *call.args)
-
-
-def _unloaded(step: Batch, replies: list[Any]) -> list[tuple[int, Lua]]:
-    """The scripts of a non-atomic batch that failed as not loaded (their other calls ran);
-    any other error reply is raised, as ``execute()`` would have."""
-    unloaded = []
-    for n, (call, reply) in enumerate(zip(step.calls, replies, strict=True)):
-        if isinstance(reply, NoScriptError) and isinstance(call, Lua):
-            unloaded.append((n, call))
-        elif isinstance(reply, Exception):
-            raise reply
-    return unloaded
-
-
-def chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _text(raw: bytes | str) -> str:
@@ -503,34 +349,25 @@ def get_or_set(
     decode: Callable[[Any], Any],
     store: Callable[[Any, bool], Lua],
 ) -> Steps[Any]:
-    """One caller computes a missing value under a short guard; the others poll for it.
-
-    Waiters give up after ``wait`` seconds and compute it themselves (storing it only if
-    still absent), so a crashed computer delays the others by at most ``wait``.
-    """
+    """``stampede.get_or_set`` in Redis commands: the entry read by GET and written by the
+    ``set`` script (``store``), the guard a lock key taken by SET NX PX with a random token
+    and freed by the ``release`` script (only while that token holds it)."""
     entry = layout.entry(escape(key))
-    raw = yield Cmd(("GET", entry))
-    if raw is not None:
-        return decode(raw)
     guard, token = layout.lock("get_or_set", key), secrets.token_hex(8)
-    guard_ms = max(1000, int(wait * 1000))
-    if (yield Cmd(("SET", guard, token, "NX", "PX", guard_ms))):
-        try:
+
+    def perform(action: stampede.Action) -> Steps[Any]:
+        if isinstance(action, stampede.Read):
             raw = yield Cmd(("GET", entry))
-            if raw is not None:
-                return decode(raw)
-            value = resolve_default(default)
-            yield store(value, False)
-            return value
-        finally:
+            return stampede.MISSING if raw is None else decode(raw)
+        if isinstance(action, stampede.TakeGuard):
+            guard_ms = int(action.seconds * 1000)
+            return bool((yield Cmd(("SET", guard, token, "NX", "PX", guard_ms))))
+        if isinstance(action, stampede.Store):
+            yield store(action.value, action.only_if_absent)
+        elif isinstance(action, stampede.Release):
             yield Lua("release", [guard], [token])
-    deadline, delay = time.monotonic() + wait, 0.005
-    while time.monotonic() < deadline:
-        yield Sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 2, 0.05)
-        raw = yield Cmd(("GET", entry))
-        if raw is not None:
-            return decode(raw)
-    value = resolve_default(default)
-    yield store(value, True)
-    return value
+        else:
+            yield Sleep(action.seconds)
+        return None
+
+    return stampede.translate(stampede.get_or_set(default, wait), perform)

@@ -1,0 +1,113 @@
+"""How the Redis provider spells each operation: its script's KEYS and ARGV, and its reply read.
+
+Built once and shared by a sync method and its async twin, which only send what is built
+here. Every key comes from the layout the entry lives in (``_layout_for``): one per
+namespace on one server; one per hash tag on a cluster, which overrides the two layout
+methods and nothing else here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from agenthub_cache.providers.redis.driver import Lua, chunks
+from agenthub_cache.providers.redis.layout import KeyLayout, escape
+from agenthub_cache.providers.redis.scripts import CHUNK
+
+#: A script call: its KEYS and its ARGV.
+ScriptCall = tuple[list[str], list[Any]]
+
+
+def px(timeout: float | None) -> str:
+    """A Django timeout as the scripts take it: '' never expires, '0' expires at once."""
+    if timeout is None:
+        return ""
+    if timeout <= 0:
+        return "0"
+    return str(max(1, int(timeout * 1000)))
+
+
+class ScriptCalls:
+    """Mixin of the Redis providers: the calls of single-round-trip operations."""
+
+    layout: KeyLayout
+    encode: Callable[[Any], Any]
+    decode: Callable[[Any], Any]
+
+    def _layout_for(self, key: str) -> KeyLayout:
+        """The layout ``key`` lives in (one per namespace here; one per hash tag on a cluster)."""
+        return self.layout
+
+    def _by_layout(self, items: list[tuple[str, Any]]) -> list[tuple[KeyLayout, list[Any]]]:
+        """``items`` (key, value) grouped by the layout their key lives in: one, here."""
+        return [(self.layout, items)]
+
+    def _entry(self, key: str) -> str:
+        return self._layout_for(key).entry(escape(key))
+
+    def _set_call(
+        self,
+        key: str,
+        value: Any,
+        timeout: float | None,
+        indexes: Mapping[str, str] | None,
+        only_if_absent: bool,
+    ) -> ScriptCall:
+        member, layout = escape(key), self._layout_for(key)
+        stored = [layout.entry(member), layout.meta(member)]
+        args = [self.encode(value), px(timeout), "1" if only_if_absent else "", member]
+        for name, value_ in (indexes or {}).items():
+            stored.append(layout.index(name, value_))
+            args.append(name)
+        return stored, args
+
+    def _set_many_calls(
+        self, mapping: Mapping[str, Any], timeout: float | None
+    ) -> list[ScriptCall]:
+        encode, expiry = self.encode, px(timeout)
+        calls = []
+        for layout, items in self._by_layout(list(mapping.items())):
+            for group in chunks(items, CHUNK):
+                args: list[Any] = [expiry]
+                stored: list[str] = []
+                for key, value in group:
+                    member = escape(key)
+                    args += (member, encode(value))
+                    stored += (layout.entry(member), layout.meta(member))
+                calls.append((stored, args))
+        return calls
+
+    def _keyed_calls(self, keys_: Iterable[str]) -> list[ScriptCall]:
+        calls = []
+        for layout, keys_of in self._by_layout([(key, None) for key in keys_]):
+            for group in chunks([escape(key) for key, _ in keys_of], CHUNK):
+                stored: list[str] = []
+                for member in group:
+                    stored += (layout.entry(member), layout.meta(member))
+                calls.append((stored, list(group)))
+        return calls
+
+    def _keyed_call(self, key: str, *args: Any) -> ScriptCall:
+        member, layout = escape(key), self._layout_for(key)
+        return [layout.entry(member), layout.meta(member)], [*args, member]
+
+    def _store(self, key: str, timeout: float | None) -> Callable[[Any, bool], Lua]:
+        """How ``get_or_set``'s steps write ``key``: the ``set`` script, maybe only if absent."""
+
+        def store(value: Any, only_if_absent: bool) -> Lua:
+            stored, args = self._set_call(key, value, timeout, None, only_if_absent)
+            return Lua("set", stored, args)
+
+        return store
+
+    def _decode_many(self, keys_: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
+        decode = self.decode
+        return {k: decode(v) for k, v in zip(keys_, values, strict=True) if v is not None}
+
+    @staticmethod
+    def _seconds(pttl: int) -> float | None:
+        """A PTTL reply as ``ttl()`` returns it: ``0`` if missing, ``None`` if it never expires."""
+        if pttl == -2:
+            return 0.0
+        return None if pttl == -1 else pttl / 1000
