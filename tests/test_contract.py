@@ -416,6 +416,16 @@ def test_get_or_set_rejects_a_bad_wait(service: CacheService, wait: Any) -> None
     assert service.get("k") is None
 
 
+def test_a_lock_name_never_holds_a_get_or_set_guard(service: CacheService) -> None:
+    # The guard of key "k" and a lock named "get_or_set:k" are different store keys: held,
+    # the lock does not make get_or_set("k") wait out its 5 s for a computation nobody runs.
+    with service.lock("get_or_set:k", timeout=30, blocking_timeout=0.1):
+        started = time.monotonic()
+        assert service.get_or_set("k", lambda: "computed", wait=5) == "computed"
+        assert time.monotonic() - started < 2.5
+        assert service.lock("get_or_set:k", timeout=1, blocking_timeout=0).acquire() is False
+
+
 def test_lock_excludes_second_holder(service: CacheService) -> None:
     with service.lock("job", timeout=10, blocking_timeout=0.1):
         second = service.lock("job", timeout=10, blocking_timeout=0.1)

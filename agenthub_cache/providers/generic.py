@@ -272,7 +272,7 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
             if isinstance(action, stampede.Read):
                 return self.get(key, stampede.MISSING)
             if isinstance(action, stampede.TakeGuard):
-                guard = self.lock(f"get_or_set:{key}", timeout=action.seconds, blocking_timeout=0)
+                guard = CacheLock(self, "get_or_set", action.seconds, 0, guard_of=key)
                 return guard.acquire(blocking=False)
             if isinstance(action, stampede.Store):
                 (self.add if action.only_if_absent else self.set)(key, action.value, timeout)

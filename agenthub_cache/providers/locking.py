@@ -151,9 +151,14 @@ class CacheLock(LockBase):
         name: str,
         timeout: float | None,
         blocking_timeout: float | None,
+        *,
+        guard_of: str | None = None,
     ) -> None:
+        """``guard_of=key``: the ``get_or_set`` guard of ``key``, a two-part lock key that no
+        lock name (one escaped part) can equal, as on Redis (``layout.lock``)."""
         super().__init__(provider, name, timeout, blocking_timeout)
-        self._key = provider.stored_key(keys.LOCK, name, scope=None)
+        parts = (name,) if guard_of is None else (name, guard_of)
+        self._key = provider.stored_key(keys.LOCK, *parts, scope=None)
 
     def acquire(self, blocking: bool = True) -> bool:
         token = secrets.token_hex(8)
