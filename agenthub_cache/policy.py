@@ -288,12 +288,13 @@ class ServicePolicy:
         """``None`` -> the namespace default; ``FOREVER`` -> no expiry; else whole seconds.
 
         Checked before any I/O: a number of seconds from 0 (expires at once) to the most the
-        store can hold. A fraction is rounded up, so ``ttl=0.5`` keeps the entry for 1 s on
-        every store (the database cache and memcached would otherwise drop it at once), and
-        ``ttl()`` reports what was stored.
+        store can hold. The store keeps the entry at least that long, a fraction rounded up
+        (``Provider.stored_seconds``): ``ttl=0.5`` lives 1 s on every store (the database
+        cache and memcached would otherwise drop it at once), and ``ttl()`` reports that.
         """
         if ttl is None:
-            return self.default_ttl
+            ttl = self.default_ttl
+            return None if ttl is None else self.provider.stored_seconds(ttl)
         if ttl is FOREVER:
             return None
         limit = self.provider.max_ttl()
@@ -309,7 +310,7 @@ class ServicePolicy:
                 f"from 0 to {limit} (the most the {self.cache_alias!r} cache can hold; FOREVER "
                 f"never expires) or None (the namespace default), not {brief(ttl)}."
             )
-        return math.ceil(ttl)
+        return self.provider.stored_seconds(ttl)
 
     def _wait(self, wait: object) -> float:
         if (

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -162,6 +163,12 @@ def run_threads(count: int, target: Callable[[], Any]) -> None:
         t.start()
     for t in threads:
         t.join()
+
+
+def sleep_past(service: CacheService, ttl: float) -> None:
+    """Sleep until an entry written now with ``ttl`` has expired on the service's store: the
+    seconds it stores (memcached keeps one more) and a margin for a loaded machine."""
+    time.sleep(service.provider.stored_seconds(ttl) + 0.6)
 
 
 def unique_namespace(stem: str = "t") -> str:

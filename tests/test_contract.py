@@ -18,7 +18,7 @@ from django.core.cache import caches
 from django.db import connections
 
 from agenthub_cache import FOREVER, CacheService, InvalidKey, NotSupported
-from tests.conftest import make_service, run_threads
+from tests.conftest import make_service, run_threads, sleep_past
 
 HOSTILE_KEYS = [
     "a:b",
@@ -159,11 +159,25 @@ def test_out_of_range_ttls_rejected_before_any_io(service: CacheService, ttl: An
     assert service.get("k") == "longest"
 
 
+def test_an_entry_lives_its_ttl_and_stays_findable_while_it_lives(service: CacheService) -> None:
+    """At least its TTL, then gone within a second or so; while it can be read, its index finds
+    it. memcached's clock ticks once a second: stored for 1 s, an item was gone after 0.6 to
+    1.0 s, and an index record stored for 1.9 s (rounded down to 1) before its member."""
+    started = time.monotonic()
+    service.set("k", "v", ttl=1, indexes={"g": "v"})
+    while (value := service.get("k")) is not None and time.monotonic() - started < 5:
+        assert value == "v"
+        assert service.find("g", "v") == ["k"], time.monotonic() - started
+        time.sleep(0.05)
+    lived = time.monotonic() - started
+    assert 1.0 <= lived <= service.provider.stored_seconds(1) + 0.6, lived
+
+
 def test_entries_and_index_members_expire(service: CacheService) -> None:
     service.set("short", 1, ttl=2, indexes={"group": "g"})
     service.set("long", 2, ttl=60, indexes={"group": "g"})
     assert sorted(service.find("group", "g")) == ["long", "short"]
-    time.sleep(2.6)
+    sleep_past(service, 2)
     assert service.get("short") is None
     assert service.find("group", "g") == ["long"]
     assert service.get_by_index("group", "g") == {"long": 2}
@@ -173,7 +187,7 @@ def test_touch_and_persist(service: CacheService) -> None:
     service.set("k", 1, ttl=2)
     assert service.touch("k", ttl=60) is True
     assert service.touch("missing") is False
-    time.sleep(2.6)
+    sleep_past(service, 2)
     assert service.get("k") == 1
     assert service.persist("k") is True
     if service.capabilities.ttl:
@@ -189,7 +203,7 @@ def test_touch_and_persist_keep_index_filings(service: CacheService) -> None:
     service.set("persisted", 2, ttl=2, indexes={"g": "p"})
     assert service.touch("touched", ttl=60) is True
     assert service.persist("persisted") is True
-    time.sleep(2.6)
+    sleep_past(service, 2)
     assert service.find("g", "t") == ["touched"]
     assert service.get_by_index("g", "p") == {"persisted": 2}
     service.set("touched", 3, indexes={"g": "other"})  # re-filing still finds the old filing
@@ -202,7 +216,7 @@ def test_touch_and_persist_keep_index_filings(service: CacheService) -> None:
 def test_index_values_of_expired_entries_are_forgotten(service: CacheService) -> None:
     """An index never outlives its last entry by more than its TTL: stats stop counting it."""
     service.set("old", 1, ttl=1, indexes={"email": "old@x"})
-    time.sleep(2.6)
+    sleep_past(service, 2)  # the entry, then its index record a second after
     service.set("new", 2, indexes={"email": "new@x"})
     assert service.find("email", "old@x") == []
     assert service.stats()["indexes"] == 1
@@ -268,7 +282,7 @@ def test_incr_starts_at_zero_and_sets_ttl_once(service: CacheService) -> None:
 def test_incr_window_expires(service: CacheService) -> None:
     assert service.incr("window", ttl=2) == 1
     assert service.incr("window") == 2
-    time.sleep(2.6)
+    sleep_past(service, 2)
     assert service.incr("window", ttl=2) == 1
 
 
@@ -459,7 +473,7 @@ def test_count_by_index_counts_live_entries_only(service: CacheService) -> None:
     assert service.count_by_index("team", "42") == 1
     assert service.count_by_index("team", "7") == 2
     assert service.count_by_index("team", "nobody") == 0
-    time.sleep(2.1)  # s3 expires
+    sleep_past(service, 1)  # s3 expires
     assert service.count_by_index("team", "42") == 0
     assert asyncio.run(service.acount_by_index("team", "7")) == 2
 
@@ -509,7 +523,7 @@ def test_prune_reclaims_dead_members(service: CacheService) -> None:
     service.set("gone1", 1, ttl=1, indexes={"g": "x", "h": "y"})
     service.set("gone2", 2, ttl=1, indexes={"g": "x"})
     service.set("live", 3, indexes={"g": "x"})
-    time.sleep(1.6)
+    sleep_past(service, 1)
     assert service.stats()["indexes"] == 1
     assert service.prune() == 2
     assert service.prune() == 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import math
 import pickle
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -111,6 +112,10 @@ class Provider(abc.ABC):
     hash_long_keys: ClassVar[bool] = False
     #: The store's counters cannot go below zero (memcached's own rule).
     counters_floor_at_zero: ClassVar[bool] = False
+    #: The store expires entries at whole seconds (memcached's clock; the database cache drops
+    #: the expiry's fraction), so an entry stored for N seconds may go up to a second early: it
+    #: is stored for one second more (it lives N to N+1 s), and ``ttl()`` reports the N.
+    whole_second_expiry: ClassVar[bool] = False
     #: Errors that mean "the store is unreachable or timed out" (``FAIL_SILENTLY`` covers these).
     unavailable_errors: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
     #: Among those, the ones that are a refusal (bad credentials): ``CacheRefused``, never silenced.
@@ -127,6 +132,15 @@ class Provider(abc.ABC):
     def max_ttl(self) -> int:
         """The longest TTL, in seconds, this store can hold now (the service refuses more)."""
         return MAX_TTL
+
+    def stored_seconds(self, ttl: float) -> int:
+        """The whole seconds to store for ``ttl``, so that the entry lives at least that long.
+
+        Rounded up, and one second more where the store expires entries at whole seconds.
+        """
+        if ttl <= 0:
+            return 0
+        return math.ceil(ttl) + (1 if self.whole_second_expiry else 0)
 
     def __init__(
         self, backend: BaseCache, alias: str, namespace: str, *, shared: bool = True

@@ -252,7 +252,10 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
         )
 
     def ttl(self, key: str) -> float | None:
-        return self.stored_ttl(self.entry_key(key, self.scope()))
+        remaining = self.stored_ttl(self.entry_key(key, self.scope()))
+        if remaining and self.whole_second_expiry:  # less the second ``stored_seconds`` added
+            return max(remaining - 1, 0.001)
+        return remaining
 
     def touch(self, key: str, timeout: float | None) -> bool:
         scope = self.scope()

@@ -22,6 +22,7 @@ deleted, re-filed, or left by a racing process) is never returned; ``prune`` rem
 
 from __future__ import annotations
 
+import math
 import time
 import zlib
 from collections.abc import Iterable, Mapping
@@ -55,10 +56,11 @@ def _record_expiry(members: Mapping[str, float | None]) -> float | None:
     return max(e for e in expiries if e is not None)
 
 
-def _timeout_for(members: Mapping[str, float | None]) -> float | None:
-    """A record lives as long as its longest-lived member."""
+def _timeout_for(members: Mapping[str, float | None]) -> int | None:
+    """A record lives as long as its longest-lived member: whole seconds, rounded up (memcached
+    would round 1.9 s down to 1, and drop the record before its member)."""
     expires = _record_expiry(members)
-    return None if expires is None else max(1.0, expires - time.time())
+    return None if expires is None else max(1, math.ceil(expires - time.time()))
 
 
 class RecordIndexes:

@@ -10,7 +10,6 @@ process.
 
 from __future__ import annotations
 
-import math
 import secrets
 import threading
 import time
@@ -174,9 +173,9 @@ class CacheLock(LockBase):
             time.sleep(POLL_SECONDS)
 
     def _stored_timeout(self) -> int | None:
-        """Whole seconds, rounded up: memcached would drop a 0.5 s lock at once (anyone could
-        then take it), as it would any entry (the service's TTL rule)."""
-        return None if self.timeout is None else math.ceil(self.timeout)
+        """Whole seconds that hold the lock at least ``timeout`` on this store, as an entry's
+        TTL is stored (memcached would drop a 0.5 s lock at once: anyone could then take it)."""
+        return None if self.timeout is None else self.provider.stored_seconds(self.timeout)
 
     def release(self) -> None:
         if self._token is None:
