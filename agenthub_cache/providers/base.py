@@ -112,9 +112,10 @@ class Provider(abc.ABC):
     hash_long_keys: ClassVar[bool] = False
     #: The store's counters cannot go below zero (memcached's own rule).
     counters_floor_at_zero: ClassVar[bool] = False
-    #: The store expires entries at whole seconds (memcached's clock; the database cache drops
-    #: the expiry's fraction), so an entry stored for N seconds may go up to a second early: it
-    #: is stored for one second more (it lives N to N+1 s), and ``ttl()`` reports the N.
+    #: The store expires entries at the ticks of a once-a-second clock (memcached), so an entry
+    #: stored for N seconds may go up to a second early: it is stored for one second more (it
+    #: lives N to N+1 s), and ``ttl()`` reports the N. (Django's DatabaseCache also drops the
+    #: expiry's fraction, but Django's own tests hold it to that: it is left as Django has it.)
     whole_second_expiry: ClassVar[bool] = False
     #: Errors that mean "the store is unreachable or timed out" (``FAIL_SILENTLY`` covers these).
     unavailable_errors: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)

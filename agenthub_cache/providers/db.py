@@ -39,8 +39,6 @@ class DatabaseProvider(ListingProvider):
         distributed_lock=True,
     )
     unavailable_hint: ClassVar[str] = "and that 'manage.py createcachetable' has created its table"
-    #: DatabaseCache drops the expiry's fraction of a second: ``ttl=1`` lived 0.1 to 1.0 s.
-    whole_second_expiry = True
     unavailable_errors = (ConnectionError, TimeoutError, InterfaceError, OperationalError)
 
     def _connection(self, write: bool = False) -> BaseDatabaseWrapper:
