@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +23,11 @@ from agenthub_cache import CacheService
 
 ROUNDS = 150
 READERS = 2
+#: The writer goes on past ROUNDS until the readers have seen the entry filed this many times
+#: (a fast store can finish 150 rounds before a reader thread is first scheduled), up to
+#: DEADLINE seconds.
+MIN_SEEN = 20
+DEADLINE = 30.0
 
 
 @pytest.fixture
@@ -42,11 +48,19 @@ def test_an_index_read_never_sees_a_new_value_under_its_old_filing(
     wrong: list[object] = []
     errors: list[BaseException] = []
 
+    started = threading.Barrier(1 + READERS)
+    last_round: list[int] = []
+
     def write() -> None:
         try:
-            for i in range(ROUNDS):
+            started.wait()
+            give_up = time.monotonic() + DEADLINE
+            i = 0
+            while i < ROUNDS or (len(seen) < MIN_SEEN and time.monotonic() < give_up):
                 service.set("entry", f"filed-{i}", indexes={"user": "1"})
                 service.set("entry", f"plain-{i}")
+                i += 1
+            last_round.append(i - 1)
         except BaseException as exc:  # reported below, not lost in the thread
             errors.append(exc)
         finally:
@@ -56,6 +70,7 @@ def test_an_index_read_never_sees_a_new_value_under_its_old_filing(
 
     def read() -> None:
         try:
+            started.wait()
             while not done.is_set():
                 for value in service.get_by_index("user", "1").values():
                     seen.append(value)
@@ -78,4 +93,4 @@ def test_an_index_read_never_sees_a_new_value_under_its_old_filing(
     assert seen, "the readers never found the entry filed: the test showed nothing"
     assert wrong == [], f"{len(wrong)} of {len(seen)} index reads returned an unindexed value"
     assert service.get_by_index("user", "1") == {}
-    assert service.get("entry") == f"plain-{ROUNDS - 1}"
+    assert service.get("entry") == f"plain-{last_round[0]}"
