@@ -64,10 +64,11 @@ def tests(session: nox.Session, django: str) -> None:
     session.run(*TEST_COMMAND, *session.posargs, success_codes=[0], env=env)
 
 
-#: (redis-py, django-redis) releases the ``redis`` extra allows, each tested once by
-#: ``redis_versions`` on one cell; the newest (redis 8.x, django-redis 7.x) is what every cell
-#: of ``tests`` installs.
-REDIS_VERSIONS = [("5.0", "5.4"), ("6.0", "6.0"), ("7.0", "7.0")]
+#: (redis-py, django-redis) requirements the ``redis`` extra allows, each tested once by
+#: ``redis_versions`` on one cell: the declared floors exactly (``redis>=5.0.2``,
+#: ``django-redis>=5.4``), then the newest 6.x and 7.x; the newest (redis 8.x, django-redis
+#: 7.x) is what every cell of ``tests`` installs.
+REDIS_VERSIONS = [("==5.0.2", "==5.4.0"), ("~=6.0", "~=6.0"), ("~=7.0", "~=7.0")]
 #: The cell ``redis_versions`` runs on: the oldest Django every django-redis above supports.
 REDIS_VERSIONS_CELL = ("3.12", "5.2")
 
@@ -76,7 +77,7 @@ REDIS_VERSIONS_CELL = ("3.12", "5.2")
 @nox.parametrize(
     ("redis", "django_redis"),
     REDIS_VERSIONS,
-    ids=[f"redis{r}-django_redis{d}" for r, d in REDIS_VERSIONS],
+    ids=[f"redis{r.lstrip('=~')}-django_redis{d.lstrip('=~')}" for r, d in REDIS_VERSIONS],
 )
 def redis_versions(session: nox.Session, redis: str, django_redis: str) -> None:
     """The Redis tests (``-k redis``, about 280, 2 minutes) on older redis-py / django-redis."""
@@ -84,8 +85,8 @@ def redis_versions(session: nox.Session, redis: str, django_redis: str) -> None:
         "-e",
         ".[test]",
         f"Django~={REDIS_VERSIONS_CELL[1]}.0",
-        f"redis~={redis}",
-        f"django-redis~={django_redis}.0",
+        f"redis{redis}",
+        f"django-redis{django_redis}",
     )
     session.run("python", "-m", "pip", "list")
     session.run(*TEST_COMMAND, "-k", "redis", *session.posargs, success_codes=[0])
