@@ -31,8 +31,11 @@ HASHED = "h"  # an entry key too long for the store, replaced by its digest
 
 #: The characters ``escape`` leaves as they are.
 SAFE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~"
-#: ASCII characters ``escape`` percent-encodes, and how (``str.translate``: the fast path).
-ASCII_ESCAPES: Final = {i: f"%{i:02X}" for i in range(128) if chr(i) not in SAFE_CHARS}
+#: What ``escape`` makes of each ASCII character, by code point (``str.translate``: the fast
+#: path). Every code point has an entry, safe ones mapping to themselves: a table that lacked
+#: them made ``translate`` raise and catch a ``KeyError`` per distinct safe character, 3-4x
+#: slower on a typical key.
+ASCII_ESCAPES: Final = tuple(chr(i) if chr(i) in SAFE_CHARS else f"%{i:02X}" for i in range(128))
 
 #: One escaped part, as ``escape`` writes it.
 PART_PATTERN = r"(?:[A-Za-z0-9_.~-]|%[0-9A-F]{2})"

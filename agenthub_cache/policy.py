@@ -267,7 +267,11 @@ class ServicePolicy:
     def _keys(self, keys: Iterable[object], argument: str = "keys") -> list[str]:
         if isinstance(keys, str):
             raise self._error(argument, "must be an iterable of keys, not one str.")
-        return [self._key(key, argument) for key in keys]
+        key_of = self._key  # a non-empty ASCII str is valid as it is: checked inline
+        return [
+            key if type(key) is str and key and key.isascii() else key_of(key, argument)
+            for key in keys
+        ]
 
     def _index(self, index: object, value: object) -> tuple[str, str]:
         if not conf.is_valid_name(index):

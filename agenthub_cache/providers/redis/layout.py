@@ -99,13 +99,16 @@ class KeyLayout:
         entry = self._entry
         return entry + member if entry is not None else self.stored(f"{keys.ENTRY}:{member}")
 
-    def entry_keys(self, keys_: list[str]) -> list[str]:
-        """``entry(escape(key))`` for many keys, in one tight loop."""
+    def entry_keys(self, keys_: list[str]) -> list[bytes] | list[str]:
+        """``entry(escape(key))`` for many keys, in one tight loop, as bytes where the layout
+        allows (redis-py then sends them as they are instead of encoding each str again)."""
         prefix = self._entry
         if prefix is None:
             return [self.entry(escape(key)) for key in keys_]
-        table, slow = _ASCII_ESCAPES, keys.escape
-        return [prefix + (key.translate(table) if key.isascii() else slow(key)) for key in keys_]
+        table, slow, head = _ASCII_ESCAPES, keys.escape, prefix.encode()
+        return [
+            head + (key.translate(table) if key.isascii() else slow(key)).encode() for key in keys_
+        ]
 
     def entries(self, members: list[bytes]) -> list[bytes] | list[str]:
         """The entry keys of index members as read from Redis (bytes concatenation)."""
