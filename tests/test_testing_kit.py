@@ -21,11 +21,13 @@ from agenthub_cache import CacheService, namespaces
 from agenthub_cache.testing import (
     CacheClock,
     IsolatedNamespacesMixin,
+    NamespaceIsolation,
     assert_indexed,
     assert_not_indexed,
     isolate_namespaces,
     override_namespaces,
 )
+from agenthub_cache.testing.isolation import new_tag
 from tests import servers
 from tests.conftest import unique_namespace
 
@@ -233,6 +235,67 @@ def test_isolate_namespaces_in_process(stores: dict[str, Any]) -> None:
             namespaces[name].set("inside", 1)
         assert namespaces[name].keys() == ["outside"]
         namespaces[name].clear()
+
+
+def _redis_keys_tagged(stores: dict[str, Any], tag: str) -> list[bytes]:
+    client = redis.Redis.from_url(stores["redis"]["LOCATION"])
+    return sorted(client.scan_iter(f"*{tag}*"))
+
+
+def test_isolate_namespaces_decorates_a_coroutine(stores: dict[str, Any]) -> None:
+    """The isolation spans the awaited body, and the flush comes after it (async API)."""
+    name = unique_namespace("kit")
+    tag = new_tag()
+    seen: dict[str, Any] = {}
+
+    @isolate_namespaces(tag)
+    async def decorated() -> None:
+        await asyncio.sleep(0)  # the body runs after the coroutine was created
+        seen["prefix"] = caches["redis"].key_prefix
+        seen["before"] = await namespaces[name].akeys()
+        await namespaces[name].aset("inside", 1, indexes={"i": "v"})
+        seen["stored"] = _redis_keys_tagged(stores, tag)
+
+    with override_settings(AGENTHUB_CACHE={"CACHE": "redis", "NAMESPACES": {name: {}}}):
+        namespaces[name].set("outside", 1)
+        asyncio.run(decorated())
+        assert seen["prefix"] == f"dr.{tag}"
+        assert seen["before"] == []  # "outside" is not visible in the isolated prefix
+        assert seen["stored"], "the body stored nothing under the private prefix"
+        assert _redis_keys_tagged(stores, tag) == []  # flushed after the body ran
+        assert namespaces[name].keys() == ["outside"]
+        assert caches["redis"].key_prefix == "dr"
+        namespaces[name].clear()
+
+
+@isolate_namespaces()
+async def test_isolate_namespaces_on_an_async_test() -> None:
+    """The decorator on a test collected by pytest-asyncio."""
+    assert caches["default"].key_prefix not in ("", None)
+    assert await namespaces["temp"].akeys() == []
+    await namespaces["temp"].aset("mine", 1)
+
+
+async def test_isolate_namespaces_async_with(stores: dict[str, Any]) -> None:
+    name = unique_namespace("kit")
+    with override_settings(AGENTHUB_CACHE={"CACHE": "redis", "NAMESPACES": {name: {}}}):
+        async with isolate_namespaces() as isolation:
+            assert caches["redis"].key_prefix == f"dr.{isolation.tag}"
+            await namespaces[name].aset("inside", 1)
+        assert _redis_keys_tagged(stores, isolation.tag) == []
+
+
+@isolate_namespaces()
+class IsolateNamespacesOnATestCase(SimpleTestCase):
+    namespace_isolation: NamespaceIsolation
+
+    def test_each_test_its_own_tag(self) -> None:
+        assert caches["default"].key_prefix == self.namespace_isolation.tag
+        assert namespaces["temp"].keys() == []
+        namespaces["temp"].set("mine", 1)
+
+    def test_again(self) -> None:
+        self.test_each_test_its_own_tag()
 
 
 # -- the README's examples, with the plugin's fixtures in this very suite ----------------------
