@@ -4,7 +4,8 @@ Imported only by ``python -m tests.django_cache_suite``, after it has put Django
 ``tests/cache`` package (from the sdist of the installed Django) on ``sys.path`` as ``cache``.
 Every alias of Django's test settings (``default``, ``prefix``, ``v2``, ``custom_key``, ...) is a
 ``NamespaceCache`` on one namespace, ``django-suite``, which lives on the alias ``store``: a
-LocMemCache, a DatabaseCache or a django-redis cache.
+LocMemCache, a DatabaseCache (with ``USE_TZ`` off and on), a django-redis cache or Django's
+``RedisCache``.
 """
 
 from __future__ import annotations
@@ -87,6 +88,12 @@ class NamespaceOverDBTests(django_tests.DBCacheTests):  # type: ignore[misc]
 
 
 @mark
+@override_settings(USE_TZ=True)
+class NamespaceOverDBWithTimeZoneTests(NamespaceOverDBTests):
+    """Django's ``DBCacheWithTimeZoneTests``: the same, with ``USE_TZ = True``."""
+
+
+@mark
 @override_settings(
     CACHES=namespace_caches(
         {
@@ -122,6 +129,7 @@ class NamespaceOverDjangoRedisTests(NamespaceOverRedisTests):
 CLASSES = [
     NamespaceOverLocMemTests,
     NamespaceOverDBTests,
+    NamespaceOverDBWithTimeZoneTests,
     NamespaceOverRedisTests,
     NamespaceOverDjangoRedisTests,
 ]

@@ -105,6 +105,10 @@ def test_versions_and_counters(adapter: NamespaceCache) -> None:
     adapter.set("text", "abc")
     with pytest.raises(TypeError, match="not int"):
         adapter.incr("text")
+    # incr keeps the entry's expiry (Django's LocMem test of it reads _expire_info: skipped).
+    adapter.set("timed", 1, timeout=30)
+    assert adapter.incr("timed") == 2
+    assert 20 < (adapter.service.ttl(adapter.make_key("timed")) or 0) <= 30
 
 
 async def test_async_twins(adapter: NamespaceCache) -> None:
