@@ -23,19 +23,8 @@ _GET_MANY_EXPIRED = (
     "entry is still there 0.02 s later"
 )
 
-_LONG_KEYS = (
-    "a namespace on a store it lists (LocMem, database) refuses a key longer than 250 bytes "
-    "after its prefix with InvalidKey (the database's cache_key column holds 255; a hashed key "
-    "could not be listed back; past 250, LocMemCache itself would warn on every call); Django "
-    "only warns. The warning the test checks is given"
-)
-
 #: Tests of behaviour NamespaceCache does not have, on purpose.
 EXPECTED_FAILURES: dict[str, str] = {
-    "NamespaceOverLocMemTests.test_invalid_key_length": _LONG_KEYS,
-    "NamespaceOverLocMemTests.test_invalid_with_version_key_length": _LONG_KEYS,
-    "NamespaceOverDBTests.test_invalid_key_length": _LONG_KEYS,
-    "NamespaceOverDBTests.test_invalid_with_version_key_length": _LONG_KEYS,
     "NamespaceOverLocMemTests.test_cull": _CULL,
     "NamespaceOverLocMemTests.test_zero_cull": _CULL,
     "NamespaceOverDBTests.test_cull": _CULL,

@@ -134,6 +134,11 @@ class Provider(abc.ABC):
         """The longest TTL, in seconds, this store can hold now (the service refuses more)."""
         return MAX_TTL
 
+    def entry_key_fits(self, key: str) -> bool:
+        """Whether the store takes ``key`` as an entry key: ``False`` only where a key too long
+        for the store is refused (``InvalidKey``) rather than hashed."""
+        return True
+
     def stored_seconds(self, ttl: float) -> int:
         """The whole seconds to store for ``ttl``, so that the entry lives at least that long.
 
