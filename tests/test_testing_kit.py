@@ -45,6 +45,10 @@ DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memor
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "db": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "inner_cache"},
+    "files": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": os.path.abspath("inner_files"),
+    },
     "redis": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": os.environ["INNER_REDIS_URL"],
@@ -53,7 +57,12 @@ CACHES = {
 }
 AGENTHUB_CACHE = {
     "CACHE": "redis",
-    "NAMESPACES": {"signup": {"TTL": 600}, "local": {"CACHE": "default"}, "rows": {"CACHE": "db"}},
+    "NAMESPACES": {
+        "signup": {"TTL": 600},
+        "local": {"CACHE": "default"},
+        "rows": {"CACHE": "db"},
+        "blobs": {"CACHE": "files"},
+    },
 }
 """
 
@@ -75,13 +84,14 @@ def test_each_test_sees_only_its_own(isolated_namespaces, name, run):
     assert isolated_namespaces.tag in caches[service.cache_alias].key_prefix
 
 @pytest.mark.django_db
-def test_clock_expires_on_locmem_and_db(isolated_namespaces, cache_clock):
-    for name in ("local", "rows"):
+def test_clock_expires_on_locmem_db_and_files(isolated_namespaces, cache_clock):
+    names = ("local", "rows", "blobs")
+    for name in names:
         namespaces[name].set("k", 1, ttl=60)
     cache_clock.advance(59)
-    assert namespaces["local"].get("k") == 1 and namespaces["rows"].get("k") == 1
+    assert [namespaces[name].get("k") for name in names] == [1, 1, 1]
     cache_clock.advance(2)
-    assert namespaces["local"].get("k") is None and namespaces["rows"].get("k") is None
+    assert [namespaces[name].get("k") for name in names] == [None, None, None]
 
 class MixinTests(IsolatedNamespacesMixin, SimpleTestCase):
     databases = {"default"}
@@ -210,8 +220,11 @@ def test_assert_indexed_passes_and_fails_readably(indexed: CacheService) -> None
         assert_indexed(indexed, "gone", index="email", value="c@example.com")
 
 
-def test_clock_moves_only_when_told(stores: dict[str, Any]) -> None:
-    service = CacheService(unique_namespace("kit"), default_ttl=60, cache="locmem")
+@pytest.mark.parametrize("alias", ["locmem", "db", "files"])
+def test_clock_moves_only_when_told(stores: dict[str, Any], alias: str) -> None:
+    """On every store that expires by the clock in this process (README: LocMem, database and
+    file caches), with the app's index records on it."""
+    service = CacheService(unique_namespace("kit"), default_ttl=60, cache=alias)
     with CacheClock() as clock:
         service.set("k", 1, indexes={"i": "v"})
         clock.advance(30)
@@ -219,6 +232,16 @@ def test_clock_moves_only_when_told(stores: dict[str, Any]) -> None:
         clock.advance(31)
         assert service.get("k") is None
         assert service.find("i", "v") == []
+        assert not service.has_key("k")
+        assert service.add("k", 3, ttl=10)  # the expired entry does not block add()
+        assert service.incr("n", ttl=10) == 1
+        service.set_many({"a": 1, "b": 2}, ttl=10)
+        assert service.touch("a", 100)
+        assert service.get_or_set("g", 5, ttl=10) == 5
+        clock.advance(11)
+        assert service.get_many(["k", "a", "b", "g"]) == {"a": 1}
+        assert service.incr("n", ttl=10) == 1  # a new window
+        assert service.get_or_set("g", 6, ttl=10) == 6
         with pytest.raises(ValueError, match="backwards"):
             clock.advance(-1)
     service.set("k", 2, ttl=1)
