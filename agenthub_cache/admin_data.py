@@ -12,6 +12,9 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
+
+from agenthub_cache import conf
 from agenthub_cache.exceptions import CacheError, NotSupported
 from agenthub_cache.management import render
 from agenthub_cache.service import CacheService
@@ -73,6 +76,24 @@ def describe(service: CacheService) -> NamespaceRow:
         fail_silently=service.fail_silently,
         sensitive=service.sensitive,
         listable=service.capabilities.list_keys,
+    )
+
+
+def unbuilt_row(name: str, exc: BaseException) -> NamespaceRow:
+    """The row of a namespace whose service could not be built (its alias's backend cannot be
+    imported or set up): its settings, and "unavailable" with the error."""
+    declared = conf.get_settings().namespaces[name]
+    backend = str(settings.CACHES.get(declared.cache, {}).get("BACKEND", "no such alias"))
+    return NamespaceRow(
+        name=name,
+        alias=declared.cache,
+        backend=render.short_name(backend),
+        default_ttl=render.human_ttl(declared.ttl),
+        fail_silently=declared.fail_silently,
+        sensitive=declared.sensitive,
+        listable=False,
+        unavailable=problem(exc),
+        metrics={"enabled": False},
     )
 
 
