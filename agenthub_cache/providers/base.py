@@ -31,6 +31,7 @@ from agenthub_cache.validation import MAX_TTL
 
 if TYPE_CHECKING:
     from agenthub_cache.providers.locking import LockBase
+    from agenthub_cache.providers.scanning import ScanBudget
 
 
 class Flush(enum.StrEnum):
@@ -269,6 +270,11 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def iter_keys(self, pattern: str = "*") -> Iterator[str]:
         """The namespace's keys matching the glob ``pattern``; or ``NotSupported``."""
+
+    def scan_keys(self, pattern: str, budget: ScanBudget) -> Iterator[str]:
+        """``iter_keys`` that stops when ``budget`` runs out (stores that walk their whole
+        keyspace to list: Redis); here, where a listing reads only the namespace, ``iter_keys``."""
+        return self.iter_keys(pattern)
 
     @abc.abstractmethod
     def count(self) -> int: ...
