@@ -171,6 +171,11 @@ def test_a_timeout_past_the_store_is_its_longest(adapter: NamespaceCache, timeou
     assert adapter.add("other", 2, timeout=timeout)
     assert adapter.touch("other", timeout)
     assert adapter.get_or_set("third", 3, timeout=timeout) == 3
+    # incr of a float writes back what ttl() reports, rounded up: on memcached that can be a
+    # second past the longest TTL, which the namespace would refuse; it is clamped too.
+    adapter.set("f", 1.5, timeout=timeout)
+    assert adapter.incr("f") == 2.5
+    assert adapter._remaining(longest + 1) == longest
 
 
 def test_incr_of_a_float_adds_to_it(adapter: NamespaceCache) -> None:

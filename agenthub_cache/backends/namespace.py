@@ -279,12 +279,13 @@ class NamespaceCache(BaseCache):
         await service.aset(made, value, self._remaining(remaining))
         return value
 
-    @staticmethod
-    def _remaining(remaining: int | None) -> Any:
-        """``ttl()``'s answer as the ttl to write back: ``-1`` (unknown) is the default."""
+    def _remaining(self, remaining: int | None) -> Any:
+        """``ttl()``'s answer as the ttl to write back: ``-1`` (unknown) is the default. Clamped
+        like a timeout: ``ttl()`` rounds up, so an entry stored for the longest TTL the store
+        holds may report a second more."""
         if remaining is None:
             return FOREVER
-        return None if remaining < 0 else remaining
+        return None if remaining < 0 else self._ttl(remaining)
 
     def decr(self, key: Any, delta: int = 1, version: int | None = None) -> Any:
         return self.incr(key, -delta, version=version)
