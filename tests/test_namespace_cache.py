@@ -343,6 +343,61 @@ def test_each_adapter_mistake_has_its_id(
     assert found == expected
 
 
+def test_adapter_and_metrics_mistakes_are_reported_beside_other_setting_errors(
+    stores: dict[str, Any],
+) -> None:
+    """One run of the checks names every mistake: E009-E013 no longer wait for the rest of
+    AGENTHUB_CACHE to be fixed first (a second round of 'manage.py check')."""
+    caches_ = {
+        **stores,
+        "adapted": {"BACKEND": BACKEND, "LOCATION": "ns", "TIMEOUT": 5},
+        "unknown": {"BACKEND": BACKEND, "LOCATION": "nss"},
+        "nameless": {"BACKEND": BACKEND},
+    }
+    agenthub = {
+        "CACHE": "db",
+        "NAMESPACES": {
+            "ns": {"TTL": -1},  # E005
+            "looped": {"CACHE": "adapted", "SENSITIVE": "yes"},  # E009, E008
+            "counted": {"METRICS": "redis"},  # E013: on the database cache
+            "typo": {"TLL": 5},  # E006
+        },
+    }
+    found = sorted(i for i in ids(caches_, agenthub) if i.startswith("agenthub_cache.E"))
+    assert found == [
+        "agenthub_cache.E005",
+        "agenthub_cache.E006",
+        "agenthub_cache.E008",
+        checks_namespace_cache.E009,
+        checks_namespace_cache.E010,
+        checks_namespace_cache.E011,
+        checks_namespace_cache.E012,
+        checks.E013,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("agenthub", "expected"),
+    [
+        # NAMESPACES unreadable: LOCATION cannot be matched (no E011), the rest still shows
+        ({"CACHE": "db", "NAMESPACES": ["ns"]}, ["E007", "E010", "E012"]),
+        ("not a dict", ["E001", "E010", "E012"]),
+        # the default CACHE is no alias: no loop to report through it
+        ({"CACHE": "nope", "NAMESPACES": {"ns": {"METRICS": "redis"}}}, ["E003", "E010", "E012"]),
+    ],
+)
+def test_unreadable_parts_leave_out_only_what_needs_them(
+    stores: dict[str, Any], agenthub: Any, expected: list[str]
+) -> None:
+    caches_ = {
+        **stores,
+        "adapted": {"BACKEND": BACKEND, "LOCATION": "ns", "OPTIONS": {}},
+        "nameless": {"BACKEND": BACKEND},
+    }
+    found = sorted(i for i in ids(caches_, agenthub) if i.startswith("agenthub_cache.E"))
+    assert found == [f"agenthub_cache.{i}" for i in expected]
+
+
 def test_adapter_messages_name_the_alias_and_the_fix(stores: dict[str, Any]) -> None:
     caches_ = {
         **stores,
