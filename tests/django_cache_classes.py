@@ -19,7 +19,7 @@ from typing import Any
 from cache import tests as django_tests  # type: ignore[import-not-found]
 from django.test import override_settings
 
-from tests.django_cache_expected import EXPECTED_FAILURES, NOT_OURS
+from tests.django_cache_expected import EXPECTED_FAILURES, NOT_OURS, TIMING_DEPENDENT
 
 NAMESPACE = "django-suite"
 AGENTHUB_CACHE = {"CACHE": "store", "NAMESPACES": {NAMESPACE: {"TTL": 300}}}
@@ -43,10 +43,12 @@ def _call(method: Any) -> Any:
 
 
 def mark(cls: type[Any]) -> type[Any]:
-    """Apply EXPECTED_FAILURES (expectedFailure) and NOT_OURS (skip) to ``cls``'s tests."""
+    """Apply EXPECTED_FAILURES (expectedFailure), NOT_OURS and TIMING_DEPENDENT (skip) to
+    ``cls``'s tests."""
     for listing, decorate in (
         (EXPECTED_FAILURES, lambda reason: unittest.expectedFailure),
         (NOT_OURS, unittest.skip),
+        (TIMING_DEPENDENT, unittest.skip),
     ):
         for name, reason in listing.items():
             owner, _, test = name.partition(".")

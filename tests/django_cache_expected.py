@@ -2,7 +2,7 @@
 
 ``python -m tests.django_cache_suite`` marks every ``EXPECTED_FAILURES`` entry with
 ``unittest.expectedFailure`` (so one that starts passing fails the run: take it off this list)
-and skips every ``NOT_OURS`` entry. Keys are ``ClassName.test_name`` of the classes in
+and skips every ``NOT_OURS`` and ``TIMING_DEPENDENT`` entry. Keys are ``ClassName.test_name`` of the classes in
 ``tests/django_cache_classes.py``.
 """
 
@@ -17,10 +17,10 @@ _DELETE_MANY_QUERIES = (
     "deletes key by key and looks up each key's index record (2 queries a key)"
 )
 _GET_MANY_EXPIRED = (
-    "counts SQL queries (Django's get_many deletes the expired row it read; the namespace's "
-    "read leaves it to expire), and sets a 0.01 s timeout: a namespace keeps every entry at "
-    "least its timeout in whole seconds (0.01 s -> 1 s, README 'NamespaceCache'), so the "
-    "entry is still there 0.02 s later"
+    "sets a 0.01 s timeout and expects the entry gone 0.02 s later: a namespace keeps every "
+    "entry at least its timeout in whole seconds (0.01 s -> 1 s, README 'NamespaceCache'), and "
+    "the DatabaseCache drops the expiry's fraction, so the entry is still there unless the set "
+    "fell in the last 0.02 s or so of a second: it fails most runs and passes a few in a hundred"
 )
 
 #: Tests of behaviour NamespaceCache does not have, on purpose.
@@ -29,7 +29,6 @@ EXPECTED_FAILURES: dict[str, str] = {
     "NamespaceOverLocMemTests.test_zero_cull": _CULL,
     "NamespaceOverDBTests.test_cull": _CULL,
     "NamespaceOverDBTests.test_zero_cull": _CULL,
-    "NamespaceOverDBTests.test_get_many_num_queries": _GET_MANY_EXPIRED,
     "NamespaceOverRedisTests.test_cull": _CULL,
     "NamespaceOverRedisTests.test_zero_cull": _CULL,
 }
@@ -65,12 +64,18 @@ NOT_OURS: dict[str, str] = {
     "NamespaceOverRedisTests.test_client_driver_info": "reads RedisCache._cache",
 }
 
+#: Tests whose outcome against NamespaceCache depends on when in a second they run: skipped,
+#: since neither an expected failure nor a pass can be relied on.
+TIMING_DEPENDENT: dict[str, str] = {
+    "NamespaceOverDBTests.test_get_many_num_queries": _GET_MANY_EXPIRED,
+}
+
 #: The same lists for the classes that run another class's tests on another store or setting.
 _SAME_AS = {
     "NamespaceOverDjangoRedisTests.": "NamespaceOverRedisTests.",
     "NamespaceOverDBWithTimeZoneTests.": "NamespaceOverDBTests.",
 }
-for _listing in (EXPECTED_FAILURES, NOT_OURS):
+for _listing in (EXPECTED_FAILURES, NOT_OURS, TIMING_DEPENDENT):
     _listing.update(
         {
             name.replace(source, copy): reason
