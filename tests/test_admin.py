@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
@@ -401,62 +400,6 @@ def test_pages_of_keys_and_a_page_size_past_the_cap_is_clamped(
     assert huge.context["key_page"].page == 1
     far = client.get(url("detail", ns["redis"]), {"per_page": "500", "page": "999999"})
     assert far.context["key_page"].capped
-
-
-#: A Redis database of the suite's private server that only the next test uses.
-SHARED_DB = 9
-FOREIGN_KEYS = 30_000
-
-
-def scan_calls(client: redis.Redis) -> int:
-    return int(client.info("commandstats").get("cmdstat_scan", {}).get("calls", 0))
-
-
-def test_a_key_page_on_a_large_shared_redis_stops_within_its_bound(
-    stores: dict[str, Any],
-    redis_server: servers.Server,
-    users: dict[str, User | None],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A prefix that matches nothing in a database of many other keys: the page stops after
-    MAX_SCAN_CALLS SCAN calls (counted by the server) and says so, instead of walking it all."""
-    client = redis.Redis.from_url(f"{redis_server.url}/{SHARED_DB}")
-    client.flushdb()  # our own server, and a database no other test uses
-    with client.pipeline(transaction=False) as pipe:
-        for start in range(0, FOREIGN_KEYS, 1000):
-            pipe.mset({f"someone-else:{i}": b"x" for i in range(start, start + 1000)})
-        pipe.execute()
-    name = unique_namespace("adm")
-    shared = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": client_url(client)}
-    setting = {"NAMESPACES": {name: {"TTL": 60, "CACHE": "shared"}}}
-    try:
-        with override_settings(CACHES={**stores, "shared": shared}, AGENTHUB_CACHE=setting):
-            for i in range(3):
-                namespaces[name].set(f"k{i}", i)
-            browser = client_for(users["staff, view"])
-            monkeypatch.setattr(admin_data, "MAX_SCAN_CALLS", 5)
-            before = scan_calls(client)
-            page = browser.get(url("detail", name), {"prefix": "no-such-prefix"})
-            assert scan_calls(client) - before == 5
-            assert page.context["key_page"].stopped
-            assert page.context["key_page"].examined == 5 * 1000
-            assert "next_url" not in page.context
-            assert 'id="scan-stopped"' in page.content.decode()
-            # With the default bound (100 calls) this database is walked to its end.
-            monkeypatch.undo()
-            before = scan_calls(client)
-            whole = browser.get(url("detail", name), {"prefix": "k"})
-            assert 5 < scan_calls(client) - before <= admin_data.MAX_SCAN_CALLS
-            assert not whole.context["key_page"].stopped
-            assert sorted(k for k, _, _ in whole.context["keys"]) == ["k0", "k1", "k2"]
-            assert 'id="scan-stopped"' not in whole.content.decode()
-    finally:
-        client.flushdb()
-
-
-def client_url(client: redis.Redis) -> str:
-    kwargs = client.connection_pool.connection_kwargs
-    return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs['db']}"
 
 
 def test_an_invalid_index_name_is_a_message_not_an_error(
