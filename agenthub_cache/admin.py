@@ -121,9 +121,16 @@ class NamespaceAdmin(_ModelAdmin):
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         self.require_view(request)
-        rows = [admin_data.namespace_row(namespaces[name]) for name in namespaces]
-        for row in rows:
+        rows = []
+        for name in namespaces:
+            try:
+                service = namespaces[name]
+            except Exception as exc:  # cannot be built: listed as unavailable, never a 500
+                rows.append(admin_data.unbuilt_row(name, exc))
+                continue
+            row = admin_data.namespace_row(service)
             row.url = self.url("detail", row.name)
+            rows.append(row)
         context = self.context(request, "Cache namespaces", rows=rows, **(extra_context or {}))
         return self.render(request, "change_list.html", context)
 

@@ -3,7 +3,8 @@
 No request or template here (``admin.py`` has those): each function takes a ``CacheService``
 from ``namespaces[...]`` and returns plain data. Every read of a store is bounded: a page
 reads at most ``MAX_KEYS_READ`` keys by the service's ``iter_keys`` (SCAN on Redis, never
-KEYS), and a value is shown cut to ``MAX_VALUE_CHARS``.
+KEYS, and at most ``MAX_SCAN_CALLS`` calls of it), and a value is shown cut to
+``MAX_VALUE_CHARS``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,12 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
+
+from agenthub_cache import conf
 from agenthub_cache.exceptions import CacheError, NotSupported
 from agenthub_cache.management import render
+from agenthub_cache.providers.scanning import ScanBudget
 from agenthub_cache.service import CacheService
 
 #: Keys per page when the request names none, and the most it may ask for (clamped).
@@ -21,6 +26,10 @@ PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 #: The most keys one page reads from the store (page number x page size, plus one).
 MAX_KEYS_READ = 10_000
+#: The most SCAN calls one page makes on Redis (each examines about 1,000 of the database's
+#: keys): a prefix that matches few keys of a large shared database stops there, not after
+#: walking all of it.
+MAX_SCAN_CALLS = 100
 #: A value's text is cut after this many characters.
 MAX_VALUE_CHARS = 20_000
 #: The most keys an index look-up lists.
@@ -76,6 +85,24 @@ def describe(service: CacheService) -> NamespaceRow:
     )
 
 
+def unbuilt_row(name: str, exc: BaseException) -> NamespaceRow:
+    """The row of a namespace whose service could not be built (its alias's backend cannot be
+    imported or set up): its settings, and "unavailable" with the error."""
+    declared = conf.get_settings().namespaces[name]
+    backend = str(settings.CACHES.get(declared.cache, {}).get("BACKEND", "no such alias"))
+    return NamespaceRow(
+        name=name,
+        alias=declared.cache,
+        backend=render.short_name(backend),
+        default_ttl=render.human_ttl(declared.ttl),
+        fail_silently=declared.fail_silently,
+        sensitive=declared.sensitive,
+        listable=False,
+        unavailable=problem(exc),
+        metrics={"enabled": False},
+    )
+
+
 def namespace_row(service: CacheService) -> NamespaceRow:
     """A row with what the store tells (count, index names); a store that is down (or any
     error) makes the row say "unavailable" with the error instead of failing the page."""
@@ -108,6 +135,10 @@ class KeyPage:
     page_size: int
     has_next: bool
     capped: bool  # the page would read past MAX_KEYS_READ: narrow the prefix instead
+    #: The page stopped after MAX_SCAN_CALLS SCAN calls (Redis): it may miss keys, and there
+    #: is no next page; ``examined`` is about how many of the store's keys it looked at.
+    stopped: bool = False
+    examined: int = 0
 
     @property
     def previous_page(self) -> int | None:
@@ -135,11 +166,12 @@ def key_page(service: CacheService, prefix: str, page: int, page_size: int) -> K
     capped = page > last_page
     page = min(page, last_page)
     start = (page - 1) * page_size
-    read = list(
-        itertools.islice(service.iter_keys(key_pattern(prefix)), start, start + page_size + 1)
-    )
+    budget = ScanBudget(MAX_SCAN_CALLS)
+    listed = service.iter_keys(key_pattern(prefix), budget=budget)
+    read = list(itertools.islice(listed, start, start + page_size + 1))
+    has_next = len(read) > page_size and page < last_page
     return KeyPage(
-        read[:page_size], page, page_size, len(read) > page_size and page < last_page, capped
+        read[:page_size], page, page_size, has_next, capped, budget.exhausted, budget.examined
     )
 
 

@@ -52,6 +52,10 @@ def bind_provider(
     try:
         backend = caches[alias]
     except InvalidCacheBackendError as exc:
+        if alias in settings.CACHES:  # there, but its BACKEND cannot be imported
+            raise InvalidCacheBackendError(
+                f"Cache namespace {namespace!r}: the {alias!r} cache cannot be set up: {exc}"
+            ) from exc
         known = ", ".join(sorted(settings.CACHES)) or "none"
         raise InvalidCacheBackendError(
             f"Cache namespace {namespace!r}: cache={alias!r} is not an alias in "

@@ -38,6 +38,7 @@ from agenthub_cache.validation import (
     E008,
     E014,
     ERROR_IDS,
+    declared_namespaces,
     settings_errors,
 )
 
@@ -187,13 +188,14 @@ def _is_redis(backend: type[Any]) -> bool:
 
 
 def metrics_errors() -> list[CheckMessage]:
-    """E013: ``METRICS: "redis"`` on a namespace whose cache is not Redis."""
-    if settings_errors():
-        return []  # reported by settings_errors(); the namespaces are not known yet
+    """E013: ``METRICS: "redis"`` on a namespace whose cache is not Redis (reported beside
+    ``settings_errors()`` wherever the namespace's alias is readable)."""
     errors: list[CheckMessage] = []
-    for ns in conf.get_settings().namespaces.values():
+    for ns in (declared_namespaces() or {}).values():
+        if ns.options.get("METRICS") != "redis" or ns.cache is None:
+            continue
         backend = backend_class(ns.cache)
-        if ns.metrics != "redis" or backend is None or _is_redis(backend):
+        if backend is None or _is_redis(backend):
             continue  # a backend that cannot be loaded is Django's own check's to report
         errors.append(
             Error(
@@ -209,7 +211,9 @@ def metrics_errors() -> list[CheckMessage]:
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     errors = [
-        *(settings_errors() or [*namespace_cache_errors(), *metrics_errors()]),
+        *settings_errors(),
+        *namespace_cache_errors(),
+        *metrics_errors(),
         *check_cluster_settings(),
     ]
     return errors if errors else check_hazards()

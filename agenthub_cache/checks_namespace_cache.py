@@ -14,7 +14,7 @@ from django.core.checks import CheckMessage, Error
 
 from agenthub_cache import conf
 from agenthub_cache.checks_aliases import backend_class, is_backend
-from agenthub_cache.validation import settings_errors
+from agenthub_cache.validation import declared_namespaces, default_alias
 
 E009 = "agenthub_cache.E009"  # a namespace's CACHE is a NamespaceCache alias (a loop)
 E010 = "agenthub_cache.E010"  # NamespaceCache LOCATION missing or not a valid namespace name
@@ -41,10 +41,13 @@ def _is_namespace_cache(alias: str) -> bool:
 
 
 def _namespace_cache_location(
-    alias: str, params: Mapping[str, Any], names: list[str]
+    alias: str, params: Mapping[str, Any], declared: Mapping[str, Any] | None
 ) -> list[CheckMessage]:
+    """E010 (no LOCATION, or not a valid name); E011 (no such namespace), where the declared
+    namespaces are known (``declared``: ``None`` where NAMESPACES is unreadable)."""
     where = f"settings.CACHES[{alias!r}]"
     location = params.get("LOCATION")
+    names = list(declared or {})
     known = ", ".join(sorted(names)) or "none"
     fix = f"Set LOCATION to the name of a namespace in {_WHERE}['NAMESPACES'] ({known})."
     if not location:
@@ -58,7 +61,7 @@ def _namespace_cache_location(
                 id=E010,
             )
         ]
-    if location not in names:
+    if declared is not None and location not in names:
         close = difflib.get_close_matches(location, names, n=1)
         guess = f"Did you mean {close[0]!r}? " if close else ""
         return [
@@ -72,17 +75,17 @@ def _namespace_cache_location(
 
 
 def namespace_cache_errors() -> list[CheckMessage]:
-    """Mistakes with ``NamespaceCache`` aliases: loops, bad LOCATION, options it ignores."""
-    if settings_errors():
-        return []  # reported by settings_errors(); the namespaces are not known yet
-    app_settings = conf.get_settings()
-    raw = _raw_namespaces()
+    """Mistakes with ``NamespaceCache`` aliases: loops, bad LOCATION, options it ignores.
+
+    Reported beside ``settings_errors()``: each needs only the parts of ``AGENTHUB_CACHE`` it
+    reads to be readable (``declared_namespaces``); where those are not, it is left out.
+    """
+    declared = declared_namespaces()
     # Where each alias was named: the default CACHE once (ad hoc services use it too), and each
     # namespace that names its own.
-    named = [(f"{_WHERE}['CACHE']", app_settings.cache, "the namespaces that name no CACHE")]
-    for ns in app_settings.namespaces.values():
-        declared = raw.get(ns.name)
-        if isinstance(declared, Mapping) and "CACHE" in declared:
+    named = [(f"{_WHERE}['CACHE']", default_alias(), "the namespaces that name no CACHE")]
+    for ns in (declared or {}).values():
+        if "CACHE" in ns.options:
             named.append((f"{_WHERE}['NAMESPACES'][{ns.name!r}]['CACHE']", ns.cache, repr(ns.name)))
     errors: list[CheckMessage] = [
         Error(
@@ -93,16 +96,16 @@ def namespace_cache_errors() -> list[CheckMessage]:
             id=E009,
         )
         for where, alias, which in named
-        if _is_namespace_cache(alias)
+        if alias is not None and _is_namespace_cache(alias)
     ]
-    names = list(app_settings.namespaces)
     for alias, params in settings.CACHES.items():
         if not _is_namespace_cache(alias):
             continue
-        location_errors = _namespace_cache_location(alias, params, names)
+        location_errors = _namespace_cache_location(alias, params, declared)
         errors += location_errors
         name = str(params.get("LOCATION") or "")
-        cache = app_settings.namespaces[name].cache if not location_errors else "..."
+        target = None if location_errors or declared is None else declared.get(name)
+        cache = target.cache if target is not None and target.cache is not None else "..."
         errors += [
             Error(
                 f"settings.CACHES[{alias!r}] is a NamespaceCache and does not use {option}.",
@@ -113,8 +116,3 @@ def namespace_cache_errors() -> list[CheckMessage]:
             if option in params
         ]
     return errors
-
-
-def _raw_namespaces() -> Mapping[str, Any]:
-    declared = conf.raw_settings().get("NAMESPACES", conf.SEED_NAMESPACES)
-    return declared if isinstance(declared, Mapping) else {}

@@ -16,6 +16,7 @@ from agenthub_cache.policy import ServicePolicy
 
 if TYPE_CHECKING:
     from agenthub_cache.providers.base import Capabilities
+    from agenthub_cache.providers.scanning import ScanBudget
 
 
 class NamespaceAPI(ServicePolicy):
@@ -107,13 +108,20 @@ class NamespaceAPI(ServicePolicy):
     def _pattern(self, pattern: object) -> str:
         return self._text(pattern, "pattern")
 
-    def iter_keys(self, pattern: str = "*") -> Iterator[str]:
-        """This namespace's keys matching the glob ``pattern`` (over the key alone)."""
-        return self._iter_keys(self._pattern(pattern))
+    def iter_keys(self, pattern: str = "*", *, budget: ScanBudget | None = None) -> Iterator[str]:
+        """This namespace's keys matching the glob ``pattern`` (over the key alone).
 
-    def _iter_keys(self, pattern: str) -> Iterator[str]:
+        ``budget``: stop after that many SCAN calls on Redis (``budget.exhausted`` then says
+        the listing stopped short); other stores read only the namespace anyway.
+        """
+        return self._iter_keys(self._pattern(pattern), budget)
+
+    def _iter_keys(self, pattern: str, budget: ScanBudget | None) -> Iterator[str]:
         with self._admin("keys"):
-            yield from self.provider.iter_keys(pattern)
+            if budget is None:
+                yield from self.provider.iter_keys(pattern)
+            else:
+                yield from self.provider.scan_keys(pattern, budget)
 
     async def aiter_keys(self, pattern: str = "*") -> AsyncIterator[str]:
         for key in await self.akeys(pattern):

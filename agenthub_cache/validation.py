@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -212,3 +213,46 @@ def settings_errors() -> list[CheckMessage]:
     for name, options in declared.items():
         errors += _check_namespace(name, options, alias)
     return errors
+
+
+@dataclass(frozen=True)
+class DeclaredNamespace:
+    """One namespace as declared, read leniently (``declared_namespaces``)."""
+
+    name: str
+    #: Its options, ``{}`` where they are not a dict (E007).
+    options: Mapping[str, Any]
+    #: The ``CACHES`` alias it lives on (its own ``CACHE``, else the top-level one); ``None``
+    #: where that is not an alias in ``CACHES`` (E003).
+    cache: str | None
+
+
+def _alias_or_none(alias: object) -> str | None:
+    return alias if isinstance(alias, str) and alias in settings.CACHES else None
+
+
+def default_alias() -> str | None:
+    """The top-level ``CACHE`` as far as it is readable: ``None`` where it is no alias (E003)."""
+    raw = getattr(settings, SETTING, None) or {}
+    return _alias_or_none(raw.get("CACHE", DEFAULT_ALIAS)) if isinstance(raw, Mapping) else None
+
+
+def declared_namespaces() -> dict[str, DeclaredNamespace] | None:
+    """The declared namespaces, even where ``settings_errors()`` finds mistakes, so checks that
+    look at namespaces and ``CACHES`` together report beside them rather than after a fix:
+    ``None`` only where ``AGENTHUB_CACHE`` or its ``NAMESPACES`` is not a dict (E001, E007)."""
+    raw = getattr(settings, SETTING, None) or {}
+    if not isinstance(raw, Mapping):
+        return None
+    declared = raw.get("NAMESPACES", SEED_NAMESPACES)
+    if not isinstance(declared, Mapping):
+        return None
+    fallback = default_alias()
+    found = {}
+    for name, options in declared.items():
+        if not isinstance(name, str):
+            continue
+        options = options if isinstance(options, Mapping) else {}
+        cache = _alias_or_none(options["CACHE"]) if "CACHE" in options else fallback
+        found[name] = DeclaredNamespace(name, options, cache)
+    return found

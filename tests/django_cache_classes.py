@@ -4,7 +4,8 @@ Imported only by ``python -m tests.django_cache_suite``, after it has put Django
 ``tests/cache`` package (from the sdist of the installed Django) on ``sys.path`` as ``cache``.
 Every alias of Django's test settings (``default``, ``prefix``, ``v2``, ``custom_key``, ...) is a
 ``NamespaceCache`` on one namespace, ``django-suite``, which lives on the alias ``store``: a
-LocMemCache, a DatabaseCache or a django-redis cache.
+LocMemCache, a DatabaseCache (with ``USE_TZ`` off and on), a django-redis cache or Django's
+``RedisCache``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from cache import tests as django_tests  # type: ignore[import-not-found]
 from django.test import override_settings
 
-from tests.django_cache_expected import EXPECTED_FAILURES, NOT_OURS
+from tests.django_cache_expected import EXPECTED_FAILURES, NOT_OURS, TIMING_DEPENDENT
 
 NAMESPACE = "django-suite"
 AGENTHUB_CACHE = {"CACHE": "store", "NAMESPACES": {NAMESPACE: {"TTL": 300}}}
@@ -42,10 +43,12 @@ def _call(method: Any) -> Any:
 
 
 def mark(cls: type[Any]) -> type[Any]:
-    """Apply EXPECTED_FAILURES (expectedFailure) and NOT_OURS (skip) to ``cls``'s tests."""
+    """Apply EXPECTED_FAILURES (expectedFailure), NOT_OURS and TIMING_DEPENDENT (skip) to
+    ``cls``'s tests."""
     for listing, decorate in (
         (EXPECTED_FAILURES, lambda reason: unittest.expectedFailure),
         (NOT_OURS, unittest.skip),
+        (TIMING_DEPENDENT, unittest.skip),
     ):
         for name, reason in listing.items():
             owner, _, test = name.partition(".")
@@ -87,6 +90,12 @@ class NamespaceOverDBTests(django_tests.DBCacheTests):  # type: ignore[misc]
 
 
 @mark
+@override_settings(USE_TZ=True)
+class NamespaceOverDBWithTimeZoneTests(NamespaceOverDBTests):
+    """Django's ``DBCacheWithTimeZoneTests``: the same, with ``USE_TZ = True``."""
+
+
+@mark
 @override_settings(
     CACHES=namespace_caches(
         {
@@ -122,6 +131,7 @@ class NamespaceOverDjangoRedisTests(NamespaceOverRedisTests):
 CLASSES = [
     NamespaceOverLocMemTests,
     NamespaceOverDBTests,
+    NamespaceOverDBWithTimeZoneTests,
     NamespaceOverRedisTests,
     NamespaceOverDjangoRedisTests,
 ]

@@ -2,7 +2,7 @@
 
 ``python -m tests.django_cache_suite`` marks every ``EXPECTED_FAILURES`` entry with
 ``unittest.expectedFailure`` (so one that starts passing fails the run: take it off this list)
-and skips every ``NOT_OURS`` entry. Keys are ``ClassName.test_name`` of the classes in
+and skips every ``NOT_OURS`` and ``TIMING_DEPENDENT`` entry. Keys are ``ClassName.test_name`` of the classes in
 ``tests/django_cache_classes.py``.
 """
 
@@ -12,32 +12,25 @@ _CULL = (
     "culling (MAX_ENTRIES, CULL_FREQUENCY) is the job of the store behind the namespace; a "
     "NamespaceCache does not cull, and the system checks reject OPTIONS on one"
 )
-_COUNTS_QUERIES = (
-    "counts the DatabaseCache's own SQL queries; a namespace on a DatabaseCache also reads its "
-    "index records, so the counts differ"
+_DELETE_MANY_QUERIES = (
+    "counts SQL queries: Django's delete_many is one DELETE; a namespace on a DatabaseCache "
+    "deletes key by key and looks up each key's index record (2 queries a key)"
 )
-
-_LONG_KEYS = (
-    "a namespace on a store it lists (LocMem, database) refuses a key longer than 250 bytes "
-    "after its prefix with InvalidKey (the database's cache_key column holds 255; a hashed key "
-    "could not be listed back; past 250, LocMemCache itself would warn on every call); Django "
-    "only warns. The warning the test checks is given"
+_GET_MANY_EXPIRED = (
+    "sets a 0.01 s timeout and expects the entry gone 0.02 s later: a namespace keeps every "
+    "entry at least its timeout in whole seconds (0.01 s -> 1 s, README 'NamespaceCache'), and "
+    "the DatabaseCache drops the expiry's fraction, so the entry is still there unless the set "
+    "fell in the last 0.02 s or so of a second: it fails most runs and passes a few in a hundred"
 )
 
 #: Tests of behaviour NamespaceCache does not have, on purpose.
 EXPECTED_FAILURES: dict[str, str] = {
-    "NamespaceOverLocMemTests.test_invalid_key_length": _LONG_KEYS,
-    "NamespaceOverLocMemTests.test_invalid_with_version_key_length": _LONG_KEYS,
-    "NamespaceOverDBTests.test_invalid_key_length": _LONG_KEYS,
-    "NamespaceOverDBTests.test_invalid_with_version_key_length": _LONG_KEYS,
     "NamespaceOverLocMemTests.test_cull": _CULL,
     "NamespaceOverLocMemTests.test_zero_cull": _CULL,
     "NamespaceOverDBTests.test_cull": _CULL,
     "NamespaceOverDBTests.test_zero_cull": _CULL,
     "NamespaceOverRedisTests.test_cull": _CULL,
     "NamespaceOverRedisTests.test_zero_cull": _CULL,
-    "NamespaceOverDjangoRedisTests.test_cull": _CULL,
-    "NamespaceOverDjangoRedisTests.test_zero_cull": _CULL,
 }
 
 #: Tests that do not exercise NamespaceCache at all: they read a backend's private attributes,
@@ -51,11 +44,11 @@ NOT_OURS: dict[str, str] = {
     "NamespaceOverLocMemTests.test_locking_on_pickle": "reads LocMemCache._lock",
     "NamespaceOverLocMemTests.test_incr_decr_timeout": "reads LocMemCache._expire_info",
     # DBCacheTests
-    "NamespaceOverDBTests.test_cull_queries": "sets DatabaseCache._max_entries and counts its SQL",
-    "NamespaceOverDBTests.test_get_many_num_queries": _COUNTS_QUERIES,
-    "NamespaceOverDBTests.test_delete_many_num_queries": _COUNTS_QUERIES,
-    "NamespaceOverDBTests.test_delete_cursor_rowcount": "patches the DatabaseCache's cursor",
-    "NamespaceOverDBTests.test_has_key_query_columns_quoted": "inspects the DatabaseCache's SQL",
+    "NamespaceOverDBTests.test_cull_queries": (
+        "sets DatabaseCache._max_entries on the backend (a NamespaceCache has none: the store "
+        "culls) and counts the SQL of the store's cull; it would pass without testing us"
+    ),
+    "NamespaceOverDBTests.test_delete_many_num_queries": _DELETE_MANY_QUERIES,
     "NamespaceOverDBTests.test_second_call_doesnt_crash": "a createcachetable test",
     "NamespaceOverDBTests.test_createcachetable_dry_run_mode": "a createcachetable test",
     "NamespaceOverDBTests.test_createcachetable_with_table_argument": "a createcachetable test",
@@ -70,10 +63,24 @@ NOT_OURS: dict[str, str] = {
     "NamespaceOverRedisTests.test_redis_pool_options": "overrides CACHES with Django's RedisCache",
     "NamespaceOverRedisTests.test_client_driver_info": "reads RedisCache._cache",
 }
-NOT_OURS.update(
-    {
-        name.replace("NamespaceOverRedisTests.", "NamespaceOverDjangoRedisTests."): reason
-        for name, reason in NOT_OURS.items()
-        if name.startswith("NamespaceOverRedisTests.")
-    }
-)
+
+#: Tests whose outcome against NamespaceCache depends on when in a second they run: skipped,
+#: since neither an expected failure nor a pass can be relied on.
+TIMING_DEPENDENT: dict[str, str] = {
+    "NamespaceOverDBTests.test_get_many_num_queries": _GET_MANY_EXPIRED,
+}
+
+#: The same lists for the classes that run another class's tests on another store or setting.
+_SAME_AS = {
+    "NamespaceOverDjangoRedisTests.": "NamespaceOverRedisTests.",
+    "NamespaceOverDBWithTimeZoneTests.": "NamespaceOverDBTests.",
+}
+for _listing in (EXPECTED_FAILURES, NOT_OURS, TIMING_DEPENDENT):
+    _listing.update(
+        {
+            name.replace(source, copy): reason
+            for copy, source in _SAME_AS.items()
+            for name, reason in list(_listing.items())
+            if name.startswith(source)
+        }
+    )

@@ -3,9 +3,10 @@
 Django's wheel ships no tests, so this downloads the sdist of the installed Django version
 (``pip download --no-binary :all: --no-deps django==X.Y.Z``, kept in ``--cache-dir``), takes its
 ``tests/cache`` package, and runs the backend test classes of ``tests/django_cache_classes.py``
-(Django's ``LocMemCacheTests``, ``DBCacheTests`` and ``RedisCacheTests`` (twice: django-redis and
-``django.core.cache.backends.redis.RedisCache`` as the store) with every alias a
-``NamespaceCache``) on a private redis-server started on a free loopback port. Tests listed in
+(Django's ``LocMemCacheTests``, ``DBCacheTests``, ``DBCacheWithTimeZoneTests`` and
+``RedisCacheTests`` (twice: django-redis and ``django.core.cache.backends.redis.RedisCache`` as
+the store) with every alias a ``NamespaceCache``) on a private redis-server started on a free
+loopback port. Tests listed in
 ``tests/django_cache_expected.py`` are expected failures or skips, each with its reason.
 
 Exit status 0 when every other test passes (and no expected failure passed). Prints the counts
@@ -116,9 +117,9 @@ def run(verbosity: int) -> int:
         passed = result.testsRun - failed - skipped - xfail
         rows.append((cls.__name__, result.testsRun, passed, xfail, skipped, failed))
     print("\nDjango", django.__version__, "cache tests against NamespaceCache:")
-    print(f"{'class':<30} {'run':>4} {'passed':>7} {'xfail':>6} {'skipped':>8} {'failed':>7}")
+    print(f"{'class':<34} {'run':>4} {'passed':>7} {'xfail':>6} {'skipped':>8} {'failed':>7}")
     for row in rows:
-        print(f"{row[0]:<30} {row[1]:>4} {row[2]:>7} {row[3]:>6} {row[4]:>8} {row[5]:>7}")
+        print(f"{row[0]:<34} {row[1]:>4} {row[2]:>7} {row[3]:>6} {row[4]:>8} {row[5]:>7}")
     return 1 if any(row[5] for row in rows) else 0
 
 

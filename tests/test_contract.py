@@ -18,6 +18,8 @@ from django.core.cache import caches
 from django.db import connections
 
 from agenthub_cache import FOREVER, CacheService, InvalidKey, NotSupported
+from agenthub_cache.providers.redis.provider import RedisProvider
+from agenthub_cache.providers.scanning import ScanBudget
 from tests.conftest import make_service, run_threads, sleep_past
 
 HOSTILE_KEYS = [
@@ -586,6 +588,26 @@ def test_keys_count_and_patterns(service: CacheService) -> None:
     assert service.count() == 4
     assert service.clear() == 4
     assert service.count() == 0
+
+
+def test_iter_keys_within_a_scan_budget(service: CacheService) -> None:
+    """A budget bounds the SCAN calls of a listing where the store walks its whole keyspace
+    (Redis, one budget over a cluster's tags); a listing that reads only the namespace
+    ignores it."""
+    if not service.capabilities.list_keys:
+        return
+    written = [f"b{i}" for i in range(5)]
+    service.set_many(dict.fromkeys(written, 1))
+    generous = ScanBudget(10_000)
+    assert sorted(service.iter_keys(budget=generous)) == written
+    assert not generous.exhausted
+    assert generous.calls >= (1 if isinstance(service.provider, RedisProvider) else 0)
+    spent = ScanBudget(0)
+    listed = sorted(service.iter_keys(budget=spent))
+    if isinstance(service.provider, RedisProvider):
+        assert (listed, spent.exhausted, spent.calls) == ([], True, 0)
+    else:
+        assert (listed, spent.exhausted) == (written, False)
 
 
 def test_keys_never_reach_another_namespace(backend: str, service: CacheService) -> None:

@@ -21,11 +21,13 @@ from agenthub_cache import CacheService, namespaces
 from agenthub_cache.testing import (
     CacheClock,
     IsolatedNamespacesMixin,
+    NamespaceIsolation,
     assert_indexed,
     assert_not_indexed,
     isolate_namespaces,
     override_namespaces,
 )
+from agenthub_cache.testing.isolation import new_tag
 from tests import servers
 from tests.conftest import unique_namespace
 
@@ -43,6 +45,10 @@ DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memor
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "db": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "inner_cache"},
+    "files": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": os.path.abspath("inner_files"),
+    },
     "redis": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": os.environ["INNER_REDIS_URL"],
@@ -51,7 +57,12 @@ CACHES = {
 }
 AGENTHUB_CACHE = {
     "CACHE": "redis",
-    "NAMESPACES": {"signup": {"TTL": 600}, "local": {"CACHE": "default"}, "rows": {"CACHE": "db"}},
+    "NAMESPACES": {
+        "signup": {"TTL": 600},
+        "local": {"CACHE": "default"},
+        "rows": {"CACHE": "db"},
+        "blobs": {"CACHE": "files"},
+    },
 }
 """
 
@@ -73,13 +84,14 @@ def test_each_test_sees_only_its_own(isolated_namespaces, name, run):
     assert isolated_namespaces.tag in caches[service.cache_alias].key_prefix
 
 @pytest.mark.django_db
-def test_clock_expires_on_locmem_and_db(isolated_namespaces, cache_clock):
-    for name in ("local", "rows"):
+def test_clock_expires_on_locmem_db_and_files(isolated_namespaces, cache_clock):
+    names = ("local", "rows", "blobs")
+    for name in names:
         namespaces[name].set("k", 1, ttl=60)
     cache_clock.advance(59)
-    assert namespaces["local"].get("k") == 1 and namespaces["rows"].get("k") == 1
+    assert [namespaces[name].get("k") for name in names] == [1, 1, 1]
     cache_clock.advance(2)
-    assert namespaces["local"].get("k") is None and namespaces["rows"].get("k") is None
+    assert [namespaces[name].get("k") for name in names] == [None, None, None]
 
 class MixinTests(IsolatedNamespacesMixin, SimpleTestCase):
     databases = {"default"}
@@ -208,8 +220,11 @@ def test_assert_indexed_passes_and_fails_readably(indexed: CacheService) -> None
         assert_indexed(indexed, "gone", index="email", value="c@example.com")
 
 
-def test_clock_moves_only_when_told(stores: dict[str, Any]) -> None:
-    service = CacheService(unique_namespace("kit"), default_ttl=60, cache="locmem")
+@pytest.mark.parametrize("alias", ["locmem", "db", "files"])
+def test_clock_moves_only_when_told(stores: dict[str, Any], alias: str) -> None:
+    """On every store that expires by the clock in this process (README: LocMem, database and
+    file caches), with the app's index records on it."""
+    service = CacheService(unique_namespace("kit"), default_ttl=60, cache=alias)
     with CacheClock() as clock:
         service.set("k", 1, indexes={"i": "v"})
         clock.advance(30)
@@ -217,6 +232,16 @@ def test_clock_moves_only_when_told(stores: dict[str, Any]) -> None:
         clock.advance(31)
         assert service.get("k") is None
         assert service.find("i", "v") == []
+        assert not service.has_key("k")
+        assert service.add("k", 3, ttl=10)  # the expired entry does not block add()
+        assert service.incr("n", ttl=10) == 1
+        service.set_many({"a": 1, "b": 2}, ttl=10)
+        assert service.touch("a", 100)
+        assert service.get_or_set("g", 5, ttl=10) == 5
+        clock.advance(11)
+        assert service.get_many(["k", "a", "b", "g"]) == {"a": 1}
+        assert service.incr("n", ttl=10) == 1  # a new window
+        assert service.get_or_set("g", 6, ttl=10) == 6
         with pytest.raises(ValueError, match="backwards"):
             clock.advance(-1)
     service.set("k", 2, ttl=1)
@@ -233,6 +258,67 @@ def test_isolate_namespaces_in_process(stores: dict[str, Any]) -> None:
             namespaces[name].set("inside", 1)
         assert namespaces[name].keys() == ["outside"]
         namespaces[name].clear()
+
+
+def _redis_keys_tagged(stores: dict[str, Any], tag: str) -> list[bytes]:
+    client = redis.Redis.from_url(stores["redis"]["LOCATION"])
+    return sorted(client.scan_iter(f"*{tag}*"))
+
+
+def test_isolate_namespaces_decorates_a_coroutine(stores: dict[str, Any]) -> None:
+    """The isolation spans the awaited body, and the flush comes after it (async API)."""
+    name = unique_namespace("kit")
+    tag = new_tag()
+    seen: dict[str, Any] = {}
+
+    @isolate_namespaces(tag)
+    async def decorated() -> None:
+        await asyncio.sleep(0)  # the body runs after the coroutine was created
+        seen["prefix"] = caches["redis"].key_prefix
+        seen["before"] = await namespaces[name].akeys()
+        await namespaces[name].aset("inside", 1, indexes={"i": "v"})
+        seen["stored"] = _redis_keys_tagged(stores, tag)
+
+    with override_settings(AGENTHUB_CACHE={"CACHE": "redis", "NAMESPACES": {name: {}}}):
+        namespaces[name].set("outside", 1)
+        asyncio.run(decorated())
+        assert seen["prefix"] == f"dr.{tag}"
+        assert seen["before"] == []  # "outside" is not visible in the isolated prefix
+        assert seen["stored"], "the body stored nothing under the private prefix"
+        assert _redis_keys_tagged(stores, tag) == []  # flushed after the body ran
+        assert namespaces[name].keys() == ["outside"]
+        assert caches["redis"].key_prefix == "dr"
+        namespaces[name].clear()
+
+
+@isolate_namespaces()
+async def test_isolate_namespaces_on_an_async_test() -> None:
+    """The decorator on a test collected by pytest-asyncio."""
+    assert caches["default"].key_prefix not in ("", None)
+    assert await namespaces["temp"].akeys() == []
+    await namespaces["temp"].aset("mine", 1)
+
+
+async def test_isolate_namespaces_async_with(stores: dict[str, Any]) -> None:
+    name = unique_namespace("kit")
+    with override_settings(AGENTHUB_CACHE={"CACHE": "redis", "NAMESPACES": {name: {}}}):
+        async with isolate_namespaces() as isolation:
+            assert caches["redis"].key_prefix == f"dr.{isolation.tag}"
+            await namespaces[name].aset("inside", 1)
+        assert _redis_keys_tagged(stores, isolation.tag) == []
+
+
+@isolate_namespaces()
+class IsolateNamespacesOnATestCase(SimpleTestCase):
+    namespace_isolation: NamespaceIsolation
+
+    def test_each_test_its_own_tag(self) -> None:
+        assert caches["default"].key_prefix == self.namespace_isolation.tag
+        assert namespaces["temp"].keys() == []
+        namespaces["temp"].set("mine", 1)
+
+    def test_again(self) -> None:
+        self.test_each_test_its_own_tag()
 
 
 # -- the README's examples, with the plugin's fixtures in this very suite ----------------------

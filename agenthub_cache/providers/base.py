@@ -31,6 +31,7 @@ from agenthub_cache.validation import MAX_TTL
 
 if TYPE_CHECKING:
     from agenthub_cache.providers.locking import LockBase
+    from agenthub_cache.providers.scanning import ScanBudget
 
 
 class Flush(enum.StrEnum):
@@ -133,6 +134,11 @@ class Provider(abc.ABC):
     def max_ttl(self) -> int:
         """The longest TTL, in seconds, this store can hold now (the service refuses more)."""
         return MAX_TTL
+
+    def entry_key_fits(self, key: str) -> bool:
+        """Whether the store takes ``key`` as an entry key: ``False`` only where a key too long
+        for the store is refused (``InvalidKey``) rather than hashed."""
+        return True
 
     def stored_seconds(self, ttl: float) -> int:
         """The whole seconds to store for ``ttl``, so that the entry lives at least that long.
@@ -264,6 +270,11 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def iter_keys(self, pattern: str = "*") -> Iterator[str]:
         """The namespace's keys matching the glob ``pattern``; or ``NotSupported``."""
+
+    def scan_keys(self, pattern: str, budget: ScanBudget) -> Iterator[str]:
+        """``iter_keys`` that stops when ``budget`` runs out (stores that walk their whole
+        keyspace to list: Redis); here, where a listing reads only the namespace, ``iter_keys``."""
+        return self.iter_keys(pattern)
 
     @abc.abstractmethod
     def count(self) -> int: ...

@@ -63,6 +63,15 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
             f"{self.alias!r} cache ({self.max_key_length} bytes after prefixing)."
         )
 
+    def entry_key_fits(self, key: str) -> bool:
+        if self.hash_long_keys or self.max_key_length is None:
+            return True
+        try:
+            self.key_of(keys.ENTRY, key, self.cached_scope())
+        except InvalidKey:
+            return False
+        return True
+
     def _stored_length(self, built: str) -> int:
         """Bytes of ``backend.make_key(built)`` (memcached counts bytes: a non-ASCII
         KEY_PREFIX takes more than one); without calling it when the key function just

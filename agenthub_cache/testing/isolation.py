@@ -10,17 +10,23 @@ worker on the same Redis. On exit it flushes every configured namespace under th
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any, TypeVar, cast
 
 from django.conf import settings
-from django.test.utils import override_settings
+from django.test.utils import TestContextDecorator, override_settings
 
 from agenthub_cache import conf
 from agenthub_cache.exceptions import CacheUnavailable
 from agenthub_cache.factory import namespaces
+
+_C = TypeVar("_C", bound=Callable[..., Any])
 
 
 def uses_database() -> bool:
@@ -53,14 +59,25 @@ class NamespaceIsolation:
     prefixes: dict[str, str] = field(default_factory=dict)
 
 
-class isolate_namespaces(contextlib.ContextDecorator):
-    """A context manager (and decorator): configured namespaces see only this block's data."""
+class isolate_namespaces(TestContextDecorator):
+    """Configured namespaces see only this block's data: a context manager and a decorator.
+
+    ```python
+    with isolate_namespaces() as isolation: ...         # or: async with isolate_namespaces()
+    @isolate_namespaces()                                # a def or an async def test
+    @isolate_namespaces()                                # a unittest/Django TestCase class:
+    class MyTests(SimpleTestCase): ...                   # each test, self.namespace_isolation
+    ```
+    On a coroutine function the isolation spans the awaited test (not the mere creation of
+    the coroutine), and the flush afterwards runs through the namespaces' async API.
+    """
 
     def __init__(self, tag: str | None = None) -> None:
         self.tag = tag
         self._override: override_settings | None = None
+        super().__init__(attr_name="namespace_isolation")
 
-    def __enter__(self) -> NamespaceIsolation:
+    def enable(self) -> NamespaceIsolation:
         if self._override is not None:
             raise RuntimeError("isolate_namespaces() is not reentrant; use a new one.")
         tag = self.tag or new_tag()
@@ -75,21 +92,53 @@ class isolate_namespaces(contextlib.ContextDecorator):
         self._override.enable()
         return NamespaceIsolation(tag, prefixes)
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._override is not None
+    def disable(self) -> None:
         try:
             for name in namespaces:
                 # A store a test took down cannot be flushed; its data is under the tag anyway.
                 with contextlib.suppress(CacheUnavailable):
                     namespaces[name].clear()
         finally:
-            self._override.disable()
-            self._override = None
+            self._restore()
+
+    async def adisable(self) -> None:
+        """``disable()`` from a running event loop: the flush through ``aclear()``."""
+        try:
+            for name in namespaces:
+                with contextlib.suppress(CacheUnavailable):
+                    await namespaces[name].aclear()
+        finally:
+            self._restore()
+
+    def _restore(self) -> None:
+        assert self._override is not None
+        self._override.disable()
+        self._override = None
+
+    def __enter__(self) -> NamespaceIsolation:  # type: ignore[override]  # stubs: Apps | None
+        return self.enable()
+
+    async def __aenter__(self) -> NamespaceIsolation:
+        return self.enable()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.adisable()
+
+    def decorate_callable(self, func: _C) -> _C:
+        if not inspect.iscoroutinefunction(func):
+            return super().decorate_callable(func)
+
+        @functools.wraps(func)
+        async def inner(*args: Any, **kwargs: Any) -> Any:
+            async with self:
+                return await func(*args, **kwargs)
+
+        return cast("_C", inner)
 
 
 class IsolatedNamespacesMixin:
@@ -103,5 +152,5 @@ class IsolatedNamespacesMixin:
     def setUp(self) -> None:
         super().setUp()  # type: ignore[misc]
         isolation = isolate_namespaces()
-        self.namespace_isolation = isolation.__enter__()
-        self.addCleanup(isolation.__exit__, None, None, None)  # type: ignore[attr-defined]
+        self.namespace_isolation = isolation.enable()
+        self.addCleanup(isolation.disable)  # type: ignore[attr-defined]

@@ -52,6 +52,7 @@ from agenthub_cache.providers.redis.steps import delete_by_index as delete_by_in
 from agenthub_cache.providers.redis.steps import live_entries as live_entries_steps
 from agenthub_cache.providers.redis.steps import prune as prune_steps
 from agenthub_cache.providers.redis.steps import stats as stats_steps
+from agenthub_cache.providers.scanning import ScanBudget
 
 T = TypeVar("T")
 
@@ -245,9 +246,18 @@ class RedisClusterProvider(RedisProvider):
         return sum(self._each(count_steps))
 
     def iter_keys(self, pattern: str = "*") -> Iterator[str]:
+        return self._scan_layouts(pattern, None)
+
+    def scan_keys(self, pattern: str, budget: ScanBudget) -> Iterator[str]:
+        return self._scan_layouts(pattern, budget)
+
+    def _scan_layouts(self, pattern: str, budget: ScanBudget | None) -> Iterator[str]:
+        """Each hash tag's keys on the node that owns it; one ``budget`` for them all."""
         for layout in self.layouts:
             client = self.connection.node(layout.listed_prefix()).client
-            yield from self._keys_in(layout, client, pattern)
+            yield from self._keys_in(layout, client, pattern, budget)
+            if budget is not None and budget.exhausted:
+                return
 
     def clear(self, progress: Callable[[int], None] | None = None) -> int:
         """Each owning primary in a thread of its own; on each, its tags one after another,

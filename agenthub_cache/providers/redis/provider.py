@@ -35,6 +35,7 @@ from agenthub_cache.providers.redis.steps import get_or_set as get_or_set_steps
 from agenthub_cache.providers.redis.steps import live_entries as live_entries_steps
 from agenthub_cache.providers.redis.steps import prune as prune_steps
 from agenthub_cache.providers.redis.steps import stats as stats_steps
+from agenthub_cache.providers.scanning import SCAN_COUNT, ScanBudget
 
 T = TypeVar("T")
 
@@ -192,16 +193,28 @@ class RedisProvider(ScriptCalls, Provider):
     def iter_keys(self, pattern: str = "*") -> Iterator[str]:
         return self._keys_in(self.layout, self._client, pattern)
 
+    def scan_keys(self, pattern: str, budget: ScanBudget) -> Iterator[str]:
+        return self._keys_in(self.layout, self._client, pattern, budget)
+
     @staticmethod
-    def _keys_in(layout: KeyLayout, client: Any, pattern: str) -> Iterator[str]:
-        """The keys matching ``pattern`` that SCAN on ``client`` finds in ``layout``."""
+    def _keys_in(
+        layout: KeyLayout, client: Any, pattern: str, budget: ScanBudget | None = None
+    ) -> Iterator[str]:
+        """The keys matching ``pattern`` that SCAN on ``client`` finds in ``layout`` (at most
+        ``budget``'s calls, if given)."""
         seen = set()
-        for stored in client.scan_iter(match=layout.entries_match(pattern), count=1000):
-            if stored not in seen and layout.kind_of(stored) == _ENTRY:
-                seen.add(stored)
-                key = layout.key_of(stored)
-                if fnmatch.fnmatchcase(key, pattern):
-                    yield key
+        match, count = layout.entries_match(pattern), SCAN_COUNT if budget is None else budget.count
+        cursor: int | None = None
+        while cursor != 0:
+            if budget is not None and not budget.take():
+                return
+            cursor, found = client.scan(cursor or 0, match=match, count=count)
+            for stored in found:
+                if stored not in seen and layout.kind_of(stored) == _ENTRY:
+                    seen.add(stored)
+                    key = layout.key_of(stored)
+                    if fnmatch.fnmatchcase(key, pattern):
+                        yield key
 
     def count(self) -> int:
         return self._drive(count_steps(self.layout))
