@@ -1,7 +1,8 @@
 """The steps' vocabulary and the drivers that run them on a Redis server.
 
 An operation of several round trips is a generator that yields the commands it needs
-(``Cmd``, ``Lua``, a pipelined ``Batch``, or a ``Sleep``) and receives their replies; ``run``
+(``Cmd``, ``Lua``, a pipelined ``Batch``, a lock to ``Take`` or ``Free``, or a ``Sleep``) and
+receives their replies; ``run``
 drives it on the sync client, ``arun`` on the event loop's ``redis.asyncio`` client. So the
 sync and async twins share every line of logic, and neither hops threads. Errors from a
 command are thrown back into the generator, so its ``finally`` blocks (releasing a guard)
@@ -19,6 +20,7 @@ from typing import Any, TypeVar
 from redis.commands.core import AsyncScript, Script
 from redis.exceptions import NoScriptError
 
+from agenthub_cache.providers.redis import lock
 from agenthub_cache.providers.redis.connections import AsyncHandle, Connection
 
 T = TypeVar("T")
@@ -46,11 +48,29 @@ class Batch:
 
 
 @dataclass(frozen=True, slots=True)
+class Take:
+    """Take the lock ``key`` with ``token`` for ``seconds`` if free (redis-py's ``Lock``, as
+    every lock of the provider: ``lock``); the reply: taken?"""
+
+    key: str
+    token: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Free:
+    """Free the lock ``key`` if ``token`` still holds it."""
+
+    key: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
 class Sleep:
     seconds: float
 
 
-Step = Cmd | Lua | Batch | Sleep
+Step = Cmd | Lua | Batch | Take | Free | Sleep
 Steps = Generator[Step, Any, T]
 
 
@@ -85,6 +105,11 @@ def run(connection: Connection, steps: Steps[T]) -> T:
                         else:
                             scripts[call.script](call.keys, call.args, client=pipe)
                     reply = pipe.execute()
+                elif isinstance(step, Take):
+                    reply = lock.take(client, step.key, step.token, step.seconds)
+                elif isinstance(step, Free):
+                    lock.free(client, step.key, step.token)
+                    reply = None
                 else:
                     time.sleep(step.seconds)
                     reply = None
@@ -125,6 +150,11 @@ async def arun(handle: AsyncHandle, steps: Steps[T]) -> T:
                         else:
                             await scripts[call.script](call.keys, call.args, client=pipe)
                     reply = await pipe.execute()
+                elif isinstance(step, Take):
+                    reply = await lock.atake(client, step.key, step.token, step.seconds)
+                elif isinstance(step, Free):
+                    await lock.afree(client, step.key, step.token)
+                    reply = None
                 else:
                     await asyncio.sleep(step.seconds)
                     reply = None

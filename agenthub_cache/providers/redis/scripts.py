@@ -247,12 +247,6 @@ refresh(idx)
 return n
 """
 
-#: KEYS: lock; ARGV: token. Deletes the lock only if this token holds it (1 if released).
-RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
 #: Script name -> Lua source (each with the shared helpers in front).
 SOURCES: Final[dict[str, str]] = {
     name: _PRELUDE + body
@@ -268,6 +262,5 @@ SOURCES: Final[dict[str, str]] = {
         "delete_filed": DELETE_FILED,
         "prune_expired": PRUNE_EXPIRED,
         "prune_members": PRUNE_MEMBERS,
-        "release": RELEASE,
     }.items()
 }
