@@ -7,6 +7,7 @@ in namespaces of its own.
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -385,3 +386,18 @@ def test_get_or_set_guard_is_held_as_a_redis_py_lock(svc: CacheService, raw: red
     assert svc.get_or_set("g", compute, ttl=60) == 7
     assert seen == [True, False]
     assert not raw.exists(guard)  # freed by its owner's token
+
+
+#: Non-public attributes of Django's RedisCache, django-redis's client and redis-py's Retry.
+_LIBRARY_INTERNALS = re.compile(
+    r"(?<!self)\._(?:cache|servers?|pool_class|pool_options|options|serializer|compressor"
+    r"|backoff|retries|supported_errors)\b|[\"']_(?:serializer|compressor)[\"']"
+)
+
+
+def test_library_internals_are_read_in_one_module() -> None:
+    """Public surfaces first; what has none is read in ``internals.py`` alone."""
+    package = Path(redis_scripts.__file__).parent
+    for path in package.glob("*.py"):
+        found = _LIBRARY_INTERNALS.findall(path.read_text())
+        assert bool(found) == (path.name == "internals.py"), (path.name, found)

@@ -59,7 +59,15 @@ def redis_caches(server: servers.Server, stores: dict[str, Any]) -> dict[str, An
             "LOCATION": url,
             "KEY_PREFIX": "p?[x]",
         },
+        # Redis's glob treats a backslash as an escape: django-redis's own glob_escape leaves
+        # it as it is, so its pattern for p\x would list px's keys and miss its own.
+        "backslash": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": "p\\x",
+        },
         "decoy1": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url, "KEY_PREFIX": "pX"},
+        "decoy3": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url, "KEY_PREFIX": "px"},
         "decoy2": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": url,
@@ -138,20 +146,28 @@ def test_never_keys_flushdb_or_flushall(own: redis.Redis) -> None:
 
 
 def test_glob_characters_in_key_prefixes_reach_nothing_else(own: redis.Redis) -> None:
-    services = {alias: CacheService("shared", cache=alias) for alias in ("star", "qmark")}
-    decoys = {alias: CacheService("shared", cache=alias) for alias in ("decoy1", "decoy2")}
+    services = {
+        alias: CacheService("shared", cache=alias) for alias in ("star", "qmark", "backslash")
+    }
+    decoys = {
+        alias: CacheService("shared", cache=alias) for alias in ("decoy1", "decoy2", "decoy3")
+    }
     for alias, svc in {**services, **decoys}.items():
         svc.set_many({f"{alias}-{n}": n for n in range(50)})
         svc.set(f"{alias}-indexed", 1, indexes={"i": "*"})
     assert sorted(services["star"].keys()) == sorted(
         [f"star-{n}" for n in range(50)] + ["star-indexed"]
     )
+    assert sorted(services["backslash"].keys()) == sorted(
+        [f"backslash-{n}" for n in range(50)] + ["backslash-indexed"]
+    )
     assert services["star"].clear() == 51
     assert services["qmark"].clear() == 51
+    assert services["backslash"].clear() == 51
     for alias, decoy in decoys.items():
         assert decoy.count() == 51
         assert decoy.find("i", "*") == [f"{alias}-indexed"]
-    assert own.dbsize() == 2 * (51 + 2)  # each decoy: 51 entries, one meta, one index
+    assert own.dbsize() == 3 * (51 + 2)  # each decoy: 51 entries, one meta, one index
 
 
 def test_flush_200k_keys_leaves_every_other_key(own: redis.Redis) -> None:
@@ -237,6 +253,30 @@ async def test_key_function_that_hides_prefixes_says_what_works(own: redis.Redis
         assert row["capabilities"]["list_keys"] is False
     assert svc.delete("a")
     assert own.dbsize() == 0
+
+
+@pytest.mark.parametrize(
+    ("backend", "db"),
+    [("django.core.cache.backends.redis.RedisCache", 3), ("django_redis.cache.RedisCache", 4)],
+)
+def test_the_app_and_the_backend_share_one_sync_pool(
+    own_server: servers.Server, stores: dict[str, Any], backend: str, db: int
+) -> None:
+    """The provider's sync calls go through the backend's own pool, not a second one beside
+    it: the backend's call and the app's, one after another in one thread, take one socket
+    (the pool's max_connections caps both). Before, Django's RedisCache got a pool of the
+    app's own: two sockets."""
+    configured = {**stores, "one_pool": {"BACKEND": backend, "LOCATION": f"{own_server.url}/{db}"}}
+    with override_settings(CACHES=configured):
+        svc = CacheService(f"one-pool-{db}", default_ttl=60, cache="one_pool")
+        caches["one_pool"].set("theirs", 1)
+        assert svc.set("ours", 2)
+        assert svc.get("ours") == 2
+        assert caches["one_pool"].get("theirs") == 1
+        with redis.Redis(host=own_server.host, port=own_server.port) as probe:
+            sockets = [c for c in probe.client_list() if c["db"] == str(db)]
+        svc.clear()
+    assert len(sockets) == 1, sockets
 
 
 @pytest.mark.parametrize(("alias", "key"), [("lower", "Mixed Case"), ("long_hashed", "x" * 300)])

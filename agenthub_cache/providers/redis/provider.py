@@ -26,7 +26,7 @@ from agenthub_cache.providers.redis.calls import ScriptCalls, px
 from agenthub_cache.providers.redis.codec import codec_for
 from agenthub_cache.providers.redis.connections import UNAVAILABLE, connection_for, eviction_policy
 from agenthub_cache.providers.redis.driver import Steps, arun, run
-from agenthub_cache.providers.redis.layout import KeyLayout, escape, unescape
+from agenthub_cache.providers.redis.layout import KeyLayout, escape
 from agenthub_cache.providers.redis.lock import RedisLock
 from agenthub_cache.providers.redis.steps import clear as clear_steps
 from agenthub_cache.providers.redis.steps import count as count_steps
@@ -215,7 +215,7 @@ class RedisProvider(ScriptCalls, Provider):
         for raw_name, raw_index in filed.items():
             name, index = _text(raw_name), _text(raw_index)
             head = layout.index(name, "")
-            found[name] = unescape(index[len(head) :]) if index.startswith(head) else "?"
+            found[name] = keys.unescape(index[len(head) :]) if index.startswith(head) else "?"
         return found
 
     def clear(self, progress: Callable[[int], None] | None = None) -> int:

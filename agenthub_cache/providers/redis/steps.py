@@ -19,7 +19,7 @@ from redis.exceptions import OutOfMemoryError, ResponseError
 from agenthub_cache import keys
 from agenthub_cache.providers import stampede
 from agenthub_cache.providers.redis.driver import Batch, Cmd, Free, Lua, Sleep, Steps, Take, chunks
-from agenthub_cache.providers.redis.layout import KeyLayout, escape, unescape_many
+from agenthub_cache.providers.redis.layout import KeyLayout, escape
 from agenthub_cache.providers.redis.scripts import CHUNK
 
 #: SCAN's COUNT hint: ~1000 keys examined per call keeps each call well under a millisecond.
@@ -257,7 +257,7 @@ def live_entries(layout: KeyLayout, name: str, value: str) -> Steps[tuple[list[s
         if not (unknown or isinstance(exc, OutOfMemoryError)):
             raise
         return (yield from _live_entries_by_script(layout, idx, members))
-    return unescape_many(members), values
+    return keys.unescape_many(members), values
 
 
 def _snapshot_whole(
@@ -303,7 +303,7 @@ def _live_entries_by_script(
         flat: list[bytes] = yield Lua("live_entries", [idx, *layout.entries(group)], group)
         found += flat[0::2]
         values += flat[1::2]
-    return unescape_many(found), values
+    return keys.unescape_many(found), values
 
 
 def _filed_call(layout: KeyLayout, script: str, idx: str, name: str, group: Sequence[str]) -> Lua:
