@@ -22,6 +22,7 @@ from redis.exceptions import NoScriptError
 
 from agenthub_cache.providers.redis import lock
 from agenthub_cache.providers.redis.connections import AsyncHandle, Connection
+from agenthub_cache.providers.redis.scripts import declared_again
 
 T = TypeVar("T")
 
@@ -41,7 +42,8 @@ class Lua:
 @dataclass(frozen=True, slots=True)
 class Batch:
     """Commands sent together in one pipeline; replies as a list. ``atomic`` wraps them in
-    MULTI/EXEC, so they run back to back with no other client's command in between."""
+    MULTI/EXEC, so they run back to back with no other client's command in between (not for
+    ``scripts.READS_FILINGS``: a call of those may have to be sent again, which EXEC cannot)."""
 
     calls: Sequence[Cmd | Lua]
     atomic: bool = False
@@ -186,15 +188,29 @@ def command(call: Cmd | Lua, scripts: Mapping[str, Script | AsyncScript]) -> tup
 
 
 def _unloaded(step: Batch, replies: list[Any]) -> list[tuple[int, Lua]]:
-    """The scripts of a non-atomic batch that failed as not loaded (their other calls ran);
-    any other error reply is raised, as ``execute()`` would have."""
+    """The scripts of a non-atomic batch to run again by themselves (the batch's other calls
+    ran): those that failed as not loaded, and those that asked for more index keys declared
+    (``again``); any other error reply is raised, as ``execute()`` would have."""
     unloaded = []
     for n, (call, reply) in enumerate(zip(step.calls, replies, strict=True)):
-        if isinstance(reply, NoScriptError) and isinstance(call, Lua):
-            unloaded.append((n, call))
+        rerun = again(call, reply)
+        if rerun is not None:
+            unloaded.append((n, rerun))
         elif isinstance(reply, Exception):
             raise reply
     return unloaded
+
+
+def again(call: Cmd | Lua, reply: Any) -> Lua | None:
+    """A pipelined script call to send again by itself, or ``None`` if ``reply`` is its answer:
+    a script the server lost (SCRIPT FLUSH, restart), or one that asked for index keys its
+    call did not declare (sent with them declared: ``scripts.declared_again``)."""
+    if not isinstance(call, Lua):
+        return None
+    if isinstance(reply, NoScriptError):
+        return call
+    more = declared_again(call.script, call.keys, reply, 0)
+    return None if more is None else Lua(call.script, more, call.args)
 
 
 def chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
