@@ -22,7 +22,7 @@ from django.core.cache import caches
 from django.core.management import call_command
 from django.test.utils import override_settings
 
-from agenthub_cache import CacheService, CacheUnavailable, NotSupported
+from agenthub_cache import FOREVER, CacheService, CacheUnavailable, NotSupported
 from agenthub_cache.checks import W003, check_redis_eviction
 from agenthub_cache.providers.redis import steps as redis_steps
 from tests import servers
@@ -143,6 +143,60 @@ def test_never_keys_flushdb_or_flushall(own: redis.Redis) -> None:
     used = command_stats(own)
     assert not {"keys", "flushdb", "flushall"} & set(used), used
     assert {"scan", "unlink", "evalsha", "mget"} <= set(used), used
+
+
+@pytest.mark.parametrize("alias", ["star", "qmark"])
+def test_a_set_that_keeps_its_indexes_moves_their_expiry_without_reading_them(
+    own: redis.Redis, alias: str
+) -> None:
+    """Re-set with the same indexes and a later expiry: each index's expiry moves with one
+    PEXPIREAT GT, no ZRANGE of its members (the set script did ZADD + ZRANGE + PEXPIREAT per
+    index before, 10 commands for two indexes; now 8)."""
+    svc = CacheService("keeps", cache=alias)
+    svc.set("k", 1, ttl=10, indexes={"g": "x", "h": "y"})
+    own.config_resetstat()
+    svc.set("k", 2, ttl=20, indexes={"g": "x", "h": "y"})
+    used = command_stats(own)
+    assert used.get("zrange", 0) == 0, used
+    assert used["pexpireat"] == 2
+    inner = sum(n for name, n in used.items() if name not in ("evalsha", "config|resetstat"))
+    assert inner == 8, used
+    for name, value in (("g", "x"), ("h", "y")):
+        index = caches[alias].make_key(svc.make_key("k")).replace(":k:k", f":i:{name}:{value}")
+        assert 19_000 < own.pttl(index) <= 20_000
+    svc.clear()
+
+
+def test_index_expiry_stays_exact_when_a_kept_member_moves_down_or_forever(
+    own: redis.Redis,
+) -> None:
+    """The cheap path of a set that keeps its indexes never leaves an index expiring later
+    (or earlier) than its longest-lived member: a member lowered below another, made
+    permanent, then expiring again, and a member set within the same millisecond."""
+    svc = CacheService("exact", cache="star")
+    index = caches["star"].make_key(svc.make_key("a")).replace(":k:a", ":i:g:x")
+
+    def expiry() -> int:
+        return int(own.pttl(index))
+
+    svc.set("a", 1, ttl=100, indexes={"g": "x"})
+    svc.set("b", 1, ttl=50, indexes={"g": "x"})
+    assert 99_000 < expiry() <= 100_000
+    svc.set("a", 1, ttl=10, indexes={"g": "x"})  # was the longest; now b is
+    assert 49_000 < expiry() <= 50_000
+    svc.set("b", 1, ttl=FOREVER, indexes={"g": "x"})
+    assert expiry() == -1
+    svc.set("b", 1, ttl=20, indexes={"g": "x"})  # forever no more: a at 10, b at 20
+    assert 19_000 < expiry() <= 20_000
+    svc.set("a", 1, ttl=30, indexes={"g": "x"})
+    assert 29_000 < expiry() <= 30_000
+    svc.set_many({"c": 1})
+    svc.set("c", 1, ttl=30, indexes={"g": "x"})
+    svc.set("c", 1, ttl=30, indexes={"g": "x"})  # likely the same score: already expiring there
+    assert 29_000 < expiry() <= 30_000
+    scores = own.zrange(index, 0, -1, withscores=True)
+    assert own.pexpiretime(index) == max(score for _, score in scores)
+    svc.clear()
 
 
 def test_glob_characters_in_key_prefixes_reach_nothing_else(own: redis.Redis) -> None:
