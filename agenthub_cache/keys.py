@@ -75,8 +75,38 @@ def escape(part: str) -> str:
     return part.translate(ASCII_ESCAPES) if part.isascii() else quote(part, safe="")
 
 
+_ASCII_UNESCAPES: Final = {f"{i:02X}": chr(i) for i in range(128)}
+_CODE = re.compile(r"%[0-9A-F]{2}")
+
+
 def unescape(part: str) -> str:
-    return unquote(part)
+    """The part ``escape`` was given (``unquote``; without it when the part was ASCII)."""
+    if "%" not in part:
+        return part
+    chunks = part.split("%")
+    out = [chunks[0]]
+    for chunk in chunks[1:]:
+        if chunk[:1] > "7":  # a UTF-8 byte: the original was not ASCII
+            return unquote(part)
+        out += (_ASCII_UNESCAPES[chunk[:2]], chunk[2:])
+    return "".join(out)
+
+
+def unescape_many(parts: list[bytes]) -> list[str]:
+    """``unescape`` of many escaped parts (as read from a store) at once: one pass per
+    distinct ``%XX`` they hold."""
+    if not parts:
+        return []
+    joined = b"\n".join(parts).decode("ascii")
+    if "%" in joined:
+        codes = set(_CODE.findall(joined))
+        if "%0A" in codes or any(code[1] > "7" for code in codes):  # newline or non-ASCII
+            return [unescape(part.decode()) for part in parts]
+        codes.discard("%25")
+        for code in codes:  # a replacement makes no "%", so no new code appears...
+            joined = joined.replace(code, _ASCII_UNESCAPES[code[1:]])
+        joined = joined.replace("%25", "%")  # ...until this one, done last
+    return joined.split("\n")
 
 
 def namespace_prefix(namespace: str, generation: str | None = None) -> str:

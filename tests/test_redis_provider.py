@@ -7,18 +7,22 @@ in namespaces of its own.
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+import redis.lock
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django_redis.cache import RedisCache as DjangoRedisRedisCache
 
 from agenthub_cache import CacheService
 from agenthub_cache.providers.redis import RedisProvider
+from agenthub_cache.providers.redis import scripts as redis_scripts
 from agenthub_cache.providers.redis import steps as redis_steps
 from agenthub_cache.registry import provider_class_for
 from tests.conftest import make_service
@@ -349,3 +353,51 @@ def test_foreign_keys_under_the_prefix_are_never_touched(
         assert raw.zrange(f"{prefix}i:only-one-part", 0, -1, withscores=True) == [(b"k", 1.0)]
     finally:
         raw.delete(*foreign, f"{prefix}i:only-one-part")
+
+
+def test_every_redis_lock_is_redis_pys_lock_taken_in_one_module() -> None:
+    """``service.lock()`` and ``get_or_set``'s guard both go through ``lock.py`` (redis-py's
+    ``Lock``): no hand-rolled SET NX, nor a release script of our own, beside it."""
+    package = Path(redis_scripts.__file__).parent
+    for path in package.glob("*.py"):
+        text = path.read_text()
+        if path.name == "lock.py":
+            assert "redis.lock.Lock(" in text
+            assert "redis.asyncio.lock.Lock(" in text
+            continue
+        for set_nx in ('"NX"', "'NX'", "nx=True"):
+            assert set_nx not in text, path.name
+        assert "lock.Lock(" not in text, path.name
+    assert "release" not in redis_scripts.SOURCES
+
+
+def test_get_or_set_guard_is_held_as_a_redis_py_lock(svc: CacheService, raw: redis.Redis) -> None:
+    provider = svc.provider
+    assert isinstance(provider, RedisProvider)
+    guard = provider.layout.lock("get_or_set", "g")
+    seen: list[bool] = []
+
+    def compute() -> int:
+        other = redis.lock.Lock(raw, guard, timeout=5)
+        seen.append(other.locked())
+        seen.append(other.acquire(blocking=False))
+        return 7
+
+    assert svc.get_or_set("g", compute, ttl=60) == 7
+    assert seen == [True, False]
+    assert not raw.exists(guard)  # freed by its owner's token
+
+
+#: Non-public attributes of Django's RedisCache, django-redis's client and redis-py's Retry.
+_LIBRARY_INTERNALS = re.compile(
+    r"(?<!self)\._(?:cache|servers?|pool_class|pool_options|options|serializer|compressor"
+    r"|backoff|retries|supported_errors)\b|[\"']_(?:serializer|compressor)[\"']"
+)
+
+
+def test_library_internals_are_read_in_one_module() -> None:
+    """Public surfaces first; what has none is read in ``internals.py`` alone."""
+    package = Path(redis_scripts.__file__).parent
+    for path in package.glob("*.py"):
+        found = _LIBRARY_INTERNALS.findall(path.read_text())
+        assert bool(found) == (path.name == "internals.py"), (path.name, found)

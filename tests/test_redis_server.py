@@ -22,7 +22,7 @@ from django.core.cache import caches
 from django.core.management import call_command
 from django.test.utils import override_settings
 
-from agenthub_cache import CacheService, CacheUnavailable, NotSupported
+from agenthub_cache import FOREVER, CacheService, CacheUnavailable, NotSupported
 from agenthub_cache.checks import W003, check_redis_eviction
 from agenthub_cache.providers.redis import steps as redis_steps
 from tests import servers
@@ -59,7 +59,15 @@ def redis_caches(server: servers.Server, stores: dict[str, Any]) -> dict[str, An
             "LOCATION": url,
             "KEY_PREFIX": "p?[x]",
         },
+        # Redis's glob treats a backslash as an escape: django-redis's own glob_escape leaves
+        # it as it is, so its pattern for p\x would list px's keys and miss its own.
+        "backslash": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": "p\\x",
+        },
         "decoy1": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url, "KEY_PREFIX": "pX"},
+        "decoy3": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url, "KEY_PREFIX": "px"},
         "decoy2": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": url,
@@ -137,21 +145,83 @@ def test_never_keys_flushdb_or_flushall(own: redis.Redis) -> None:
     assert {"scan", "unlink", "evalsha", "mget"} <= set(used), used
 
 
+@pytest.mark.parametrize("alias", ["star", "qmark"])
+def test_a_set_that_keeps_its_indexes_moves_their_expiry_without_reading_them(
+    own: redis.Redis, alias: str
+) -> None:
+    """Re-set with the same indexes and a later expiry: each index's expiry moves with one
+    PEXPIREAT GT, no ZRANGE of its members (the set script did ZADD + ZRANGE + PEXPIREAT per
+    index before, 10 commands for two indexes; now 8)."""
+    svc = CacheService("keeps", cache=alias)
+    svc.set("k", 1, ttl=10, indexes={"g": "x", "h": "y"})
+    own.config_resetstat()
+    svc.set("k", 2, ttl=20, indexes={"g": "x", "h": "y"})
+    used = command_stats(own)
+    assert used.get("zrange", 0) == 0, used
+    assert used["pexpireat"] == 2
+    inner = sum(n for name, n in used.items() if name not in ("evalsha", "config|resetstat"))
+    assert inner == 8, used
+    for name, value in (("g", "x"), ("h", "y")):
+        index = caches[alias].make_key(svc.make_key("k")).replace(":k:k", f":i:{name}:{value}")
+        assert 19_000 < own.pttl(index) <= 20_000
+    svc.clear()
+
+
+def test_index_expiry_stays_exact_when_a_kept_member_moves_down_or_forever(
+    own: redis.Redis,
+) -> None:
+    """The cheap path of a set that keeps its indexes never leaves an index expiring later
+    (or earlier) than its longest-lived member: a member lowered below another, made
+    permanent, then expiring again, and a member set within the same millisecond."""
+    svc = CacheService("exact", cache="star")
+    index = caches["star"].make_key(svc.make_key("a")).replace(":k:a", ":i:g:x")
+
+    def expiry() -> int:
+        return int(own.pttl(index))
+
+    svc.set("a", 1, ttl=100, indexes={"g": "x"})
+    svc.set("b", 1, ttl=50, indexes={"g": "x"})
+    assert 99_000 < expiry() <= 100_000
+    svc.set("a", 1, ttl=10, indexes={"g": "x"})  # was the longest; now b is
+    assert 49_000 < expiry() <= 50_000
+    svc.set("b", 1, ttl=FOREVER, indexes={"g": "x"})
+    assert expiry() == -1
+    svc.set("b", 1, ttl=20, indexes={"g": "x"})  # forever no more: a at 10, b at 20
+    assert 19_000 < expiry() <= 20_000
+    svc.set("a", 1, ttl=30, indexes={"g": "x"})
+    assert 29_000 < expiry() <= 30_000
+    svc.set_many({"c": 1})
+    svc.set("c", 1, ttl=30, indexes={"g": "x"})
+    svc.set("c", 1, ttl=30, indexes={"g": "x"})  # likely the same score: already expiring there
+    assert 29_000 < expiry() <= 30_000
+    scores = own.zrange(index, 0, -1, withscores=True)
+    assert own.pexpiretime(index) == max(score for _, score in scores)
+    svc.clear()
+
+
 def test_glob_characters_in_key_prefixes_reach_nothing_else(own: redis.Redis) -> None:
-    services = {alias: CacheService("shared", cache=alias) for alias in ("star", "qmark")}
-    decoys = {alias: CacheService("shared", cache=alias) for alias in ("decoy1", "decoy2")}
+    services = {
+        alias: CacheService("shared", cache=alias) for alias in ("star", "qmark", "backslash")
+    }
+    decoys = {
+        alias: CacheService("shared", cache=alias) for alias in ("decoy1", "decoy2", "decoy3")
+    }
     for alias, svc in {**services, **decoys}.items():
         svc.set_many({f"{alias}-{n}": n for n in range(50)})
         svc.set(f"{alias}-indexed", 1, indexes={"i": "*"})
     assert sorted(services["star"].keys()) == sorted(
         [f"star-{n}" for n in range(50)] + ["star-indexed"]
     )
+    assert sorted(services["backslash"].keys()) == sorted(
+        [f"backslash-{n}" for n in range(50)] + ["backslash-indexed"]
+    )
     assert services["star"].clear() == 51
     assert services["qmark"].clear() == 51
+    assert services["backslash"].clear() == 51
     for alias, decoy in decoys.items():
         assert decoy.count() == 51
         assert decoy.find("i", "*") == [f"{alias}-indexed"]
-    assert own.dbsize() == 2 * (51 + 2)  # each decoy: 51 entries, one meta, one index
+    assert own.dbsize() == 3 * (51 + 2)  # each decoy: 51 entries, one meta, one index
 
 
 def test_flush_200k_keys_leaves_every_other_key(own: redis.Redis) -> None:
@@ -237,6 +307,30 @@ async def test_key_function_that_hides_prefixes_says_what_works(own: redis.Redis
         assert row["capabilities"]["list_keys"] is False
     assert svc.delete("a")
     assert own.dbsize() == 0
+
+
+@pytest.mark.parametrize(
+    ("backend", "db"),
+    [("django.core.cache.backends.redis.RedisCache", 3), ("django_redis.cache.RedisCache", 4)],
+)
+def test_the_app_and_the_backend_share_one_sync_pool(
+    own_server: servers.Server, stores: dict[str, Any], backend: str, db: int
+) -> None:
+    """The provider's sync calls go through the backend's own pool, not a second one beside
+    it: the backend's call and the app's, one after another in one thread, take one socket
+    (the pool's max_connections caps both). Before, Django's RedisCache got a pool of the
+    app's own: two sockets."""
+    configured = {**stores, "one_pool": {"BACKEND": backend, "LOCATION": f"{own_server.url}/{db}"}}
+    with override_settings(CACHES=configured):
+        svc = CacheService(f"one-pool-{db}", default_ttl=60, cache="one_pool")
+        caches["one_pool"].set("theirs", 1)
+        assert svc.set("ours", 2)
+        assert svc.get("ours") == 2
+        assert caches["one_pool"].get("theirs") == 1
+        with redis.Redis(host=own_server.host, port=own_server.port) as probe:
+            sockets = [c for c in probe.client_list() if c["db"] == str(db)]
+        svc.clear()
+    assert len(sockets) == 1, sockets
 
 
 @pytest.mark.parametrize(("alias", "key"), [("lower", "Mixed Case"), ("long_hashed", "x" * 300)])

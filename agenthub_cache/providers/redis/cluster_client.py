@@ -32,7 +32,7 @@ from redis.exceptions import NoScriptError
 from agenthub_cache.providers.redis.cluster_settings import ClusterSpec
 from agenthub_cache.providers.redis.connections import AsyncHandle, Connection
 from agenthub_cache.providers.redis.pools import WaitingConnectionPool, pool_wait
-from agenthub_cache.providers.redis.scripts import SOURCES
+from agenthub_cache.providers.redis.scripts import SOURCES, declared_again
 
 # -- async: wait for a connection instead of failing -------------------------------------------
 
@@ -200,7 +200,16 @@ class ClusterConnection:
         return f"cluster {self.spec.location}"
 
     def run_script(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        """EVALSHA on the primary of the keys' slot (redis-py routes by KEYS[1])."""
+        """EVALSHA on the primary of the keys' slot (redis-py routes by the KEYS, all in the
+        entry's hash tag), sent again with the index keys it asks to have declared."""
+        reply = self._evalsha(name, keys, args)
+        attempt = 0
+        while (more := declared_again(name, keys, reply, attempt)) is not None:
+            keys, attempt = more, attempt + 1
+            reply = self._evalsha(name, keys, args)
+        return reply
+
+    def _evalsha(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         script = self.scripts[name]
         try:
             return self.client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)

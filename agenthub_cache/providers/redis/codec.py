@@ -19,6 +19,8 @@ from typing import Any
 
 from django.core.cache.backends.base import BaseCache
 
+from agenthub_cache.providers.redis import internals
+
 Encode = Callable[[Any], Any]
 Decode = Callable[[Any], Any]
 _PROTO = b"\x80"
@@ -29,8 +31,7 @@ def codec_for(backend: BaseCache) -> tuple[Encode, Decode]:
     from django.core.cache.backends.redis import RedisCache, RedisSerializer
 
     if isinstance(backend, RedisCache):
-        cache_client: Any = backend._cache  # RedisCacheClient
-        serializer = cache_client._serializer
+        serializer = internals.django_redis_cache(backend).serializer
         if type(serializer) is RedisSerializer:
             return serializer.dumps, _pickle_first(serializer.loads)
         return serializer.dumps, serializer.loads
@@ -74,10 +75,8 @@ def _default_django_redis_codec(client: Any) -> bool:
     from django_redis.compressors.identity import IdentityCompressor
     from django_redis.serializers.pickle import PickleSerializer
 
-    serializer, compressor = (
-        getattr(client, "_serializer", None),
-        getattr(client, "_compressor", None),
-    )
+    parts = internals.django_redis_client(client)
+    serializer, compressor = parts.serializer, parts.compressor
     return type(serializer) is PickleSerializer and type(compressor) is IdentityCompressor
 
 

@@ -3,9 +3,10 @@
 One ``Connection`` per distinct server configuration in the process, shared by every
 namespace on it:
 
-* **sync**: one ``redis.Redis`` per pool. With django-redis it is the backend's own client on
-  its (process-wide) pool; with Django's ``RedisCache``, which builds a client per call and a
-  pool per thread, it is one client on one pool built from the same ``LOCATION``/``OPTIONS``.
+* **sync**: the backend's own client on its own pool, kept (never a second pool beside it).
+  With django-redis that pool is process-wide; Django's ``RedisCache`` makes a client per
+  call on a pool per backend object (one per thread), and the app keeps one such client, on
+  the pool of the backend that first reached the server.
 * **async**: one ``redis.asyncio.Redis`` per event loop, on a pool built from the same URL and
   options. Each loop's clients are closed when the loop shuts down its async generators
   (``asyncio.run``, ``asyncio.Runner``, pytest-asyncio, uvicorn, asgiref all do), or earlier
@@ -29,13 +30,14 @@ from redis.commands.core import AsyncScript, Script
 from redis.exceptions import NoScriptError
 
 from agenthub_cache.exceptions import NotSupported
+from agenthub_cache.providers.redis import internals
 from agenthub_cache.providers.redis.pools import (
     DEFAULT_SOCKET_TIMEOUT,
     SentinelSettings,
     async_pool,
     sentinel_location,
 )
-from agenthub_cache.providers.redis.scripts import SOURCES
+from agenthub_cache.providers.redis.scripts import SOURCES, declared_again
 
 #: redis-py's "server unreachable / timed out" errors (AuthenticationError is a subclass).
 UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -54,7 +56,16 @@ class AsyncHandle:
     scripts: dict[str, AsyncScript]
 
     async def run_script(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        """EVALSHA one of ``SOURCES`` (loading it again after a SCRIPT FLUSH or restart)."""
+        """EVALSHA one of ``SOURCES`` (loading it again after a SCRIPT FLUSH or restart), sent
+        again with the index keys it asks to have declared (``scripts.declared_again``)."""
+        reply = await self._evalsha(name, keys, args)
+        attempt = 0
+        while (more := declared_again(name, keys, reply, attempt)) is not None:
+            keys, attempt = more, attempt + 1
+            reply = await self._evalsha(name, keys, args)
+        return reply
+
+    async def _evalsha(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         script, execute = self.scripts[name], self.client.execute_command
         try:
             return await execute("EVALSHA", script.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
@@ -79,10 +90,19 @@ class Connection:
         self._execute: Callable[..., Any] = self.client.execute_command
 
     def run_script(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        """EVALSHA one of ``SOURCES`` (loading it again after a SCRIPT FLUSH or restart).
+        """EVALSHA one of ``SOURCES`` (loading it again after a SCRIPT FLUSH or restart), sent
+        again with the index keys it asks to have declared (``scripts.declared_again``).
 
         Straight to ``execute_command``: ``Script.__call__`` costs ~2 µs more per call.
         """
+        reply = self._evalsha(name, keys, args)
+        attempt = 0
+        while (more := declared_again(name, keys, reply, attempt)) is not None:
+            keys, attempt = more, attempt + 1
+            reply = self._evalsha(name, keys, args)
+        return reply
+
+    def _evalsha(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         script = self.scripts[name]
         try:
             return self._execute("EVALSHA", script.sha, len(keys), *keys, *args)
@@ -237,15 +257,19 @@ def _spec(backend: BaseCache) -> _Spec:
 
 
 def _django_spec(backend: Any) -> _Spec:
-    cache_client = backend._cache  # RedisCacheClient: servers, pool class and options
-    url: str = cache_client._servers[0]
-    pool_class: type[redis.ConnectionPool] = cache_client._pool_class
-    options, _ = _with_timeouts(dict(cache_client._pool_options))
+    parts = internals.django_redis_cache(backend)
+    options, defaulted = _with_timeouts(parts.pool_options)
 
     def sync_client() -> redis.Redis:
-        return redis.Redis(connection_pool=pool_class.from_url(url, **options))
+        # The backend's own client on its own pool (RedisCacheClient.get_client), not a
+        # second pool beside it: the alias's max_connections caps every sync connection the
+        # app makes through it.
+        own: redis.Redis = parts.cache_client.get_client(write=True)
+        if defaulted:
+            _default_timeouts(own.connection_pool, options)
+        return own
 
-    return _Spec("django", url, pool_class, options, sync_client)
+    return _Spec("django", parts.url, parts.pool_class, options, sync_client)
 
 
 def _django_redis_spec(backend: Any) -> _Spec:
@@ -257,9 +281,9 @@ def _django_redis_spec(backend: Any) -> _Spec:
             f"The Redis provider does not support django-redis's {type(client).__name__} "
             "(it changes where keys go or how values are stored); use DefaultClient."
         )
-    url: str = client._server[0]
+    parts = internals.django_redis_client(client)
     factory = client.connection_factory
-    params, defaulted = _with_timeouts(factory.make_connection_params(url))
+    params, defaulted = _with_timeouts(factory.make_connection_params(parts.url))
     options = {**params, **factory.pool_cls_kwargs}
     del options["url"]
 
@@ -267,18 +291,33 @@ def _django_redis_spec(backend: Any) -> _Spec:
         # The backend's own client, on its (process-wide) pool: one pool, so the alias's
         # max_connections caps every sync connection to it, the backend's and the app's.
         own: redis.Redis = client.get_client(write=True)
-        if defaulted:  # without timeouts that pool would wait forever: give it the defaults
-            kwargs = own.connection_pool.connection_kwargs
-            for name in ("socket_timeout", "socket_connect_timeout"):
-                if kwargs.get(name) is None:
-                    kwargs[name] = params[name]
+        if defaulted:
+            _default_timeouts(own.connection_pool, params)
         return own
 
     sentinel = None
-    if _sentinel(factory.pool_cls) and client._options.get("SENTINELS"):
-        sentinel = SentinelSettings.from_options(client._options)
+    if _sentinel(factory.pool_cls) and parts.options.get("SENTINELS"):
+        sentinel = SentinelSettings.from_options(parts.options)
     kind = f"django_redis:{type(client).__qualname__}"
-    return _Spec(kind, url, factory.pool_cls, options, sync_client, sentinel)
+    return _Spec(kind, parts.url, factory.pool_cls, options, sync_client, sentinel)
+
+
+def _default_timeouts(pool: Any, options: dict[str, Any]) -> None:
+    """Give the backend's own pool the default socket timeouts its OPTIONS left unset (without
+    them a server that stops answering would hold a call forever on redis-py before 7). Only
+    connections the pool opens from now on get them. ``update_connection_kwargs`` is redis-py's
+    public way from 7.0; before it, ``connection_kwargs`` (a public attribute on every version
+    from 5.0.2) is the same dict."""
+    unset = {
+        name: options[name]
+        for name in ("socket_timeout", "socket_connect_timeout")
+        if pool.connection_kwargs.get(name) is None
+    }
+    update = getattr(pool, "update_connection_kwargs", None)
+    if update is not None:
+        update(**unset)
+    else:
+        pool.connection_kwargs.update(unset)
 
 
 def _sentinel(pool_class: type[Any]) -> bool:

@@ -1,7 +1,8 @@
 """The steps' vocabulary and the drivers that run them on a Redis server.
 
 An operation of several round trips is a generator that yields the commands it needs
-(``Cmd``, ``Lua``, a pipelined ``Batch``, or a ``Sleep``) and receives their replies; ``run``
+(``Cmd``, ``Lua``, a pipelined ``Batch``, a lock to ``Take`` or ``Free``, or a ``Sleep``) and
+receives their replies; ``run``
 drives it on the sync client, ``arun`` on the event loop's ``redis.asyncio`` client. So the
 sync and async twins share every line of logic, and neither hops threads. Errors from a
 command are thrown back into the generator, so its ``finally`` blocks (releasing a guard)
@@ -19,7 +20,9 @@ from typing import Any, TypeVar
 from redis.commands.core import AsyncScript, Script
 from redis.exceptions import NoScriptError
 
+from agenthub_cache.providers.redis import lock
 from agenthub_cache.providers.redis.connections import AsyncHandle, Connection
+from agenthub_cache.providers.redis.scripts import declared_again
 
 T = TypeVar("T")
 
@@ -39,10 +42,29 @@ class Lua:
 @dataclass(frozen=True, slots=True)
 class Batch:
     """Commands sent together in one pipeline; replies as a list. ``atomic`` wraps them in
-    MULTI/EXEC, so they run back to back with no other client's command in between."""
+    MULTI/EXEC, so they run back to back with no other client's command in between (not for
+    ``scripts.READS_FILINGS``: a call of those may have to be sent again, which EXEC cannot)."""
 
     calls: Sequence[Cmd | Lua]
     atomic: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Take:
+    """Take the lock ``key`` with ``token`` for ``seconds`` if free (redis-py's ``Lock``, as
+    every lock of the provider: ``lock``); the reply: taken?"""
+
+    key: str
+    token: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Free:
+    """Free the lock ``key`` if ``token`` still holds it."""
+
+    key: str
+    token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +72,7 @@ class Sleep:
     seconds: float
 
 
-Step = Cmd | Lua | Batch | Sleep
+Step = Cmd | Lua | Batch | Take | Free | Sleep
 Steps = Generator[Step, Any, T]
 
 
@@ -85,6 +107,11 @@ def run(connection: Connection, steps: Steps[T]) -> T:
                         else:
                             scripts[call.script](call.keys, call.args, client=pipe)
                     reply = pipe.execute()
+                elif isinstance(step, Take):
+                    reply = lock.take(client, step.key, step.token, step.seconds)
+                elif isinstance(step, Free):
+                    lock.free(client, step.key, step.token)
+                    reply = None
                 else:
                     time.sleep(step.seconds)
                     reply = None
@@ -125,6 +152,11 @@ async def arun(handle: AsyncHandle, steps: Steps[T]) -> T:
                         else:
                             await scripts[call.script](call.keys, call.args, client=pipe)
                     reply = await pipe.execute()
+                elif isinstance(step, Take):
+                    reply = await lock.atake(client, step.key, step.token, step.seconds)
+                elif isinstance(step, Free):
+                    await lock.afree(client, step.key, step.token)
+                    reply = None
                 else:
                     await asyncio.sleep(step.seconds)
                     reply = None
@@ -156,15 +188,29 @@ def command(call: Cmd | Lua, scripts: Mapping[str, Script | AsyncScript]) -> tup
 
 
 def _unloaded(step: Batch, replies: list[Any]) -> list[tuple[int, Lua]]:
-    """The scripts of a non-atomic batch that failed as not loaded (their other calls ran);
-    any other error reply is raised, as ``execute()`` would have."""
+    """The scripts of a non-atomic batch to run again by themselves (the batch's other calls
+    ran): those that failed as not loaded, and those that asked for more index keys declared
+    (``again``); any other error reply is raised, as ``execute()`` would have."""
     unloaded = []
     for n, (call, reply) in enumerate(zip(step.calls, replies, strict=True)):
-        if isinstance(reply, NoScriptError) and isinstance(call, Lua):
-            unloaded.append((n, call))
+        rerun = again(call, reply)
+        if rerun is not None:
+            unloaded.append((n, rerun))
         elif isinstance(reply, Exception):
             raise reply
     return unloaded
+
+
+def again(call: Cmd | Lua, reply: Any) -> Lua | None:
+    """A pipelined script call to send again by itself, or ``None`` if ``reply`` is its answer:
+    a script the server lost (SCRIPT FLUSH, restart), or one that asked for index keys its
+    call did not declare (sent with them declared: ``scripts.declared_again``)."""
+    if not isinstance(call, Lua):
+        return None
+    if isinstance(reply, NoScriptError):
+        return call
+    more = declared_again(call.script, call.keys, reply, 0)
+    return None if more is None else Lua(call.script, more, call.args)
 
 
 def chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:

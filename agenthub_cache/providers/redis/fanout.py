@@ -14,10 +14,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from redis.exceptions import NoScriptError
-
 from agenthub_cache.providers.redis.connections import Connection
-from agenthub_cache.providers.redis.driver import Batch, Cmd, Lua, Step, Steps, command, queue, run
+from agenthub_cache.providers.redis.driver import (
+    Batch,
+    Cmd,
+    Lua,
+    Step,
+    Steps,
+    again,
+    command,
+    queue,
+    run,
+)
 
 #: Commands whose reply inside EXEC is what redis-py returns for them outside it (no reply
 #: callback changes their shape), so an atomic batch of these can be inlined.
@@ -94,10 +102,12 @@ def _send(connection: Connection, steps: list[Step]) -> list[Any]:
 
 
 def _rerun(connection: Connection, call: Cmd | Lua, reply: Any) -> Any:
-    """A script the server lost (SCRIPT FLUSH, restart) is loaded and run again by itself."""
-    if isinstance(reply, NoScriptError) and isinstance(call, Lua):
-        return connection.run_script(call.script, call.keys, call.args)
-    return reply
+    """A script the server lost (SCRIPT FLUSH, restart), or that asked for more index keys
+    declared, is run again by itself (``driver.again``)."""
+    rerun = again(call, reply)
+    if rerun is None:
+        return reply
+    return connection.run_script(rerun.script, rerun.keys, rerun.args)
 
 
 def _resumed(first: Step, steps: Steps[Any]) -> Steps[Any]:

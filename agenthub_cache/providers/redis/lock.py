@@ -1,7 +1,9 @@
-"""``service.lock()`` on Redis: redis-py's own ``Lock`` (SET NX PX, token-checked release).
+"""redis-py's own ``Lock`` (SET NX PX, token-checked release): the one lock of the Redis provider.
 
-The same lock object works with ``with`` (sync client) and ``async with`` (the event loop's
-``redis.asyncio`` client); it lives under the namespace's prefix, so a flush drops it too.
+Every lock key the provider takes goes through the functions here: ``service.lock()``
+(``RedisLock``, with ``with`` on the sync client and ``async with`` on the event loop's
+``redis.asyncio`` client) and ``get_or_set``'s stampede guard (``take``/``free``, run by the
+step drivers). Lock keys live under the namespace's prefix, so a flush drops them too.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio.lock
 import redis.lock
@@ -20,6 +22,49 @@ from agenthub_cache.providers.locking import POLL_SECONDS, LockBase
 
 if TYPE_CHECKING:
     from agenthub_cache.providers.redis.provider import RedisProvider
+
+
+def _options(timeout: float | None, blocking_timeout: float | None = None) -> dict[str, Any]:
+    return {
+        "timeout": timeout,
+        "sleep": POLL_SECONDS,
+        "blocking_timeout": blocking_timeout,
+        "thread_local": False,
+    }
+
+
+def sync_lock(
+    client: Any, key: str, timeout: float | None, blocking_timeout: float | None = None
+) -> redis.lock.Lock:
+    """redis-py's ``Lock`` on ``key`` (``timeout``: seconds it lives; ``None``: until freed)."""
+    return redis.lock.Lock(client, key, **_options(timeout, blocking_timeout))
+
+
+def async_lock(
+    client: Any, key: str, timeout: float | None, blocking_timeout: float | None = None
+) -> redis.asyncio.lock.Lock:
+    """``sync_lock`` on the event loop's ``redis.asyncio`` client."""
+    return redis.asyncio.lock.Lock(client, key, **_options(timeout, blocking_timeout))
+
+
+def take(client: Any, key: str, token: str, seconds: float) -> bool:
+    """Take ``key`` with ``token`` for ``seconds`` if it is free, without waiting."""
+    return bool(sync_lock(client, key, seconds).acquire(blocking=False, token=token))
+
+
+def free(client: Any, key: str, token: str) -> None:
+    """Free ``key`` if ``token`` still holds it (expired, it may be someone else's now)."""
+    with contextlib.suppress(LockNotOwnedError):
+        sync_lock(client, key, None).do_release(token)
+
+
+async def atake(client: Any, key: str, token: str, seconds: float) -> bool:
+    return bool(await async_lock(client, key, seconds).acquire(blocking=False, token=token))
+
+
+async def afree(client: Any, key: str, token: str) -> None:
+    with contextlib.suppress(LockNotOwnedError):
+        await async_lock(client, key, None).do_release(token.encode())
 
 
 class RedisLock(LockBase):
@@ -35,22 +80,6 @@ class RedisLock(LockBase):
         super().__init__(provider, name, timeout, blocking_timeout)
         self.redis_provider = provider
         self.stored_key = provider.layout.lock(name)
-
-    def _options(self) -> dict[str, float | bool | None]:
-        return {
-            "timeout": self.timeout,
-            "sleep": POLL_SECONDS,
-            "blocking_timeout": self.blocking_timeout,
-            "thread_local": False,
-        }
-
-    def _sync_lock(self) -> redis.lock.Lock:
-        client = self.redis_provider.connection.client
-        return redis.lock.Lock(client, self.stored_key, **self._options())  # type: ignore[arg-type]
-
-    def _async_lock(self) -> redis.asyncio.lock.Lock:
-        client = self.redis_provider.connection.async_handle().client
-        return redis.asyncio.lock.Lock(client, self.stored_key, **self._options())  # type: ignore[arg-type]
 
     def _not_acquired(self) -> LockError:
         return LockError(
@@ -69,31 +98,31 @@ class RedisLock(LockBase):
 
     def acquire(self, blocking: bool = True) -> bool:
         token = secrets.token_hex(8)
-        if self._sync_lock().acquire(blocking=blocking, token=token):
+        client = self.redis_provider.connection.client
+        held = sync_lock(client, self.stored_key, self.timeout, self.blocking_timeout)
+        if held.acquire(blocking=blocking, token=token):
             self._token = token
             return True
         return False
 
     def release(self) -> None:
-        token = self._held_token()
-        # Not owned any more: it expired (``timeout``) and may be someone else's now.
-        with contextlib.suppress(LockNotOwnedError):
-            self._sync_lock().do_release(token)
+        free(self.redis_provider.connection.client, self.stored_key, self._held_token())
 
     def locked(self) -> bool:
         return bool(self.redis_provider.connection.client.exists(self.stored_key))
 
     async def aacquire(self, blocking: bool = True) -> bool:
         token = secrets.token_hex(8)
-        if await self._async_lock().acquire(blocking=blocking, token=token):
+        client = self.redis_provider.connection.async_handle().client
+        held = async_lock(client, self.stored_key, self.timeout, self.blocking_timeout)
+        if await held.acquire(blocking=blocking, token=token):
             self._token = token
             return True
         return False
 
     async def arelease(self) -> None:
         token = self._held_token()
-        with contextlib.suppress(LockNotOwnedError):
-            await self._async_lock().do_release(token.encode())
+        await afree(self.redis_provider.connection.async_handle().client, self.stored_key, token)
 
     async def __aenter__(self) -> RedisLock:
         if not await self.aacquire():

@@ -20,8 +20,9 @@ from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
 import redis
 import redis.asyncio as aredis
 import redis.asyncio.connection as aconnection
-import redis.asyncio.retry as aretry
 import redis.asyncio.sentinel as asentinel
+
+from agenthub_cache.providers.redis.internals import async_retry
 
 #: The cap on each event loop's async pool where the settings give no ``max_connections``
 #: (redis-py 8's own default for its async pool).
@@ -111,8 +112,7 @@ def _async_kwargs(options: dict[str, Any], module: Any) -> dict[str, Any]:
         kwargs["connection_class"] = getattr(module, connection_class.__name__)
     retry = kwargs.get("retry")
     if isinstance(retry, redis.retry.Retry):
-        errors: Any = retry._supported_errors
-        kwargs["retry"] = aretry.Retry(retry._backoff, retry._retries, errors)
+        kwargs["retry"] = async_retry(retry)
     kwargs["max_connections"] = kwargs.get("max_connections") or DEFAULT_MAX_CONNECTIONS
     kwargs["timeout"] = pool_wait(kwargs)
     return kwargs

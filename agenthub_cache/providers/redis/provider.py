@@ -26,8 +26,9 @@ from agenthub_cache.providers.redis.calls import ScriptCalls, px
 from agenthub_cache.providers.redis.codec import codec_for
 from agenthub_cache.providers.redis.connections import UNAVAILABLE, connection_for, eviction_policy
 from agenthub_cache.providers.redis.driver import Steps, arun, run
-from agenthub_cache.providers.redis.layout import KeyLayout, escape, unescape
+from agenthub_cache.providers.redis.layout import KeyLayout, escape
 from agenthub_cache.providers.redis.lock import RedisLock
+from agenthub_cache.providers.redis.scripts import StillRefiled
 from agenthub_cache.providers.redis.steps import clear as clear_steps
 from agenthub_cache.providers.redis.steps import count as count_steps
 from agenthub_cache.providers.redis.steps import delete_by_index as delete_by_index_steps
@@ -74,7 +75,8 @@ class RedisProvider(ScriptCalls, Provider):
     )
     max_key_length: ClassVar[int | None] = None  # Redis keys may be 512 MB
     hash_long_keys: ClassVar[bool] = False
-    unavailable_errors: tuple[type[BaseException], ...] = UNAVAILABLE
+    #: ``StillRefiled``: other clients kept re-filing a call's entries (a transient outage).
+    unavailable_errors: tuple[type[BaseException], ...] = (*UNAVAILABLE, StillRefiled)
     #: A wrong password is a refusal, not an outage: it raises even under ``FAIL_SILENTLY``.
     refused_errors: tuple[type[BaseException], ...] = (AuthenticationError,)
     #: OOM, NOPERM, any other error reply: ``CacheRefused``, never silenced.
@@ -228,7 +230,7 @@ class RedisProvider(ScriptCalls, Provider):
         for raw_name, raw_index in filed.items():
             name, index = _text(raw_name), _text(raw_index)
             head = layout.index(name, "")
-            found[name] = unescape(index[len(head) :]) if index.startswith(head) else "?"
+            found[name] = keys.unescape(index[len(head) :]) if index.startswith(head) else "?"
         return found
 
     def clear(self, progress: Callable[[int], None] | None = None) -> int:

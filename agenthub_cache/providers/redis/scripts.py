@@ -9,17 +9,26 @@ Layout they maintain (all keys already prefixed by the Django backend's key func
   its entry's expiry in server milliseconds (``+inf`` for none). The set expires at its
   highest score, so it lives exactly as long as its longest-lived member.
 
-Python computes and passes every key a script names (``KEYS``: Redis's rule, and what lets
-redis-py route a call to the cluster node of its slot); the one exception is the index keys
-an entry was filed under before, which only its meta hash knows. They share the entry's hash
-tag (see ``layout``), so on a cluster they live in the same slot as the declared keys. Scores come from the server's ``TIME``, so
-clients with skewed clocks still agree on what is expired. Each script does a bounded
-amount of work: callers split large jobs into chunks (``CHUNK``).
+Every key a script touches is in its ``KEYS`` (Redis's rule, and what lets redis-py route a
+call to the cluster node of its slot). Python computes every key but one kind: the index keys
+an entry is filed under, which only its meta hash knows. A script that files entries out of
+their indexes (``READS_FILINGS``) reads their metas first, and if they name index keys its
+``KEYS`` did not declare, it changes nothing and returns those keys (a list, which none of
+these scripts returns otherwise); the caller sends it again with them appended to ``KEYS``
+(``declared_again``, applied by every driver). An entry filed under no index, or under the
+index keys the call already declared (a set that keeps its indexes), takes one call.
+
+Scores come from the server's ``TIME``, so clients with skewed clocks still agree on what is
+expired. Each script does a bounded amount of work: callers split large jobs into chunks
+(``CHUNK``).
 """
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Sequence
+from typing import Any, Final
+
+from redis.exceptions import TryAgainError
 
 #: Most members or entries one script call handles, so no call blocks the server for long.
 CHUNK: Final = 500
@@ -42,50 +51,90 @@ local function refresh(idx)
   if top[2] == 'inf' then redis.call('PERSIST', idx) else redis.call('PEXPIREAT', idx, top[2]) end
 end
 
--- Take member out of the indexes its meta names, except those in keep (name -> index key).
--- Returns how many index memberships were removed (-1 if there was no meta), how many
--- filings the meta held, and how many of them were not in keep (whether or not the index
--- still held the member: a flush racing a write may have dropped the index set already).
-local function unfile(meta, member, keep)
-  local old = redis.call('HGETALL', meta)
-  if #old == 0 then return -1, 0, 0 end
-  local removed, moved = 0, 0
-  for i = 1, #old, 2 do
-    if keep == nil or keep[old[i]] ~= old[i + 1] then
-      moved = moved + 1
-      removed = removed + redis.call('ZREM', old[i + 1], member)
-      refresh(old[i + 1])
+-- refresh(idx) just after giving a member that was filed here already the score. An index
+-- that expires does so at its highest score (refresh), so on Redis 7 two cheaper checks
+-- usually do: PEXPIREAT GT moves an expiry only later, and only an index that expires, so
+-- when it does, score was past every other member's and is the highest now; and an index
+-- that already expires at score has no member above it. Otherwise (an index that never
+-- expires, or the member's own score lowered) it is refreshed from its members.
+local redis7 = redis.REDIS_VERSION_NUM ~= nil
+local function refresh_after(idx, score)
+  if score == '+inf' then redis.call('PERSIST', idx); return end
+  if redis7 then
+    if redis.call('PEXPIREAT', idx, score, 'GT') == 1 then return end
+    if redis.call('PEXPIRETIME', idx) == tonumber(score) then return end
+  end
+  refresh(idx)
+end
+
+-- Append to missing the index keys of filings (a meta's HGETALL: name, index key, ...) that
+-- KEYS does not declare, each once. Returns missing.
+local declared
+local function undeclared(filings, missing)
+  if #filings == 0 then return missing end
+  if declared == nil then
+    declared = {}
+    for i = 1, #KEYS do declared[KEYS[i]] = true end
+  end
+  for i = 2, #filings, 2 do
+    if not declared[filings[i]] then
+      declared[filings[i]] = true
+      missing[#missing + 1] = filings[i]
     end
   end
-  return removed, #old / 2, moved
+  return missing
+end
+
+-- Take member out of the indexes of filings (its meta's HGETALL, every index key declared),
+-- except those in keep (name -> index key). Returns how many index memberships were removed
+-- (-1 if there was no meta), how many filings the meta held, and how many of them were not
+-- in keep (whether or not the index still held the member: a flush racing a write may have
+-- dropped the index set already).
+local function unfile(filings, member, keep)
+  if #filings == 0 then return -1, 0, 0 end
+  local removed, moved = 0, 0
+  for i = 1, #filings, 2 do
+    if keep == nil or keep[filings[i]] ~= filings[i + 1] then
+      moved = moved + 1
+      removed = removed + redis.call('ZREM', filings[i + 1], member)
+      refresh(filings[i + 1])
+    end
+  end
+  return removed, #filings / 2, moved
 end
 """
 
-#: KEYS: entry, meta, index keys...; ARGV: value, px ('' none, '0' expire now), nx ('1' or ''),
-#: member, index names... (one per index key). Returns 1 if stored, 0 if ``nx`` found the key.
+#: KEYS: entry, meta, index keys..., then the keys ``declared_again`` adds; ARGV: value, px
+#: ('' none, '0' expire now), nx ('1' or ''), member, index names... (one per index key).
+#: Returns 1 if stored, 0 if ``nx`` found the key.
 SET = """
 local entry, meta, value, px, member = KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[4]
+local n = #ARGV - 4
 if ARGV[3] == '1' and redis.call('EXISTS', entry) == 1 then return 0 end
+local old = redis.call('HGETALL', meta)
+local missing = undeclared(old, {})
+if #missing > 0 then return missing end
 if px == '0' then
-  unfile(meta, member, nil)
+  unfile(old, member, nil)
   redis.call('DEL', meta, entry)
   return 1
 end
 if px == '' then redis.call('SET', entry, value) else redis.call('SET', entry, value, 'PX', px) end
 local keep = {}
-for i = 3, #KEYS do keep[ARGV[i + 2]] = KEYS[i] end
-local removed, filed, moved = unfile(meta, member, keep)
-if #KEYS > 2 then
-  local score = score_for(px)
-  for i = 3, #KEYS do
+for i = 1, n do keep[ARGV[i + 4]] = KEYS[i + 2] end
+local removed, filed, moved = unfile(old, member, keep)
+if n > 0 then
+  local score, was = score_for(px), {}
+  for i = 2, #old, 2 do was[old[i]] = true end
+  for i = 3, n + 2 do
     redis.call('ZADD', KEYS[i], score, member)
-    refresh(KEYS[i])
+    if was[KEYS[i]] or score == '+inf' then refresh_after(KEYS[i], score) else refresh(KEYS[i]) end
   end
-  if moved ~= 0 or filed ~= #KEYS - 2 then -- filed differently before (or not at all)
+  if moved ~= 0 or filed ~= n then -- filed differently before (or not at all)
     local fields = {}
-    for i = 3, #KEYS do
-      fields[#fields + 1] = ARGV[i + 2]
-      fields[#fields + 1] = KEYS[i]
+    for i = 1, n do
+      fields[#fields + 1] = ARGV[i + 4]
+      fields[#fields + 1] = KEYS[i + 2]
     end
     if removed >= 0 then redis.call('DEL', meta) end
     redis.call('HSET', meta, unpack(fields))
@@ -97,15 +146,22 @@ end
 return 1
 """
 
-#: KEYS: entry1, meta1, entry2, meta2...; ARGV: px, member1, value1, member2, value2...
-#: Stores every pair unindexed (taking each out of its old indexes). Returns the count.
+#: KEYS: entry1, meta1, entry2, meta2..., then added keys; ARGV: px, member1, value1,
+#: member2, value2... Stores every pair unindexed (taking each out of its old indexes).
+#: Returns the count.
 SET_MANY = """
-local px, n = ARGV[1], #KEYS / 2
+local px, n = ARGV[1], (#ARGV - 1) / 2
 local metas = {}
 for i = 1, n do metas[i] = KEYS[2 * i] end
 if redis.call('EXISTS', unpack(metas)) > 0 then -- rarely: some were filed under indexes
+  local olds, missing = {}, {}
   for i = 1, n do
-    if unfile(KEYS[2 * i], ARGV[2 * i], nil) >= 0 then redis.call('DEL', KEYS[2 * i]) end
+    olds[i] = redis.call('HGETALL', KEYS[2 * i])
+    undeclared(olds[i], missing)
+  end
+  if #missing > 0 then return missing end
+  for i = 1, n do
+    if unfile(olds[i], ARGV[2 * i], nil) >= 0 then redis.call('DEL', KEYS[2 * i]) end
   end
 end
 if px == '0' then
@@ -122,30 +178,44 @@ end
 return n
 """
 
-#: KEYS: entry1, meta1, entry2, meta2...; ARGV: member1, member2... Returns how many existed.
+#: KEYS: entry1, meta1, entry2, meta2..., then added keys; ARGV: member1, member2...
+#: Returns how many existed.
 DELETE = """
-local n = 0
-for i = 1, #KEYS, 2 do
-  if unfile(KEYS[i + 1], ARGV[(i + 1) / 2], nil) >= 0 then redis.call('DEL', KEYS[i + 1]) end
-  n = n + redis.call('UNLINK', KEYS[i])
+local n, olds, missing, count = #ARGV, {}, {}, 0
+for i = 1, n do
+  olds[i] = redis.call('HGETALL', KEYS[2 * i])
+  undeclared(olds[i], missing)
 end
-return n
+if #missing > 0 then return missing end
+for i = 1, n do
+  if unfile(olds[i], ARGV[i], nil) >= 0 then redis.call('DEL', KEYS[2 * i]) end
+  count = count + redis.call('UNLINK', KEYS[2 * i - 1])
+end
+return count
 """
 
-#: KEYS: entry, meta; ARGV: member. Returns the value (now deleted) or nil: GETDEL + unfile.
+#: KEYS: entry, meta, then added keys; ARGV: member. Returns the value (now deleted) or nil:
+#: GETDEL + unfile.
 POP = """
 local value = redis.call('GET', KEYS[1])
 if not value then return false end
+local old = redis.call('HGETALL', KEYS[2])
+local missing = undeclared(old, {})
+if #missing > 0 then return missing end
 redis.call('DEL', KEYS[1])
-if unfile(KEYS[2], ARGV[1], nil) >= 0 then redis.call('DEL', KEYS[2]) end
+if unfile(old, ARGV[1], nil) >= 0 then redis.call('DEL', KEYS[2]) end
 return value
 """
 
-#: KEYS: entry, meta; ARGV: delta, px, member. A missing key starts at 0 with ``px``, unfiled.
+#: KEYS: entry, meta, then added keys; ARGV: delta, px, member. A missing key starts at 0
+#: with ``px``, unfiled.
 INCR = """
 local entry, meta, delta, px = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
 if redis.call('EXISTS', entry) == 1 then return redis.call('INCRBY', entry, delta) end
-if unfile(meta, ARGV[3], nil) >= 0 then redis.call('DEL', meta) end
+local old = redis.call('HGETALL', meta)
+local missing = undeclared(old, {})
+if #missing > 0 then return missing end
+if unfile(old, ARGV[3], nil) >= 0 then redis.call('DEL', meta) end
 redis.call('SET', entry, 0)
 local value = redis.call('INCRBY', entry, delta)
 if px == '0' then redis.call('DEL', entry)
@@ -153,18 +223,20 @@ elseif px ~= '' then redis.call('PEXPIRE', entry, px) end
 return value
 """
 
-#: KEYS: entry, meta; ARGV: px ('' persist, '0' expire now), member. Moves the entry's
-#: index scores and its meta's expiry along with it. Returns 1 if the entry exists.
+#: KEYS: entry, meta, then added keys; ARGV: px ('' persist, '0' expire now), member. Moves
+#: the entry's index scores and its meta's expiry along with it. Returns 1 if the entry exists.
 TOUCH = """
 local entry, meta, px, member = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
 if redis.call('EXISTS', entry) == 0 then return 0 end
+local filed = redis.call('HGETALL', meta)
+local missing = undeclared(filed, {})
+if #missing > 0 then return missing end
 if px == '0' then
-  unfile(meta, member, nil)
+  unfile(filed, member, nil)
   redis.call('DEL', meta, entry)
   return 1
 end
 if px == '' then redis.call('PERSIST', entry) else redis.call('PEXPIRE', entry, px) end
-local filed = redis.call('HGETALL', meta)
 if #filed > 0 then
   local score = score_for(px)
   for i = 2, #filed, 2 do
@@ -199,23 +271,34 @@ end
 return out
 """
 
-#: KEYS: index, entry1, meta1, entry2, meta2...; ARGV: index name, member1, member2...
-#: Deletes each entry still filed under this index (and files it out of its others); a member
-#: re-filed elsewhere meanwhile is only dropped from this index. Returns entries deleted.
+#: KEYS: index, entry1, meta1, entry2, meta2..., then added keys; ARGV: index name, member1,
+#: member2... Deletes each entry still filed under this index (and files it out of its
+#: others); a member re-filed elsewhere meanwhile is only dropped from this index. Returns
+#: entries deleted.
 DELETE_FILED = """
-local idx, name, n = KEYS[1], ARGV[1], 0
-for i = 2, #KEYS, 2 do
-  local entry, meta, member = KEYS[i], KEYS[i + 1], ARGV[i / 2 + 1]
-  if redis.call('HGET', meta, name) == idx then
-    unfile(meta, member, nil)
+local idx, name, n, count = KEYS[1], ARGV[1], #ARGV - 1, 0
+local olds, missing = {}, {}
+for i = 1, n do
+  local old = redis.call('HGETALL', KEYS[2 * i + 1])
+  olds[i] = false
+  for j = 1, #old, 2 do
+    if old[j] == name and old[j + 1] == idx then olds[i] = old end
+  end
+  if olds[i] then undeclared(old, missing) end
+end
+if #missing > 0 then return missing end
+for i = 1, n do
+  local entry, meta, member = KEYS[2 * i], KEYS[2 * i + 1], ARGV[i + 1]
+  if olds[i] then
+    unfile(olds[i], member, nil)
     redis.call('DEL', meta)
-    n = n + redis.call('UNLINK', entry)
+    count = count + redis.call('UNLINK', entry)
   else
     redis.call('ZREM', idx, member)
   end
 end
 refresh(idx)
-return n
+return count
 """
 
 #: KEYS: index; ARGV: -. Drops members whose score (expiry) has passed. Returns the count.
@@ -225,32 +308,36 @@ refresh(KEYS[1])
 return n
 """
 
-#: KEYS: index, entry1, meta1, ...; ARGV: index name, member1, ... Re-checks each member at
-#: run time: kept only if its entry exists and its meta still files it here. An orphaned meta
-#: (entry gone) is unfiled everywhere. Returns how many memberships were dropped.
+#: KEYS: index, entry1, meta1, ..., then added keys; ARGV: index name, member1, ... Re-checks
+#: each member at run time: kept only if its entry exists and its meta still files it here.
+#: An orphaned meta (entry gone) is unfiled everywhere. Returns how many memberships were
+#: dropped.
 PRUNE_MEMBERS = """
-local idx, name, n = KEYS[1], ARGV[1], 0
-for i = 2, #KEYS, 2 do
-  local entry, meta, member = KEYS[i], KEYS[i + 1], ARGV[i / 2 + 1]
-  if redis.call('EXISTS', entry) == 0 then
-    local removed = unfile(meta, member, nil)
+local idx, name, n, count = KEYS[1], ARGV[1], #ARGV - 1, 0
+local olds, missing = {}, {}
+for i = 1, n do
+  olds[i] = false
+  if redis.call('EXISTS', KEYS[2 * i]) == 0 then
+    olds[i] = redis.call('HGETALL', KEYS[2 * i + 1])
+    undeclared(olds[i], missing)
+  end
+end
+if #missing > 0 then return missing end
+for i = 1, n do
+  local meta, member = KEYS[2 * i + 1], ARGV[i + 1]
+  if olds[i] then
+    local removed = unfile(olds[i], member, nil)
     if removed >= 0 then
-      n = n + removed
+      count = count + removed
       redis.call('DEL', meta)
     end
-    n = n + redis.call('ZREM', idx, member)
+    count = count + redis.call('ZREM', idx, member)
   elseif redis.call('HGET', meta, name) ~= idx then
-    n = n + redis.call('ZREM', idx, member)
+    count = count + redis.call('ZREM', idx, member)
   end
 end
 refresh(idx)
-return n
-"""
-
-#: KEYS: lock; ARGV: token. Deletes the lock only if this token holds it (1 if released).
-RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+return count
 """
 
 #: Script name -> Lua source (each with the shared helpers in front).
@@ -268,6 +355,34 @@ SOURCES: Final[dict[str, str]] = {
         "delete_filed": DELETE_FILED,
         "prune_expired": PRUNE_EXPIRED,
         "prune_members": PRUNE_MEMBERS,
-        "release": RELEASE,
     }.items()
 }
+
+#: The scripts that read their entries' metas and file them out of the index keys named
+#: there: their reply may be the list of those keys the call did not declare.
+READS_FILINGS: Final = frozenset(
+    {"set", "set_many", "delete", "pop", "incr", "touch", "delete_filed", "prune_members"}
+)
+#: How many times one call is sent again with more index keys declared. Each time needs
+#: another client to have filed the entry under yet another index key in between.
+MAX_REDECLARES: Final = 8
+
+
+class StillRefiled(TryAgainError):
+    """Other clients kept filing the entries under new index keys faster than this call could
+    declare them (``MAX_REDECLARES``): a transient outage of this call, as a cluster's
+    TRYAGAIN is."""
+
+
+def declared_again(name: str, keys: Sequence[Any], reply: Any, attempt: int) -> list[Any] | None:
+    """The KEYS to send script ``name`` again with (``keys`` plus the index keys it asked
+    for), if ``reply`` asks for them (the script changed nothing); ``None`` if ``reply`` is
+    the result. ``attempt``: how many times this call was sent again already."""
+    if reply.__class__ is not list or name not in READS_FILINGS:
+        return None
+    if attempt >= MAX_REDECLARES:
+        raise StillRefiled(
+            f"the {name!r} script still met undeclared index keys after {attempt} attempts "
+            "(other clients kept re-filing its entries); try again"
+        )
+    return [*keys, *reply]

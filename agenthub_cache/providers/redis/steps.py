@@ -18,8 +18,8 @@ from redis.exceptions import OutOfMemoryError, ResponseError
 
 from agenthub_cache import keys
 from agenthub_cache.providers import stampede
-from agenthub_cache.providers.redis.driver import Batch, Cmd, Lua, Sleep, Steps, chunks
-from agenthub_cache.providers.redis.layout import KeyLayout, escape, unescape_many
+from agenthub_cache.providers.redis.driver import Batch, Cmd, Free, Lua, Sleep, Steps, Take, chunks
+from agenthub_cache.providers.redis.layout import KeyLayout, escape
 from agenthub_cache.providers.redis.scripts import CHUNK
 
 #: SCAN's COUNT hint: ~1000 keys examined per call keeps each call well under a millisecond.
@@ -257,7 +257,7 @@ def live_entries(layout: KeyLayout, name: str, value: str) -> Steps[tuple[list[s
         if not (unknown or isinstance(exc, OutOfMemoryError)):
             raise
         return (yield from _live_entries_by_script(layout, idx, members))
-    return unescape_many(members), values
+    return keys.unescape_many(members), values
 
 
 def _snapshot_whole(
@@ -303,7 +303,7 @@ def _live_entries_by_script(
         flat: list[bytes] = yield Lua("live_entries", [idx, *layout.entries(group)], group)
         found += flat[0::2]
         values += flat[1::2]
-    return unescape_many(found), values
+    return keys.unescape_many(found), values
 
 
 def _filed_call(layout: KeyLayout, script: str, idx: str, name: str, group: Sequence[str]) -> Lua:
@@ -350,8 +350,8 @@ def get_or_set(
     store: Callable[[Any, bool], Lua],
 ) -> Steps[Any]:
     """``stampede.get_or_set`` in Redis commands: the entry read by GET and written by the
-    ``set`` script (``store``), the guard a lock key taken by SET NX PX with a random token
-    and freed by the ``release`` script (only while that token holds it)."""
+    ``set`` script (``store``), the guard a lock key taken and freed with a random token by
+    redis-py's ``Lock`` (``Take``/``Free``: the provider's one lock, as ``service.lock()``)."""
     entry = layout.entry(escape(key))
     guard, token = layout.lock("get_or_set", key), secrets.token_hex(8)
 
@@ -360,12 +360,11 @@ def get_or_set(
             raw = yield Cmd(("GET", entry))
             return stampede.MISSING if raw is None else decode(raw)
         if isinstance(action, stampede.TakeGuard):
-            guard_ms = int(action.seconds * 1000)
-            return bool((yield Cmd(("SET", guard, token, "NX", "PX", guard_ms))))
+            return bool((yield Take(guard, token, action.seconds)))
         if isinstance(action, stampede.Store):
             yield store(action.value, action.only_if_absent)
         elif isinstance(action, stampede.Release):
-            yield Lua("release", [guard], [token])
+            yield Free(guard, token)
         else:
             yield Sleep(action.seconds)
         return None
