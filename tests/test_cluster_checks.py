@@ -50,7 +50,7 @@ def test_a_bad_cluster_location_is_reported_beside_a_settings_error() -> None:
 
 
 @pytest.mark.parametrize("slots", [0, -1, 1025, "4", True, 2.5])
-def test_bad_slots_is_e009(slots: Any) -> None:
+def test_bad_slots_is_e014(slots: Any) -> None:
     with override_settings(AGENTHUB_CACHE={"NAMESPACES": {"big": {"SLOTS": slots}}}):
         messages = checks.check_settings()
     assert ids(messages) == [checks.E014]
@@ -58,7 +58,7 @@ def test_bad_slots_is_e009(slots: Any) -> None:
     assert messages[0].hint
 
 
-def test_slots_above_one_off_a_cluster_warns_w005() -> None:
+def test_slots_above_one_off_a_cluster_warns_w006() -> None:
     setting = {"CACHE": "redis", "NAMESPACES": {"big": {"SLOTS": 16}, "small": {}}}
     with override_settings(AGENTHUB_CACHE=setting):
         messages = checks.check_settings()
@@ -84,7 +84,7 @@ def test_slots_on_a_cluster_alias_is_fine() -> None:
         ("redis://127.0.0.1:7000", {"KEY_PREFIX": "{site}"}, "brace"),
     ],
 )
-def test_bad_cluster_location_is_e010_naming_the_alias(
+def test_bad_cluster_location_is_e015_naming_the_alias(
     location: Any, extra: dict[str, Any], expected: str
 ) -> None:
     with override_settings(CACHES=with_alias(location, **extra)):
@@ -94,7 +94,7 @@ def test_bad_cluster_location_is_e010_naming_the_alias(
     assert expected in messages[0].msg
 
 
-def test_manage_py_check_reports_e010() -> None:
+def test_manage_py_check_reports_e015() -> None:
     with (
         override_settings(CACHES=with_alias("redis://127.0.0.1:7000/3")),
         pytest.raises(SystemCheckError, match=checks_cluster.E015),
@@ -120,7 +120,7 @@ def deploy_messages(location: Any) -> list[Any]:
     return messages
 
 
-def test_unreachable_startup_nodes_are_e011() -> None:
+def test_unreachable_startup_nodes_are_e016() -> None:
     dead = [f"redis://127.0.0.1:{servers.free_port()}" for _ in range(2)]
     messages = deploy_messages(dead)
     assert ids(messages) == [checks_cluster.E016]
@@ -129,14 +129,14 @@ def test_unreachable_startup_nodes_are_e011() -> None:
     assert messages[0].hint
 
 
-def test_a_single_redis_is_not_a_cluster_e011(redis_server: servers.Server) -> None:
+def test_a_single_redis_is_not_a_cluster_e016(redis_server: servers.Server) -> None:
     messages = deploy_messages(redis_server.url)
     assert ids(messages) == [checks_cluster.E016]
     assert "without cluster support" in messages[0].msg
     assert "django_redis.cache.RedisCache" in messages[0].hint
 
 
-def test_a_cluster_with_slots_not_covered_is_e011(slotless_node: servers.Server) -> None:
+def test_a_cluster_with_slots_not_covered_is_e016(slotless_node: servers.Server) -> None:
     messages = deploy_messages(slotless_node.url)
     assert ids(messages) == [checks_cluster.E016]
     assert "cluster_state:fail" in messages[0].msg
