@@ -5,17 +5,20 @@ refused port, the suite's single Redis, and one cluster node that serves no slot
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.core.cache import caches
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test.utils import override_settings
+from redis.exceptions import RedisClusterException
 
-from agenthub_cache import CacheService, CacheUnavailable, checks, checks_cluster
+from agenthub_cache import CacheRefused, CacheService, CacheUnavailable, checks, checks_cluster
 from tests import servers
 
 CLUSTER = "agenthub_cache.backends.RedisClusterCache"
@@ -156,3 +159,34 @@ def test_an_unreachable_cluster_fails_calls_fast_with_the_alias() -> None:
         assert silent.get("k", "dflt") == "dflt"
         assert silent.set("k", 1) is False
         assert time.monotonic() - started < 5
+
+
+def test_a_single_redis_as_location_is_refused_naming_the_fix(redis_server: servers.Server) -> None:
+    """At run time, a LOCATION that is a plain Redis (cluster support disabled) is a
+    misconfiguration, not an outage: ``CacheRefused`` naming the alias and the fix, sync and
+    async, also under FAIL_SILENTLY (which silences only an unreachable store). It was
+    ``CacheUnavailable`` ("Cluster mode is not enabled"), and FAIL_SILENTLY returned the
+    default forever."""
+    with override_settings(CACHES=with_alias(redis_server.url)):
+        loud = CacheService("cl-plain", default_ttl=60, cache="cl")
+        silent = CacheService("cl-plain", default_ttl=60, cache="cl", fail_silently=True)
+        for service in (loud, silent):
+            with pytest.raises(CacheRefused, match="'cl'") as raised:
+                service.get("k", "dflt")
+            message = str(raised.value)
+            assert "without cluster support" in message
+            assert "LOCATION" in message
+            assert "cluster-enabled yes" in message
+            with pytest.raises(CacheRefused, match="cluster-enabled yes"):
+                service.set("k", 1)
+
+        async def both() -> None:
+            for service in (loud, silent):
+                with pytest.raises(CacheRefused, match="cluster-enabled yes"):
+                    await service.aget("k", "dflt")
+                with pytest.raises(CacheRefused, match="cluster-enabled yes"):
+                    await service.afind("idx", "v")
+
+        asyncio.run(both())
+        with pytest.raises(RedisClusterException, match="cluster-enabled yes"):
+            caches["cl"].get("k")  # the Django backend itself names the fix too

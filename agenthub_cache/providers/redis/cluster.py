@@ -39,7 +39,7 @@ from redis.exceptions import (
 from agenthub_cache import conf, keys
 from agenthub_cache.exceptions import NotSupported
 from agenthub_cache.providers.base import Capabilities, Flush, Provider
-from agenthub_cache.providers.redis.cluster_client import ClusterConnection
+from agenthub_cache.providers.redis.cluster_client import ClusterConnection, NotAClusterError
 from agenthub_cache.providers.redis.connections import UNAVAILABLE
 from agenthub_cache.providers.redis.driver import Steps, arun, run
 from agenthub_cache.providers.redis.fanout import run_together
@@ -74,9 +74,11 @@ class RedisClusterProvider(RedisProvider):
     #: Checked before ``error_replies`` (``ResponseError``, inherited: OOM, NOPERM, CROSSSLOT
     #: are ``CacheRefused``), so CLUSTERDOWN, TRYAGAIN and MOVED/ASK stay an outage.
     unavailable_errors: tuple[type[BaseException], ...] = CLUSTER_UNAVAILABLE
-    #: Refusals, never silenced: bad credentials, and cross-slot calls (a bug, not an outage).
+    #: Refusals, never silenced: bad credentials, a LOCATION that is no cluster (a
+    #: misconfiguration: waiting does not fix it), cross-slot calls (a bug, not an outage).
     refused_errors: tuple[type[BaseException], ...] = (
         AuthenticationError,
+        NotAClusterError,
         CrossSlotTransactionError,
         InvalidPipelineStack,
     )

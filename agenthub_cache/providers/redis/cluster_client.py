@@ -18,7 +18,7 @@ import contextlib
 import contextvars
 import threading
 import weakref
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,12 +27,57 @@ import redis.asyncio as aredis
 import redis.asyncio.cluster as acluster
 import redis.cluster as scluster
 from redis.commands.core import Script
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
 
 from agenthub_cache.providers.redis.cluster_settings import ClusterSpec
 from agenthub_cache.providers.redis.connections import AsyncHandle, Connection
 from agenthub_cache.providers.redis.pools import WaitingConnectionPool, pool_wait
 from agenthub_cache.providers.redis.scripts import SOURCES
+
+# -- a LOCATION that is no cluster: a misconfiguration, not an outage ---------------------------
+
+
+class NotAClusterError(RedisClusterException):
+    """A startup node answered, but it is a Redis server without cluster support. Nothing
+    will change that but the settings or the server's configuration: a refusal
+    (``CacheRefused``, never silenced by ``FAIL_SILENTLY``), not an outage."""
+
+
+def _not_a_cluster(exc: RedisClusterException, spec: ClusterSpec) -> NotAClusterError | None:
+    """``exc`` (from reading the slot map) as a ``NotAClusterError`` naming the fix, if a node
+    said it has no cluster support; else None. redis-py raises "Cluster mode is not enabled"
+    (5.x: after INFO; 8.x: from the ``ResponseError`` of CLUSTER SLOTS) wrapped in "cannot be
+    connected", so the whole chain is looked at."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = str(seen)
+        if "Cluster mode is not enabled" in text or (
+            isinstance(seen, ResponseError) and "cluster support disabled" in text
+        ):
+            return NotAClusterError(
+                f"the startup nodes {spec.location} of this RedisClusterCache are Redis "
+                "servers without cluster support (cluster mode is not enabled). Point "
+                "LOCATION at nodes of a Redis Cluster, or start the servers with "
+                "cluster-enabled yes and form a cluster; for a single Redis server use "
+                "django_redis.cache.RedisCache instead."
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+@contextlib.contextmanager
+def _reading_slots(spec: ClusterSpec) -> Iterator[None]:
+    """Around whatever reads the slot map: a node without cluster support is named as such."""
+    try:
+        yield
+    except NotAClusterError:
+        raise
+    except RedisClusterException as exc:
+        found = _not_a_cluster(exc, spec)
+        if found is None:
+            raise
+        raise found from exc
+
 
 # -- async: wait for a connection instead of failing -------------------------------------------
 
@@ -50,11 +95,13 @@ class BoundedAsyncCluster(acluster.RedisCluster):
     would raise ``MaxConnectionsError`` at once: concurrency is not an outage.
     """
 
-    def __init__(self, *args: Any, limit: int, wait: float, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, limit: int, wait: float, spec: ClusterSpec, **kwargs: Any
+    ) -> None:
         # The nodes' own limit is never reached: the semaphore admits at most ``limit``.
         kwargs["max_connections"] = 2**31
         super().__init__(*args, **kwargs)
-        self._limit, self._wait = limit, wait
+        self._limit, self._wait, self._spec = limit, wait, spec
         self._slots: asyncio.Semaphore | None = None
         self._init_lock = asyncio.Lock()
 
@@ -80,7 +127,8 @@ class BoundedAsyncCluster(acluster.RedisCluster):
         if self._initialize:  # redis-py 8.1 breaks when tasks first use a client at once
             try:
                 async with self._init_lock:
-                    await self.initialize()
+                    with _reading_slots(self._spec):
+                        await self.initialize()
             except BaseException:
                 slots.release()
                 raise
@@ -150,6 +198,7 @@ def _async_client(spec: ClusterSpec) -> BoundedAsyncCluster:
         startup_nodes=startup,
         limit=spec.max_connections,
         wait=spec.socket_timeout,
+        spec=spec,
         **spec.client_kwargs(),
     )
 
@@ -180,7 +229,8 @@ class ClusterConnection:
         if client is None:
             with self._lock:
                 if self._client is None:
-                    created = _sync_client(self.spec)
+                    with _reading_slots(self.spec):
+                        created = _sync_client(self.spec)
                     self._scripts = {n: created.register_script(s) for n, s in SOURCES.items()}
                     self._client = created
                 client = self._client
@@ -216,7 +266,8 @@ class ClusterConnection:
         """A plain single-node connection to the primary that owns ``key``'s slot now."""
         if self._stale:
             self._stale = False
-            self.client.nodes_manager.initialize()
+            with _reading_slots(self.spec):
+                self.client.nodes_manager.initialize()
         node = self.client.get_node_from_key(key)
         found = self._nodes.get(node.name)
         if found is None:
