@@ -55,6 +55,7 @@ class Tally:
         with self.lock:
             return self.errors[-1][0] if self.errors else None
 
+
 @pytest.fixture(scope="module")
 def doomed_cluster() -> Iterator[servers.Cluster]:
     cluster = servers.redis_cluster()

@@ -39,7 +39,8 @@ from redis.exceptions import (
 from agenthub_cache import conf, keys
 from agenthub_cache.exceptions import NotSupported
 from agenthub_cache.providers.base import Capabilities, Flush, Provider
-from agenthub_cache.providers.redis.cluster_client import ClusterConnection, NotAClusterError
+from agenthub_cache.providers.redis.cluster_client import ClusterConnection
+from agenthub_cache.providers.redis.cluster_nodes import NotAClusterError
 from agenthub_cache.providers.redis.connections import UNAVAILABLE
 from agenthub_cache.providers.redis.driver import Steps, arun, run
 from agenthub_cache.providers.redis.fanout import run_together
@@ -163,11 +164,14 @@ class RedisClusterProvider(RedisProvider):
             raise
 
     async def _adrive(self, steps: Steps[T], layout: KeyLayout | None = None) -> T:
+        """As ``_drive``, with the node found on the loop by its async cluster client (never
+        the sync one, which would block the loop while it reads the slot map)."""
         tag = (layout or self.layout).listed_prefix()
         try:
-            return await arun(self.connection.anode(tag), steps)
+            _, node = await self.connection.anode(tag)
+            return await arun(node, steps)
         except self.unavailable_errors:
-            self.connection.mark_stale()
+            self.connection.amark_stale()
             raise
 
     def _each(self, make: Callable[[KeyLayout], Steps[T]]) -> list[T]:
@@ -282,9 +286,10 @@ class RedisClusterProvider(RedisProvider):
 
     def stats(self) -> dict[str, Any]:
         found = self._each(lambda layout: stats_steps(layout, index_values=True))
-        return self._merge_stats(list(zip(self.layouts, found, strict=True)))
+        where = [self.connection.node(layout.listed_prefix()).location for layout in self.layouts]
+        return self._merge_stats(list(zip(where, found, strict=True)))
 
-    def _merge_stats(self, parts: list[tuple[KeyLayout, dict[str, Any]]]) -> dict[str, Any]:
+    def _merge_stats(self, parts: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         """The namespace's figures, and the same per node (``nodes``). An index value filed
         in several tags (one index set in each) counts once, in the total and on each node;
         ``index_names`` is the union of the tags' names."""
@@ -294,8 +299,7 @@ class RedisClusterProvider(RedisProvider):
         node_values: dict[str, set[bytes]] = {}
         names: set[str] = set()
         node_names: dict[str, set[str]] = {}
-        for layout, found in parts:
-            location = self.connection.node(layout.listed_prefix()).location
+        for location, found in parts:
             node = nodes.setdefault(location, {})
             tag_values = found.pop("index_values")
             values |= tag_values
@@ -332,8 +336,8 @@ class RedisClusterProvider(RedisProvider):
     async def akeys(self, pattern: str = "*") -> list[str]:
         found: list[str] = []
         for layout in self.layouts:
-            client = self.connection.anode(layout.listed_prefix()).client
-            found += await self._akeys_in(layout, client, pattern)
+            _, node = await self.connection.anode(layout.listed_prefix())
+            found += await self._akeys_in(layout, node.client, pattern)
         return found
 
     async def aclear(self, progress: Callable[[int], None] | None = None) -> int:
@@ -357,7 +361,10 @@ class RedisClusterProvider(RedisProvider):
 
     async def astats(self) -> dict[str, Any]:
         found = await self._aeach(lambda layout: stats_steps(layout, index_values=True))
-        return self._merge_stats(list(zip(self.layouts, found, strict=True)))
+        where = [
+            (await self.connection.anode(layout.listed_prefix()))[0] for layout in self.layouts
+        ]
+        return self._merge_stats(list(zip(where, found, strict=True)))
 
 
 def _offset(notify: Callable[[int], None], base: int) -> Callable[[int], None]:

@@ -1,0 +1,203 @@
+"""The async client of a Redis Cluster: one ``BoundedAsyncCluster`` per event loop.
+
+* Its commands and pipelines wait for a free slot (at most ``max_connections`` in flight)
+  instead of failing with redis-py's ``MaxConnectionsError``: concurrency is not an outage.
+* Its slot map is read on the loop (``ready``), never by the sync client: one task reads it,
+  the others wait for that read and share its outcome (a failure is not tried again by each
+  waiter in turn).
+* ``node_handle`` gives the plain ``redis.asyncio`` client of one node, on which the
+  single-node steps run (every key of a hash tag lives on the node that owns its slot).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from typing import Any
+
+import redis
+import redis.asyncio as aredis
+import redis.asyncio.cluster as acluster
+
+from agenthub_cache.providers.redis.cluster_nodes import reading_slots
+from agenthub_cache.providers.redis.cluster_settings import ClusterSpec
+from agenthub_cache.providers.redis.connections import AsyncHandle
+from agenthub_cache.providers.redis.pools import WaitingConnectionPool, pool_wait
+from agenthub_cache.providers.redis.scripts import SOURCES
+
+_holding: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "agenthub_cluster_slot", default=False
+)
+
+
+class BoundedAsyncCluster(acluster.RedisCluster):
+    """``redis.asyncio`` RedisCluster whose commands and pipelines wait for a free slot.
+
+    At most ``limit`` commands (or pipelines) are in flight at once, so no node ever needs
+    more than ``limit`` connections; the rest wait up to ``wait`` seconds, then raise
+    ``redis.TimeoutError`` (an outage, under the namespace's policy). redis-py's own pool
+    would raise ``MaxConnectionsError`` at once: concurrency is not an outage.
+    """
+
+    def __init__(
+        self, *args: Any, limit: int, wait: float, spec: ClusterSpec, **kwargs: Any
+    ) -> None:
+        # The nodes' own limit is never reached: the semaphore admits at most ``limit``.
+        kwargs["max_connections"] = 2**31
+        super().__init__(*args, **kwargs)
+        self._limit, self._wait, self._spec = limit, wait, spec
+        self._slots: asyncio.Semaphore | None = None
+        self._init_lock = asyncio.Lock()
+        #: A step met a failed node or a moved slot: re-read the slot map before the next.
+        self._stale = False
+        #: Reads of the slot map tried so far, and the last one's failure (None: it worked).
+        self._reads = 0
+        self._failure: BaseException | None = None
+        #: Each node's plain client, with the node object it was made for.
+        self._node_handles: dict[str, tuple[Any, AsyncHandle]] = {}
+
+    def mark_stale(self) -> None:
+        self._stale = True
+
+    async def ready(self) -> None:
+        """Read the slot map if it is due (first use, redis-py asks, or ``mark_stale``), on
+        the loop, by one task at a time. A task that waited while another read it shares
+        that read's outcome: an unreachable cluster costs the waiters no read of their own."""
+        if not (self._initialize or self._stale):
+            return
+        reads = self._reads
+        async with self._init_lock:
+            if self._reads != reads and self._failure is not None:
+                raise self._failure  # the read this task waited for failed
+            if not (self._initialize or self._stale):
+                return  # another task read it
+            self._reads += 1
+            try:
+                with reading_slots(self._spec):
+                    if self._initialize:
+                        await self.initialize()
+                    else:
+                        await self.nodes_manager.initialize()
+            except BaseException as exc:
+                self._failure = exc
+                raise
+            self._stale, self._failure = False, None
+
+    async def admit(self) -> bool:
+        """Wait for a free slot (``False``: this task already holds one, for a command inside
+        a pipeline it runs). Then make sure the slot map has been read."""
+        if _holding.get():
+            return False
+        slots = self._slots
+        if slots is None:
+            slots = self._slots = asyncio.Semaphore(self._limit)
+        if slots.locked():
+            try:
+                async with asyncio.timeout(self._wait):
+                    await slots.acquire()
+            except TimeoutError:
+                raise redis.exceptions.TimeoutError(
+                    f"no free connection to the Redis Cluster within {self._wait} s "
+                    f"({self._limit} in use)"
+                ) from None
+        else:
+            await slots.acquire()  # free: returns at once, without a timer
+        if self._initialize:  # redis-py 8.1 breaks when tasks first use a client at once
+            try:
+                await self.ready()
+            except BaseException:
+                slots.release()
+                raise
+        return True
+
+    def leave(self, admitted: bool) -> None:
+        if admitted and self._slots is not None:
+            self._slots.release()
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        admitted = await self.admit()
+        token = _holding.set(True)
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except TypeError as exc:
+            raise _closed_transport(exc) from exc
+        finally:
+            _holding.reset(token)
+            self.leave(admitted)
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
+        if shard_hint:
+            return super().pipeline(transaction, shard_hint)
+        return _BoundedPipeline(self, transaction)  # type: ignore[abstract]
+
+    # -- the nodes, for the single-node steps ------------------------------------------------
+
+    async def node_of(self, key: str) -> tuple[str, AsyncHandle]:
+        """The name (``host:port``) and plain client of the primary that owns ``key``'s slot
+        now, the slot map read on the loop first where it is due."""
+        await self.ready()
+        node = self.get_node_from_key(key)
+        if node is None:  # redis-py raises SlotNotCoveredError first; typed as Optional
+            raise redis.exceptions.ClusterDownError(f"no node serves the slot of {key!r}")
+        found = self._node_handles.get(node.name)
+        if found is None or found[0] is not node:  # new, or redis-py replaced the node
+            spec = self._spec
+            kwargs = spec.client_kwargs()
+            # The single-node rule (pools.py): past max_connections a task waits for a free
+            # connection, at most the socket timeout.
+            kwargs.update(max_connections=spec.max_connections, timeout=pool_wait(kwargs))
+            pool = WaitingConnectionPool(host=node.host, port=node.port, **kwargs)
+            client = aredis.Redis(connection_pool=pool)
+            scripts = {name: client.register_script(src) for name, src in SOURCES.items()}
+            if found is not None:
+                await found[1].client.aclose(close_connection_pool=True)
+            found = self._node_handles[node.name] = (node, AsyncHandle(client, scripts))
+        return node.name, found[1]
+
+    async def aclose(self) -> None:
+        handles, self._node_handles = self._node_handles, {}
+        try:
+            for _, handle in handles.values():
+                await handle.client.aclose(close_connection_pool=True)
+        finally:
+            await super().aclose()
+
+
+class _BoundedPipeline(acluster.ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
+        client: BoundedAsyncCluster = self.cluster_client  # type: ignore[assignment]
+        admitted = await client.admit()
+        token = _holding.set(True)
+        try:
+            return await super().execute(raise_on_error, allow_redirections)
+        except TypeError as exc:
+            raise _closed_transport(exc) from exc
+        finally:
+            _holding.reset(token)
+            client.leave(admitted)
+
+
+def _closed_transport(exc: TypeError) -> BaseException:
+    """redis-py 8.1's async cluster can write on a connection whose transport a failed node
+    already closed, and asyncio then raises ``TypeError`` (``_write_ready`` is None): that is
+    a lost connection (an outage for this call), not a bad argument. Any other TypeError is
+    returned unchanged."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = tb.tb_frame.f_code.co_filename if tb is not None else ""
+    if where.endswith(("selector_events.py", "transports.py", "proactor_events.py")):
+        return redis.exceptions.ConnectionError(f"connection lost mid-write ({exc})")
+    return exc
+
+
+def async_client(spec: ClusterSpec) -> BoundedAsyncCluster:
+    """A new async cluster client of ``spec``, for the running event loop."""
+    startup = [acluster.ClusterNode(host, port) for host, port in spec.nodes]
+    return BoundedAsyncCluster(
+        startup_nodes=startup,
+        limit=spec.max_connections,
+        wait=spec.socket_timeout,
+        spec=spec,
+        **spec.client_kwargs(),
+    )
