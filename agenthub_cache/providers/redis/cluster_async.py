@@ -5,8 +5,11 @@
 * Its slot map is read on the loop (``ready``), never by the sync client: one task reads it,
   the others wait for that read and share its outcome (a failure is not tried again by each
   waiter in turn).
-* ``node_handle`` gives the plain ``redis.asyncio`` client of one node, on which the
-  single-node steps run (every key of a hash tag lives on the node that owns its slot).
+* ``node_of`` gives the plain ``redis.asyncio`` client of one node, on which the single-node
+  steps run (every key of a hash tag lives on the node that owns its slot). It draws on the
+  cluster client's own connections to that node (``_NodePool``) and takes a slot of the same
+  semaphore for each command or pipeline: so ``max_connections`` caps what a loop has in
+  flight over all nodes together, and no node ever holds more connections than that.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ import redis.asyncio.cluster as acluster
 from agenthub_cache.providers.redis.cluster_nodes import reading_slots
 from agenthub_cache.providers.redis.cluster_settings import ClusterSpec
 from agenthub_cache.providers.redis.connections import AsyncHandle
-from agenthub_cache.providers.redis.pools import WaitingConnectionPool, pool_wait
 from agenthub_cache.providers.redis.scripts import SOURCES
 
 _holding: contextvars.ContextVar[bool] = contextvars.ContextVar(
@@ -141,26 +143,59 @@ class BoundedAsyncCluster(acluster.RedisCluster):
             raise redis.exceptions.ClusterDownError(f"no node serves the slot of {key!r}")
         found = self._node_handles.get(node.name)
         if found is None or found[0] is not node:  # new, or redis-py replaced the node
-            spec = self._spec
-            kwargs = spec.client_kwargs()
-            # The single-node rule (pools.py): past max_connections a task waits for a free
-            # connection, at most the socket timeout.
-            kwargs.update(max_connections=spec.max_connections, timeout=pool_wait(kwargs))
-            pool = WaitingConnectionPool(host=node.host, port=node.port, **kwargs)
-            client = aredis.Redis(connection_pool=pool)
+            client = aredis.Redis(connection_pool=_NodePool(self, node))
             scripts = {name: client.register_script(src) for name, src in SOURCES.items()}
-            if found is not None:
-                await found[1].client.aclose(close_connection_pool=True)
             found = self._node_handles[node.name] = (node, AsyncHandle(client, scripts))
         return node.name, found[1]
 
     async def aclose(self) -> None:
-        handles, self._node_handles = self._node_handles, {}
+        self._node_handles = {}  # their connections are the nodes', closed here
+        await super().aclose()
+
+
+class _NodePool(aredis.ConnectionPool):
+    """One node's connections of a ``BoundedAsyncCluster``, as the pool of a plain client.
+
+    Each command or pipeline first takes a slot of the cluster client's semaphore (waiting as
+    the client's own commands do), then one of the node's connections, and gives both back
+    when done. The cluster client owns the connections: closing this pool closes nothing.
+    """
+
+    def __init__(self, cluster: BoundedAsyncCluster, node: Any) -> None:
+        super().__init__(connection_class=node.connection_class, **node.connection_kwargs)
+        self._cluster, self._node = cluster, node
+        self._admitted: dict[int, bool] = {}
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        admitted = await self._cluster.admit()
         try:
-            for _, handle in handles.values():
-                await handle.client.aclose(close_connection_pool=True)
-        finally:
-            await super().aclose()
+            connection = self._node.acquire_connection()
+        except BaseException:
+            self._cluster.leave(admitted)
+            raise
+        self._admitted[id(connection)] = admitted
+        reconnect = getattr(self._node, "disconnect_if_needed", None)  # redis-py >= 8
+        if reconnect is not None:
+            try:
+                await reconnect(connection)
+            except BaseException:
+                await self.release(connection)
+                raise
+        return connection
+
+    async def release(self, connection: Any) -> None:
+        give_back = getattr(self._node, "release", None)  # redis-py >= 6
+        if give_back is not None:
+            give_back(connection)
+        else:
+            self._node._free.append(connection)
+        self._cluster.leave(self._admitted.pop(id(connection), False))
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:
+        """The cluster client's connections: it closes them."""
+
+    async def aclose(self) -> None:
+        """The cluster client's connections: it closes them."""
 
 
 class _BoundedPipeline(acluster.ClusterPipeline):
