@@ -22,7 +22,7 @@ import redis
 import redis.asyncio as aredis
 import redis.asyncio.cluster as acluster
 
-from agenthub_cache.providers.redis.cluster_nodes import reading_slots
+from agenthub_cache.providers.redis.cluster_nodes import aanswering, node_name, reading_slots
 from agenthub_cache.providers.redis.cluster_settings import ClusterSpec
 from agenthub_cache.providers.redis.connections import AsyncHandle
 from agenthub_cache.providers.redis.scripts import SOURCES
@@ -57,6 +57,10 @@ class BoundedAsyncCluster(acluster.RedisCluster):
         self._failure: BaseException | None = None
         #: Each node's plain client, with the node object it was made for.
         self._node_handles: dict[str, tuple[Any, AsyncHandle]] = {}
+        #: The startup nodes as given (the first read asks only those that answer), and
+        #: whether a read has worked yet.
+        self._given_startup = dict(self.nodes_manager.startup_nodes)
+        self._has_read = False
 
     def mark_stale(self) -> None:
         self._stale = True
@@ -76,6 +80,12 @@ class BoundedAsyncCluster(acluster.RedisCluster):
             self._reads += 1
             try:
                 with reading_slots(self._spec):
+                    if not self._has_read:  # redis-py would ask each node in turn
+                        answered = {node_name(*node) for node in await aanswering(self._spec)}
+                        given = self._given_startup
+                        self.nodes_manager.startup_nodes = {
+                            name: node for name, node in given.items() if node.name in answered
+                        } or dict(given)
                     if self._initialize:
                         await self.initialize()
                     else:
@@ -83,7 +93,7 @@ class BoundedAsyncCluster(acluster.RedisCluster):
             except BaseException as exc:
                 self._failure = exc
                 raise
-            self._stale, self._failure = False, None
+            self._stale, self._failure, self._has_read = False, None, True
 
     async def admit(self) -> bool:
         """Wait for a free slot (``False``: this task already holds one, for a command inside

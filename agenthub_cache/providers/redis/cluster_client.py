@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Sequence
@@ -28,15 +29,17 @@ from redis.exceptions import NoScriptError
 
 from agenthub_cache.exceptions import NotSupported
 from agenthub_cache.providers.redis.cluster_async import BoundedAsyncCluster, async_client
-from agenthub_cache.providers.redis.cluster_nodes import reading_slots
+from agenthub_cache.providers.redis.cluster_nodes import answering, reading_slots
 from agenthub_cache.providers.redis.cluster_settings import ClusterSpec
 from agenthub_cache.providers.redis.connections import AsyncHandle, Connection
 from agenthub_cache.providers.redis.scripts import SOURCES
 
 
 def _sync_client(spec: ClusterSpec) -> Any:
-    """A new ``redis.cluster.RedisCluster`` of ``spec`` (its methods are untyped)."""
-    startup = [scluster.ClusterNode(host, port) for host, port in spec.nodes]  # type: ignore[no-untyped-call]
+    """A new ``redis.cluster.RedisCluster`` of ``spec`` (its methods are untyped), from the
+    startup nodes that answer (all asked at once: one timeout, however many hang)."""
+    nodes = answering(spec)
+    startup = [scluster.ClusterNode(host, port) for host, port in nodes]  # type: ignore[no-untyped-call]
     return scluster.RedisCluster(
         startup_nodes=startup, max_connections=spec.max_connections, **spec.client_kwargs()
     )
@@ -51,6 +54,8 @@ class ClusterConnection:
 
     The sync client is created on first use, so that an unreachable cluster fails the call
     that needs it (an outage, under the namespace's policy), not the service's creation.
+    Threads that wait while another creates it share that attempt's outcome: while the
+    cluster is unreachable, each fails after at most one attempt's time, not one per waiter.
     """
 
     spec: ClusterSpec
@@ -59,6 +64,9 @@ class ClusterConnection:
     _nodes: dict[str, Connection] = field(default_factory=dict)
     _stale: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Attempts to create the sync client so far, and the last one's failure.
+    _attempts: int = 0
+    _failure: BaseException | None = None
     #: The last loop's handle, for the common case of one loop (no dict lookups).
     _last: tuple[asyncio.AbstractEventLoop, AsyncHandle] | None = None
 
@@ -66,10 +74,20 @@ class ClusterConnection:
     def client(self) -> Any:
         client = self._client
         if client is None:
+            attempts = self._attempts
             with self._lock:
                 if self._client is None:
-                    with reading_slots(self.spec):
-                        created = _sync_client(self.spec)
+                    failure = self._failure
+                    if self._attempts != attempts and failure is not None:
+                        raise copy.copy(failure) from failure  # the attempt this one waited for
+                    self._attempts += 1
+                    try:
+                        with reading_slots(self.spec):
+                            created = _sync_client(self.spec)
+                    except BaseException as exc:
+                        self._failure = exc
+                        raise
+                    self._failure = None
                     self._scripts = {n: created.register_script(s) for n, s in SOURCES.items()}
                     self._client = created
                 client = self._client

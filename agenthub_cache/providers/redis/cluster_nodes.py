@@ -1,19 +1,146 @@
 """Reading a Redis Cluster's slot map from its startup nodes, and what can go wrong there.
 
-A startup node that answers but has no cluster support is a misconfiguration, not an outage:
-``reading_slots`` turns redis-py's "cannot be connected ... Cluster mode is not enabled" into
-``NotAClusterError``, whose message names the fix (the cluster provider lists it among its
-refusals: ``CacheRefused``, never silenced by ``FAIL_SILENTLY``).
+* **Startup nodes that do not answer.** redis-py asks them one after another, each for up to
+  the socket timeout: with N that hang, every call that needs the slot map took N timeouts.
+  ``answering``/``aanswering`` PING them all at once and return as soon as one answers, with
+  the nodes that answered by then; the client is built from those. So a call takes about one
+  timeout whatever N is (``ConnectionError`` naming each node when none answers: an outage).
+* **A node without cluster support** is a misconfiguration, not an outage: ``reading_slots``
+  turns redis-py's "cannot be connected ... Cluster mode is not enabled" into
+  ``NotAClusterError``, whose message names the fix (the cluster provider lists it among its
+  refusals: ``CacheRefused``, never silenced by ``FAIL_SILENTLY``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import socket
 from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
 
-from redis.exceptions import RedisClusterException, ResponseError
+import redis
+import redis.asyncio as aredis
+from redis.asyncio.retry import Retry as ARetry
+from redis.backoff import NoBackoff
+from redis.cluster import cleanup_kwargs
+from redis.exceptions import AuthenticationError, RedisClusterException, ResponseError
+from redis.retry import Retry
 
 from agenthub_cache.providers.redis.cluster_settings import ClusterSpec
+
+Node = tuple[str, int]
+
+
+def node_name(host: str, port: int) -> str:
+    """redis-py's name of a node (``ClusterNode.name``: localhost resolved)."""
+    return f"{socket.gethostbyname(host) if host == 'localhost' else host}:{port}"
+
+
+def _probe_kwargs(spec: ClusterSpec) -> dict[str, Any]:
+    """What redis-py gives each node's client (``cleanup_kwargs``), with no retries."""
+    kwargs: dict[str, Any] = cleanup_kwargs(**spec.client_kwargs())  # type: ignore[no-untyped-call]
+    return kwargs
+
+
+def _answered(error: BaseException | None) -> bool:
+    """A reply, even a refusal (NOAUTH, WRONGPASS), means the node answers: reading the slot
+    map from it then says what is wrong, as redis-py tells it."""
+    return error is None or isinstance(error, AuthenticationError | ResponseError)
+
+
+def _ping(host: str, port: int, kwargs: dict[str, Any]) -> BaseException | None:
+    client = redis.Redis(**{**kwargs, "host": host, "port": port, "retry": Retry(NoBackoff(), 0)})
+    try:
+        client.ping()
+    except Exception as exc:
+        return exc
+    finally:
+        client.close()
+    return None
+
+
+def _none_answered(spec: ClusterSpec, problems: list[str]) -> redis.exceptions.ConnectionError:
+    return redis.exceptions.ConnectionError(
+        f"no startup node of the Redis Cluster {spec.location} answered within "
+        f"{spec.socket_timeout:g} s: " + "; ".join(problems)
+    )
+
+
+def answering(spec: ClusterSpec) -> list[Node]:
+    """The startup nodes that answer, in the order they did: all asked at once (a thread
+    each), returned at the first answer. One startup node is not asked (nothing to gain)."""
+    nodes = list(spec.nodes)
+    if len(nodes) == 1:
+        return nodes
+    kwargs = _probe_kwargs(spec)
+    pool = ThreadPoolExecutor(max_workers=len(nodes), thread_name_prefix="agenthub-cluster-ping")
+    try:
+        asked: dict[Future[BaseException | None], Node] = {
+            pool.submit(_ping, host, port, kwargs): (host, port) for host, port in nodes
+        }
+        answered: list[Node] = []
+        problems: list[str] = []
+        pending = set(asked)
+        while pending and not answered:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                (host, port), error = asked[future], future.result()
+                if _answered(error):
+                    answered.append((host, port))
+                else:
+                    problems.append(f"{host}:{port}: {error}")
+    finally:
+        pool.shutdown(wait=False)  # the others end by their own timeouts
+    if not answered:
+        raise _none_answered(spec, problems)
+    return answered
+
+
+async def _aping(host: str, port: int, kwargs: dict[str, Any]) -> BaseException | None:
+    client = aredis.Redis(**{**kwargs, "host": host, "port": port, "retry": ARetry(NoBackoff(), 0)})
+    try:
+        await client.ping()
+    except Exception as exc:
+        return exc
+    finally:
+        await client.aclose()
+    return None
+
+
+#: Pings still running after ``aanswering`` returned (kept, so the loop does not drop them).
+_stragglers: set[asyncio.Task[BaseException | None]] = set()
+
+
+async def aanswering(spec: ClusterSpec) -> list[Node]:
+    """``answering`` on the event loop: a task per node."""
+    nodes = list(spec.nodes)
+    if len(nodes) == 1:
+        return nodes
+    kwargs = _probe_kwargs(spec)
+    asked = {
+        asyncio.ensure_future(_aping(host, port, kwargs)): (host, port) for host, port in nodes
+    }
+    answered: list[Node] = []
+    problems: list[str] = []
+    pending = set(asked)
+    try:
+        while pending and not answered:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                (host, port), error = asked[task], task.result()
+                if _answered(error):
+                    answered.append((host, port))
+                else:
+                    problems.append(f"{host}:{port}: {error}")
+    finally:
+        for task in pending:  # they end by their own timeouts, and close their clients
+            _stragglers.add(task)
+            task.add_done_callback(_stragglers.discard)
+    if not answered:
+        raise _none_answered(spec, problems)
+    return answered
 
 
 class NotAClusterError(RedisClusterException):
