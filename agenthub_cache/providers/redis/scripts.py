@@ -247,6 +247,13 @@ refresh(idx)
 return n
 """
 
+#: KEYS: key; ARGV: delta. Django's ``incr()`` (``RedisClusterCache``): INCRBY only if the key
+#: exists, in one step (its TTL kept); nil for a missing key, which stays missing.
+INCR_EXISTING = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+return redis.call('INCRBY', KEYS[1], ARGV[1])
+"""
+
 #: KEYS: lock; ARGV: token. Deletes the lock only if this token holds it (1 if released).
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -262,6 +269,7 @@ SOURCES: Final[dict[str, str]] = {
         "delete": DELETE,
         "pop": POP,
         "incr": INCR,
+        "incr_existing": INCR_EXISTING,
         "touch": TOUCH,
         "live_members": LIVE_MEMBERS,
         "live_entries": LIVE_ENTRIES,
