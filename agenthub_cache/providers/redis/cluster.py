@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, ClassVar, TypeVar
 
+import redis.exceptions as redis_errors
 from django.core.cache.backends.base import BaseCache
 from redis.crc import key_slot
 from redis.exceptions import (
@@ -30,8 +31,6 @@ from redis.exceptions import (
     AuthenticationError,
     ClusterDownError,
     ClusterError,
-    CrossSlotTransactionError,
-    InvalidPipelineStack,
     RedisClusterException,
     TryAgainError,
 )
@@ -55,6 +54,14 @@ from agenthub_cache.providers.redis.steps import prune as prune_steps
 from agenthub_cache.providers.redis.steps import stats as stats_steps
 
 T = TypeVar("T")
+
+#: redis-py's refusals of a cross-slot transaction in a cluster pipeline (redis-py 6 on; 5.x
+#: has neither class, nor such transactions to refuse).
+_TRANSACTION_REFUSALS: tuple[type[BaseException], ...] = tuple(
+    getattr(redis_errors, name)
+    for name in ("CrossSlotTransactionError", "InvalidPipelineStack")
+    if hasattr(redis_errors, name)
+)
 
 #: What a cluster says while it fails over or reshards: an outage of the call, not a bug.
 CLUSTER_UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -80,8 +87,7 @@ class RedisClusterProvider(RedisProvider):
     refused_errors: tuple[type[BaseException], ...] = (
         AuthenticationError,
         NotAClusterError,
-        CrossSlotTransactionError,
-        InvalidPipelineStack,
+        *_TRANSACTION_REFUSALS,
     )
 
     def __init__(self, backend: BaseCache, alias: str, namespace: str) -> None:

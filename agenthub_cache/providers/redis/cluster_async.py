@@ -140,7 +140,9 @@ class BoundedAsyncCluster(acluster.RedisCluster):
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
         if shard_hint:
             return super().pipeline(transaction, shard_hint)
-        return _BoundedPipeline(self, transaction)  # type: ignore[abstract]
+        if transaction:  # redis-py 5.x's ClusterPipeline takes the client alone
+            return _BoundedPipeline(self, transaction)  # type: ignore[abstract]
+        return _BoundedPipeline(self)  # type: ignore[abstract]
 
     # -- the nodes, for the single-node steps ------------------------------------------------
 
@@ -210,7 +212,8 @@ class _NodePool(aredis.ConnectionPool):
 
 class _BoundedPipeline(acluster.ClusterPipeline):
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
-        client: BoundedAsyncCluster = self.cluster_client  # type: ignore[assignment]
+        # redis-py 6+ names it cluster_client; 5.x, _client
+        client: BoundedAsyncCluster = getattr(self, "cluster_client", None) or self._client  # type: ignore[attr-defined]
         admitted = await client.admit()
         token = _holding.set(True)
         try:
