@@ -93,11 +93,17 @@ class BoundedAsyncCluster(acluster.RedisCluster):
             except BaseException as exc:
                 self._failure = exc
                 raise
+            if not self._has_read:  # redis-py keeps the connection it asked on, beside the
+                live = self.nodes_manager.nodes_cache  # node's own: one over the cap
+                for node in self._given_startup.values():
+                    if live.get(node.name) is not node:
+                        await node.disconnect()
             self._stale, self._failure, self._has_read = False, None, True
 
     async def admit(self) -> bool:
         """Wait for a free slot (``False``: this task already holds one, for a command inside
-        a pipeline it runs). Then make sure the slot map has been read."""
+        a pipeline it runs). Then make sure the slot map has been read: a read holds a slot
+        too, so it never needs a connection past the cap."""
         if _holding.get():
             return False
         slots = self._slots
@@ -114,7 +120,7 @@ class BoundedAsyncCluster(acluster.RedisCluster):
                 ) from None
         else:
             await slots.acquire()  # free: returns at once, without a timer
-        if self._initialize:  # redis-py 8.1 breaks when tasks first use a client at once
+        if self._initialize or self._stale:  # redis-py 8.1 breaks if tasks initialize at once
             try:
                 await self.ready()
             except BaseException:
@@ -149,7 +155,7 @@ class BoundedAsyncCluster(acluster.RedisCluster):
     async def node_of(self, key: str) -> tuple[str, AsyncHandle]:
         """The name (``host:port``) and plain client of the primary that owns ``key``'s slot
         now, the slot map read on the loop first where it is due."""
-        await self.ready()
+        self.leave(await self.admit())  # reads the slot map if due, holding a slot
         node = self.get_node_from_key(key)
         if node is None:  # redis-py raises SlotNotCoveredError first; typed as Optional
             raise redis.exceptions.ClusterDownError(f"no node serves the slot of {key!r}")

@@ -50,8 +50,7 @@ def _answered(error: BaseException | None) -> bool:
     return error is None or isinstance(error, AuthenticationError | ResponseError)
 
 
-def _ping(host: str, port: int, kwargs: dict[str, Any]) -> BaseException | None:
-    client = redis.Redis(**{**kwargs, "host": host, "port": port, "retry": Retry(NoBackoff(), 0)})
+def _ping(client: redis.Redis) -> BaseException | None:
     try:
         client.ping()
     except Exception as exc:
@@ -74,15 +73,14 @@ def answering(spec: ClusterSpec) -> list[Node]:
     nodes = list(spec.nodes)
     if len(nodes) == 1:
         return nodes
-    kwargs = _probe_kwargs(spec)
+    kwargs = {**_probe_kwargs(spec), "retry": Retry(NoBackoff(), 0)}
+    clients = {node: redis.Redis(**{**kwargs, "host": node[0], "port": node[1]}) for node in nodes}
     pool = ThreadPoolExecutor(max_workers=len(nodes), thread_name_prefix="agenthub-cluster-ping")
+    asked = {pool.submit(_ping, client): node for node, client in clients.items()}
+    answered: list[Node] = []
+    problems: list[str] = []
+    pending: set[Future[BaseException | None]] = set(asked)
     try:
-        asked: dict[Future[BaseException | None], Node] = {
-            pool.submit(_ping, host, port, kwargs): (host, port) for host, port in nodes
-        }
-        answered: list[Node] = []
-        problems: list[str] = []
-        pending = set(asked)
         while pending and not answered:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
@@ -92,7 +90,9 @@ def answering(spec: ClusterSpec) -> list[Node]:
                 else:
                     problems.append(f"{host}:{port}: {error}")
     finally:
-        pool.shutdown(wait=False)  # the others end by their own timeouts
+        for future in pending:  # the nodes that have not answered yet: no more waiting, and
+            clients[asked[future]].connection_pool.disconnect()  # their sockets closed now
+        pool.shutdown(wait=False)
     if not answered:
         raise _none_answered(spec, problems)
     return answered
@@ -107,10 +107,6 @@ async def _aping(host: str, port: int, kwargs: dict[str, Any]) -> BaseException 
     finally:
         await client.aclose()
     return None
-
-
-#: Pings still running after ``aanswering`` returned (kept, so the loop does not drop them).
-_stragglers: set[asyncio.Task[BaseException | None]] = set()
 
 
 async def aanswering(spec: ClusterSpec) -> list[Node]:
@@ -135,9 +131,10 @@ async def aanswering(spec: ClusterSpec) -> list[Node]:
                 else:
                     problems.append(f"{host}:{port}: {error}")
     finally:
-        for task in pending:  # they end by their own timeouts, and close their clients
-            _stragglers.add(task)
-            task.add_done_callback(_stragglers.discard)
+        for task in pending:  # the nodes that have not answered yet: no more waiting
+            task.cancel()
+        if pending:  # each closes its connection: none outlives the search
+            await asyncio.wait(pending)
     if not answered:
         raise _none_answered(spec, problems)
     return answered
