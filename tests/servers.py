@@ -14,7 +14,8 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def frozen_listeners(count: int = 1) -> Iterator[list[str]]:
+    """``count`` redis:// URLs of loopback ports that accept connections (into the kernel's
+    backlog) and never answer: servers that hang, as a frozen process or a black-holed node."""
+    sockets = []
+    try:
+        for _ in range(count):
+            listener = socket.socket()
+            sockets.append(listener)
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(512)
+        yield [f"redis://127.0.0.1:{listener.getsockname()[1]}" for listener in sockets]
+    finally:
+        for listener in sockets:
+            listener.close()
 
 
 def wait_listening(

@@ -1,17 +1,20 @@
 """The cluster under concurrency, and the deployment checks against the real test cluster:
 1,000 tasks on a pool of 4 connections per node wait for a connection (never
-``MaxConnectionsError``); a healthy cluster passes E016; an ``allkeys-*`` policy is W003."""
+``MaxConnectionsError``) and no node ever holds more than 4; a healthy cluster passes E016;
+an ``allkeys-*`` policy is W003."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.test.utils import override_settings
 
-from agenthub_cache import checks, checks_cluster
+from agenthub_cache import checks, checks_cluster, namespaces
 from tests import servers
 from tests.conftest import cluster_cache_settings, make_service, unique_namespace
 
@@ -41,6 +44,77 @@ async def test_a_thousand_tasks_wait_for_four_connections(small_pool: str) -> No
         assert len(await service.afind("g", "3")) == TASKS // 5
     finally:
         await service.aclear()
+
+
+CAP = 4
+
+
+@pytest.fixture
+def capped(stores: dict[str, Any], redis_cluster: servers.Cluster) -> Iterator[tuple[str, str]]:
+    """A namespace spread over every primary (SLOTS 16) on an alias with max_connections 4,
+    whose connections carry a name of their own; the namespace's and that name."""
+    name, namespace = f"ahc-cap-{uuid.uuid4().hex[:10]}", unique_namespace("cap")
+    pool = {"max_connections": CAP, "client_name": name}
+    options = {"SOCKET_TIMEOUT": 5, "CONNECTION_POOL_KWARGS": pool}
+    configured = {**stores, "capped": cluster_cache_settings(redis_cluster, OPTIONS=options)}
+    declared = {namespace: {"CACHE": "capped", "TTL": 60, "SLOTS": 16}}
+    with override_settings(CACHES=configured, AGENTHUB_CACHE={"NAMESPACES": declared}):
+        yield namespace, name
+
+
+def connections_per_node(cluster: servers.Cluster, name: str) -> dict[str, int]:
+    """How many connections named ``name`` each node has open now (CLIENT LIST)."""
+    import redis
+
+    counts = {}
+    for server in cluster.nodes:
+        with redis.Redis(host=server.host, port=server.port) as client:
+            listed = client.client_list()
+        counts[server.location] = sum(1 for c in listed if c.get("name") == name)
+    return counts
+
+
+async def test_no_node_ever_holds_more_than_max_connections(
+    capped: tuple[str, str], redis_cluster: servers.Cluster
+) -> None:
+    """1,000 tasks mixing single commands and scripts (the cluster client) with multi-step
+    operations (a node's plain client), on every primary: the connections to each node,
+    counted by the servers themselves while the load runs and after it, never exceed
+    max_connections. The node clients of the steps had pools of their own beside the
+    cluster client's (up to twice the cap), and redis-py kept the connection it read the
+    slot map on beside the node's own (one over)."""
+    namespace, name = capped
+    service = namespaces[namespace]
+    peak: dict[str, int] = {}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while True:
+            for node, count in connections_per_node(redis_cluster, name).items():
+                peak[node] = max(peak.get(node, 0), count)
+            if stop.wait(0.02):
+                return
+
+    async def one(n: int) -> None:
+        await service.aset(f"k{n}", n, indexes={"g": str(n % 5)})  # a script
+        assert await service.aget_or_set(f"k{n}", -1) == n  # steps
+        assert f"k{n}" in await service.afind("g", str(n % 5))  # steps
+        assert await service.aget(f"k{n}") == n  # a command
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        await asyncio.gather(*(one(n) for n in range(TASKS)))
+        assert await service.acount() == TASKS
+    finally:
+        stop.set()
+        await asyncio.to_thread(sampler.join)
+        await service.aclear()
+    for node, count in connections_per_node(redis_cluster, name).items():
+        peak[node] = max(peak.get(node, 0), count)
+    primaries = [server.location for server in redis_cluster.primaries]
+    assert all(peak[node] > 0 for node in primaries), peak  # the load reached every primary
+    assert max(peak.values()) <= CAP, peak
 
 
 def test_a_healthy_cluster_passes_the_deploy_check(cluster_alias: str) -> None:

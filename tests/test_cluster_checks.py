@@ -5,17 +5,20 @@ refused port, the suite's single Redis, and one cluster node that serves no slot
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.core.cache import caches
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test.utils import override_settings
+from redis.exceptions import RedisClusterException
 
-from agenthub_cache import CacheService, CacheUnavailable, checks, checks_cluster
+from agenthub_cache import CacheRefused, CacheService, CacheUnavailable, checks, checks_cluster
 from tests import servers
 
 CLUSTER = "agenthub_cache.backends.RedisClusterCache"
@@ -50,7 +53,7 @@ def test_a_bad_cluster_location_is_reported_beside_a_settings_error() -> None:
 
 
 @pytest.mark.parametrize("slots", [0, -1, 1025, "4", True, 2.5])
-def test_bad_slots_is_e009(slots: Any) -> None:
+def test_bad_slots_is_e014(slots: Any) -> None:
     with override_settings(AGENTHUB_CACHE={"NAMESPACES": {"big": {"SLOTS": slots}}}):
         messages = checks.check_settings()
     assert ids(messages) == [checks.E014]
@@ -58,7 +61,7 @@ def test_bad_slots_is_e009(slots: Any) -> None:
     assert messages[0].hint
 
 
-def test_slots_above_one_off_a_cluster_warns_w005() -> None:
+def test_slots_above_one_off_a_cluster_warns_w006() -> None:
     setting = {"CACHE": "redis", "NAMESPACES": {"big": {"SLOTS": 16}, "small": {}}}
     with override_settings(AGENTHUB_CACHE=setting):
         messages = checks.check_settings()
@@ -84,7 +87,7 @@ def test_slots_on_a_cluster_alias_is_fine() -> None:
         ("redis://127.0.0.1:7000", {"KEY_PREFIX": "{site}"}, "brace"),
     ],
 )
-def test_bad_cluster_location_is_e010_naming_the_alias(
+def test_bad_cluster_location_is_e015_naming_the_alias(
     location: Any, extra: dict[str, Any], expected: str
 ) -> None:
     with override_settings(CACHES=with_alias(location, **extra)):
@@ -94,7 +97,7 @@ def test_bad_cluster_location_is_e010_naming_the_alias(
     assert expected in messages[0].msg
 
 
-def test_manage_py_check_reports_e010() -> None:
+def test_manage_py_check_reports_e015() -> None:
     with (
         override_settings(CACHES=with_alias("redis://127.0.0.1:7000/3")),
         pytest.raises(SystemCheckError, match=checks_cluster.E015),
@@ -120,7 +123,7 @@ def deploy_messages(location: Any) -> list[Any]:
     return messages
 
 
-def test_unreachable_startup_nodes_are_e011() -> None:
+def test_unreachable_startup_nodes_are_e016() -> None:
     dead = [f"redis://127.0.0.1:{servers.free_port()}" for _ in range(2)]
     messages = deploy_messages(dead)
     assert ids(messages) == [checks_cluster.E016]
@@ -129,14 +132,14 @@ def test_unreachable_startup_nodes_are_e011() -> None:
     assert messages[0].hint
 
 
-def test_a_single_redis_is_not_a_cluster_e011(redis_server: servers.Server) -> None:
+def test_a_single_redis_is_not_a_cluster_e016(redis_server: servers.Server) -> None:
     messages = deploy_messages(redis_server.url)
     assert ids(messages) == [checks_cluster.E016]
     assert "without cluster support" in messages[0].msg
     assert "django_redis.cache.RedisCache" in messages[0].hint
 
 
-def test_a_cluster_with_slots_not_covered_is_e011(slotless_node: servers.Server) -> None:
+def test_a_cluster_with_slots_not_covered_is_e016(slotless_node: servers.Server) -> None:
     messages = deploy_messages(slotless_node.url)
     assert ids(messages) == [checks_cluster.E016]
     assert "cluster_state:fail" in messages[0].msg
@@ -156,3 +159,34 @@ def test_an_unreachable_cluster_fails_calls_fast_with_the_alias() -> None:
         assert silent.get("k", "dflt") == "dflt"
         assert silent.set("k", 1) is False
         assert time.monotonic() - started < 5
+
+
+def test_a_single_redis_as_location_is_refused_naming_the_fix(redis_server: servers.Server) -> None:
+    """At run time, a LOCATION that is a plain Redis (cluster support disabled) is a
+    misconfiguration, not an outage: ``CacheRefused`` naming the alias and the fix, sync and
+    async, also under FAIL_SILENTLY (which silences only an unreachable store). It was
+    ``CacheUnavailable`` ("Cluster mode is not enabled"), and FAIL_SILENTLY returned the
+    default forever."""
+    with override_settings(CACHES=with_alias(redis_server.url)):
+        loud = CacheService("cl-plain", default_ttl=60, cache="cl")
+        silent = CacheService("cl-plain", default_ttl=60, cache="cl", fail_silently=True)
+        for service in (loud, silent):
+            with pytest.raises(CacheRefused, match="'cl'") as raised:
+                service.get("k", "dflt")
+            message = str(raised.value)
+            assert "without cluster support" in message
+            assert "LOCATION" in message
+            assert "cluster-enabled yes" in message
+            with pytest.raises(CacheRefused, match="cluster-enabled yes"):
+                service.set("k", 1)
+
+        async def both() -> None:
+            for service in (loud, silent):
+                with pytest.raises(CacheRefused, match="cluster-enabled yes"):
+                    await service.aget("k", "dflt")
+                with pytest.raises(CacheRefused, match="cluster-enabled yes"):
+                    await service.afind("idx", "v")
+
+        asyncio.run(both())
+        with pytest.raises(RedisClusterException, match="cluster-enabled yes"):
+            caches["cl"].get("k")  # the Django backend itself names the fix too

@@ -3,7 +3,10 @@ and async, keys spread over every primary."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -78,3 +81,81 @@ async def test_django_async_api(cache: Any) -> None:
     }
     assert await cache.adelete("dj:n") is True
     assert await cache.aget("dj:n", "dflt") == "dflt"
+
+
+#: The sync methods a Django backend's async twin may hop to a thread for (BaseCache does,
+#: for each one the backend overrides, and always for clear/close).
+SYNC_TWINS = ["add", "get", "set", "touch", "delete", "get_many", "has_key", "incr", "decr"]
+SYNC_TWINS += ["set_many", "delete_many", "clear", "close", "get_or_set"]
+
+
+async def test_async_methods_run_on_the_async_client(cache: Any, monkeypatch: Any) -> None:
+    """Every a* method of the backend runs on redis.asyncio's RedisCluster, on the loop: none
+    calls its sync twin (Django's fallback runs it in a worker thread). aset_many,
+    adelete_many, atouch, aincr, adecr, aclear, aclose and aget_or_set did."""
+    called: list[tuple[str, int]] = []
+
+    def refuse(name: str) -> Any:
+        def sync_twin(self: Any, *args: Any, **kwargs: Any) -> Any:
+            called.append((name, threading.get_ident()))
+            raise AssertionError(f"{name}() ran for its async twin")
+
+        return types.MethodType(sync_twin, cache)
+
+    with monkeypatch.context() as patched:
+        for name in SYNC_TWINS:
+            patched.setattr(cache, name, refuse(name))
+        client = cache.client
+        await cache.aset_many({f"dj:{n}": n for n in range(20)}, timeout=30)
+        assert await cache.aget_many([f"dj:{n}" for n in range(20)]) == {
+            f"dj:{n}": n for n in range(20)
+        }
+        assert 0 < client.pttl(cache.make_key("dj:7")) <= 30_000
+        await cache.adelete_many([f"dj:{n}" for n in range(10)])
+        assert await cache.aget_many([f"dj:{n}" for n in range(12)]) == {"dj:10": 10, "dj:11": 11}
+        assert await cache.atouch("dj:10", timeout=None) is True
+        assert client.pttl(cache.make_key("dj:10")) == -1
+        assert await cache.atouch("dj:11", timeout=0) is True
+        assert await cache.aget("dj:11") is None
+        assert await cache.atouch("dj:missing") is False
+        assert await cache.aincr("dj:12", 5) == 17
+        assert await cache.adecr("dj:12", 2) == 15
+        with pytest.raises(ValueError, match="not found"):
+            await cache.aincr("dj:missing")
+        assert await cache.aget_or_set("dj:n", lambda: {"made": 1}) == {"made": 1}
+        assert await cache.aget_or_set("dj:n", "other") == {"made": 1}
+        client.set("not-prefixed-canary-a", b"keep")
+        try:
+            await cache.aclear()  # this alias's KEY_PREFIX only
+            assert await cache.aget_many([f"dj:{n}" for n in range(20)]) == {}
+            assert client.get("not-prefixed-canary-a") == b"keep"
+        finally:
+            client.delete("not-prefixed-canary-a")
+        await cache.aclose()
+        assert called == []
+
+
+def test_incr_keeps_the_ttl_and_never_recreates_a_vanished_key(cache: Any) -> None:
+    """incr() is one step on the server. It was EXISTS then INCRBY: a key that expired in
+    between came back as ``delta`` with no TTL, and no ValueError. The expiry is forced into
+    that window by deleting the key whenever the client has just asked whether it exists."""
+    cache.set("dj:n", 10, timeout=60)
+    assert cache.incr("dj:n", 5) == 15
+    assert 0 < cache.client.pttl(cache.make_key("dj:n")) <= 60_000  # TTL kept
+    stored = cache.make_key("dj:t")
+    client = cache.client
+    original = client.exists
+
+    def expire_after_exists(*names: Any) -> Any:
+        reply = original(*names)
+        client.delete(stored)  # it expires right now
+        return reply
+
+    cache.set("dj:t", 1, timeout=60)
+    client.exists = expire_after_exists
+    try:
+        with contextlib.suppress(ValueError):  # it expired: Django's answer for a missing key
+            cache.incr("dj:t")
+    finally:
+        del client.exists
+    assert client.exists(stored) == 0 or client.pttl(stored) > 0, "re-created without TTL"

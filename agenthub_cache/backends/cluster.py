@@ -145,10 +145,11 @@ class RedisClusterCache(BaseCache):
         return bool(self.client.exists(self._key(key, version)))
 
     def incr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
-        stored = self._key(key, version)
-        if not self.client.exists(stored):
+        """One script: a key that expires meanwhile is not re-created without its TTL."""
+        value = self.connection.run_script("incr_existing", [self._key(key, version)], [delta])
+        if value is None:
             raise ValueError(f"Key {key!r} not found.")
-        return int(self.client.incrby(stored, delta))
+        return int(value)
 
     def get_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
         by_stored = {self._key(key, version): key for key in keys}
@@ -182,8 +183,7 @@ class RedisClusterCache(BaseCache):
 
     def clear(self) -> None:
         """Delete this cache's keys (under its ``KEY_PREFIX`` and version) on every primary."""
-        match = _glob_escape(self.make_key("")) + "*"
-        client = self.client
+        match, client = self._match_all(), self.client
         for node in client.get_primaries():
             batch: list[bytes] = []
             for stored in client.scan_iter(match=match, count=SCAN_COUNT, target_nodes=node):
@@ -193,6 +193,10 @@ class RedisClusterCache(BaseCache):
                     batch = []
             if batch:
                 client.delete(*batch)
+
+    def _match_all(self) -> str:
+        """The SCAN pattern of every key of this cache (its KEY_PREFIX and version)."""
+        return _glob_escape(self.make_key("")) + "*"
 
     def close(self, **kwargs: Any) -> None:
         """Nothing to do: the cluster client is shared by the process."""
@@ -238,6 +242,76 @@ class RedisClusterCache(BaseCache):
             for stored, raw in zip(by_stored, values, strict=True)
             if raw is not None
         }
+
+    async def atouch(
+        self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> bool:
+        stored, px, client = self._key(key, version), self._px(timeout), self.async_client()
+        if px is None:
+            return bool(await client.persist(stored)) or bool(await client.exists(stored))
+        if px <= 0:
+            return bool(await client.delete(stored))
+        return bool(await client.pexpire(stored, px))
+
+    async def aincr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+        handle = self.connection.async_handle()
+        value = await handle.run_script("incr_existing", [self._key(key, version)], [delta])
+        if value is None:
+            raise ValueError(f"Key {key!r} not found.")
+        return int(value)
+
+    async def adecr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+        return await self.aincr(key, -delta, version)
+
+    async def aset_many(
+        self, data: Mapping[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> list[Any]:
+        px = self._px(timeout)
+        pipe = self.async_client().pipeline(transaction=False)
+        for key, value in data.items():
+            stored = self._key(key, version)
+            if px is not None and px <= 0:
+                pipe.delete(stored)
+            else:
+                pipe.set(stored, self.encode(value), px=px)
+        await pipe.execute()
+        return []
+
+    async def adelete_many(self, keys: Iterable[Any], version: int | None = None) -> None:
+        stored = [self._key(key, version) for key in keys]
+        if stored:
+            await self.async_client().delete(*stored)  # redis-py splits it by slot
+
+    async def aget_or_set(
+        self, key: Any, default: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> Any:
+        """Django's ``get_or_set`` on the async client (Django may hop to a thread for it)."""
+        missing = object()
+        value = await self.aget(key, missing, version=version)
+        if value is not missing:
+            return value
+        if callable(default):
+            default = default()
+        await self.aadd(key, default, timeout=timeout, version=version)
+        # Read again: another caller may have added a value since the first read.
+        return await self.aget(key, default, version=version)
+
+    async def aclear(self) -> None:
+        """``clear()`` on the async client: SCAN each primary, delete in batches."""
+        match, client = self._match_all(), self.async_client()
+        await client.ready()
+        for node in client.get_primaries():
+            batch: list[bytes] = []
+            async for stored in client.scan_iter(match=match, count=SCAN_COUNT, target_nodes=node):
+                batch.append(stored)
+                if len(batch) >= SCAN_COUNT:
+                    await client.delete(*batch)
+                    batch = []
+            if batch:
+                await client.delete(*batch)
+
+    async def aclose(self, **kwargs: Any) -> None:
+        """Nothing to do: the cluster clients are shared by the process (per event loop)."""
 
 
 def _glob_escape(text: str) -> str:

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, ClassVar, TypeVar
 
+import redis.exceptions as redis_errors
 from django.core.cache.backends.base import BaseCache
 from redis.crc import key_slot
 from redis.exceptions import (
@@ -30,8 +31,6 @@ from redis.exceptions import (
     AuthenticationError,
     ClusterDownError,
     ClusterError,
-    CrossSlotTransactionError,
-    InvalidPipelineStack,
     RedisClusterException,
     TryAgainError,
 )
@@ -40,6 +39,7 @@ from agenthub_cache import conf, keys
 from agenthub_cache.exceptions import NotSupported
 from agenthub_cache.providers.base import Capabilities, Flush, Provider
 from agenthub_cache.providers.redis.cluster_client import ClusterConnection
+from agenthub_cache.providers.redis.cluster_nodes import NotAClusterError
 from agenthub_cache.providers.redis.connections import UNAVAILABLE
 from agenthub_cache.providers.redis.driver import Steps, arun, run
 from agenthub_cache.providers.redis.fanout import run_together
@@ -55,6 +55,14 @@ from agenthub_cache.providers.redis.steps import stats as stats_steps
 from agenthub_cache.providers.scanning import ScanBudget
 
 T = TypeVar("T")
+
+#: redis-py's refusals of a cross-slot transaction in a cluster pipeline (redis-py 6 on; 5.x
+#: has neither class, nor such transactions to refuse).
+_TRANSACTION_REFUSALS: tuple[type[BaseException], ...] = tuple(
+    getattr(redis_errors, name)
+    for name in ("CrossSlotTransactionError", "InvalidPipelineStack")
+    if hasattr(redis_errors, name)
+)
 
 #: What a cluster says while it fails over or reshards: an outage of the call, not a bug.
 CLUSTER_UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -75,11 +83,12 @@ class RedisClusterProvider(RedisProvider):
     #: Checked before ``error_replies`` (``ResponseError``, inherited: OOM, NOPERM, CROSSSLOT
     #: are ``CacheRefused``), so CLUSTERDOWN, TRYAGAIN and MOVED/ASK stay an outage.
     unavailable_errors: tuple[type[BaseException], ...] = CLUSTER_UNAVAILABLE
-    #: Refusals, never silenced: bad credentials, and cross-slot calls (a bug, not an outage).
+    #: Refusals, never silenced: bad credentials, a LOCATION that is no cluster (a
+    #: misconfiguration: waiting does not fix it), cross-slot calls (a bug, not an outage).
     refused_errors: tuple[type[BaseException], ...] = (
         AuthenticationError,
-        CrossSlotTransactionError,
-        InvalidPipelineStack,
+        NotAClusterError,
+        *_TRANSACTION_REFUSALS,
     )
 
     def __init__(self, backend: BaseCache, alias: str, namespace: str) -> None:
@@ -162,11 +171,14 @@ class RedisClusterProvider(RedisProvider):
             raise
 
     async def _adrive(self, steps: Steps[T], layout: KeyLayout | None = None) -> T:
+        """As ``_drive``, with the node found on the loop by its async cluster client (never
+        the sync one, which would block the loop while it reads the slot map)."""
         tag = (layout or self.layout).listed_prefix()
         try:
-            return await arun(self.connection.anode(tag), steps)
+            _, node = await self.connection.anode(tag)
+            return await arun(node, steps)
         except self.unavailable_errors:
-            self.connection.mark_stale()
+            self.connection.amark_stale()
             raise
 
     def _each(self, make: Callable[[KeyLayout], Steps[T]]) -> list[T]:
@@ -290,9 +302,10 @@ class RedisClusterProvider(RedisProvider):
 
     def stats(self) -> dict[str, Any]:
         found = self._each(lambda layout: stats_steps(layout, index_values=True))
-        return self._merge_stats(list(zip(self.layouts, found, strict=True)))
+        where = [self.connection.node(layout.listed_prefix()).location for layout in self.layouts]
+        return self._merge_stats(list(zip(where, found, strict=True)))
 
-    def _merge_stats(self, parts: list[tuple[KeyLayout, dict[str, Any]]]) -> dict[str, Any]:
+    def _merge_stats(self, parts: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         """The namespace's figures, and the same per node (``nodes``). An index value filed
         in several tags (one index set in each) counts once, in the total and on each node;
         ``index_names`` is the union of the tags' names."""
@@ -302,8 +315,7 @@ class RedisClusterProvider(RedisProvider):
         node_values: dict[str, set[bytes]] = {}
         names: set[str] = set()
         node_names: dict[str, set[str]] = {}
-        for layout, found in parts:
-            location = self.connection.node(layout.listed_prefix()).location
+        for location, found in parts:
             node = nodes.setdefault(location, {})
             tag_values = found.pop("index_values")
             values |= tag_values
@@ -340,8 +352,8 @@ class RedisClusterProvider(RedisProvider):
     async def akeys(self, pattern: str = "*") -> list[str]:
         found: list[str] = []
         for layout in self.layouts:
-            client = self.connection.anode(layout.listed_prefix()).client
-            found += await self._akeys_in(layout, client, pattern)
+            _, node = await self.connection.anode(layout.listed_prefix())
+            found += await self._akeys_in(layout, node.client, pattern)
         return found
 
     async def aclear(self, progress: Callable[[int], None] | None = None) -> int:
@@ -365,7 +377,10 @@ class RedisClusterProvider(RedisProvider):
 
     async def astats(self) -> dict[str, Any]:
         found = await self._aeach(lambda layout: stats_steps(layout, index_values=True))
-        return self._merge_stats(list(zip(self.layouts, found, strict=True)))
+        where = [
+            (await self.connection.anode(layout.listed_prefix()))[0] for layout in self.layouts
+        ]
+        return self._merge_stats(list(zip(where, found, strict=True)))
 
 
 def _offset(notify: Callable[[int], None], base: int) -> Callable[[int], None]:

@@ -5,152 +5,43 @@ process (the spec itself comes from the alias's settings, in ``cluster_settings`
   MOVED/ASK and refreshes its slot map. Operations of several round trips run on the plain
   ``redis.Redis`` client of the primary that owns the namespace's slot (``node``): every key of
   one hash tag lives there, so the single-node steps run unchanged.
-* **async**: one ``redis.asyncio.cluster.RedisCluster`` per event loop (closed with the loop,
-  like the single-node clients), whose connections are bounded: a task that finds every
-  connection busy *waits* for one, up to the socket timeout, instead of failing with
-  ``MaxConnectionsError`` (redis-py's own behaviour).
+* **async**: one ``BoundedAsyncCluster`` (``cluster_async``) per event loop, closed with the
+  loop like the single-node clients. Everything async, the slot map and the node of a step
+  included, is found on the loop by that client (``anode``): nothing async waits on the sync
+  client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
+import copy
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
 import redis.asyncio as aredis
-import redis.asyncio.cluster as acluster
 import redis.cluster as scluster
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
+from agenthub_cache.exceptions import NotSupported
+from agenthub_cache.providers.redis.cluster_async import BoundedAsyncCluster, async_client
+from agenthub_cache.providers.redis.cluster_nodes import answering, reading_slots
 from agenthub_cache.providers.redis.cluster_settings import ClusterSpec
 from agenthub_cache.providers.redis.connections import AsyncHandle, Connection
-from agenthub_cache.providers.redis.pools import WaitingConnectionPool, pool_wait
 from agenthub_cache.providers.redis.scripts import SOURCES, declared_again
-
-# -- async: wait for a connection instead of failing -------------------------------------------
-
-_holding: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "agenthub_cluster_slot", default=False
-)
-
-
-class BoundedAsyncCluster(acluster.RedisCluster):
-    """``redis.asyncio`` RedisCluster whose commands and pipelines wait for a free slot.
-
-    At most ``limit`` commands (or pipelines) are in flight at once, so no node ever needs
-    more than ``limit`` connections; the rest wait up to ``wait`` seconds, then raise
-    ``redis.TimeoutError`` (an outage, under the namespace's policy). redis-py's own pool
-    would raise ``MaxConnectionsError`` at once: concurrency is not an outage.
-    """
-
-    def __init__(self, *args: Any, limit: int, wait: float, **kwargs: Any) -> None:
-        # The nodes' own limit is never reached: the semaphore admits at most ``limit``.
-        kwargs["max_connections"] = 2**31
-        super().__init__(*args, **kwargs)
-        self._limit, self._wait = limit, wait
-        self._slots: asyncio.Semaphore | None = None
-        self._init_lock = asyncio.Lock()
-
-    async def admit(self) -> bool:
-        """Wait for a free slot (``False``: this task already holds one, for a command inside
-        a pipeline it runs). Then make sure the client is initialized, by one task at a time."""
-        if _holding.get():
-            return False
-        slots = self._slots
-        if slots is None:
-            slots = self._slots = asyncio.Semaphore(self._limit)
-        if slots.locked():
-            try:
-                async with asyncio.timeout(self._wait):
-                    await slots.acquire()
-            except TimeoutError:
-                raise redis.exceptions.TimeoutError(
-                    f"no free connection to the Redis Cluster within {self._wait} s "
-                    f"({self._limit} in use)"
-                ) from None
-        else:
-            await slots.acquire()  # free: returns at once, without a timer
-        if self._initialize:  # redis-py 8.1 breaks when tasks first use a client at once
-            try:
-                async with self._init_lock:
-                    await self.initialize()
-            except BaseException:
-                slots.release()
-                raise
-        return True
-
-    def leave(self, admitted: bool) -> None:
-        if admitted and self._slots is not None:
-            self._slots.release()
-
-    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        admitted = await self.admit()
-        token = _holding.set(True)
-        try:
-            return await super().execute_command(*args, **kwargs)
-        except TypeError as exc:
-            raise _closed_transport(exc) from exc
-        finally:
-            _holding.reset(token)
-            self.leave(admitted)
-
-    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
-        if shard_hint:
-            return super().pipeline(transaction, shard_hint)
-        return _BoundedPipeline(self, transaction)  # type: ignore[abstract]
-
-
-class _BoundedPipeline(acluster.ClusterPipeline):
-    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
-        client: BoundedAsyncCluster = self.cluster_client  # type: ignore[assignment]
-        admitted = await client.admit()
-        token = _holding.set(True)
-        try:
-            return await super().execute(raise_on_error, allow_redirections)
-        except TypeError as exc:
-            raise _closed_transport(exc) from exc
-        finally:
-            _holding.reset(token)
-            client.leave(admitted)
-
-
-def _closed_transport(exc: TypeError) -> BaseException:
-    """redis-py 8.1's async cluster can write on a connection whose transport a failed node
-    already closed, and asyncio then raises ``TypeError`` (``_write_ready`` is None): that is
-    a lost connection (an outage for this call), not a bad argument. Any other TypeError is
-    returned unchanged."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    where = tb.tb_frame.f_code.co_filename if tb is not None else ""
-    if where.endswith(("selector_events.py", "transports.py", "proactor_events.py")):
-        return redis.exceptions.ConnectionError(f"connection lost mid-write ({exc})")
-    return exc
 
 
 def _sync_client(spec: ClusterSpec) -> Any:
-    """A new ``redis.cluster.RedisCluster`` of ``spec`` (its methods are untyped)."""
-    startup = [scluster.ClusterNode(host, port) for host, port in spec.nodes]  # type: ignore[no-untyped-call]
+    """A new ``redis.cluster.RedisCluster`` of ``spec`` (its methods are untyped), from the
+    startup nodes that answer (all asked at once: one timeout, however many hang)."""
+    nodes = answering(spec)
+    startup = [scluster.ClusterNode(host, port) for host, port in nodes]  # type: ignore[no-untyped-call]
     return scluster.RedisCluster(
         startup_nodes=startup, max_connections=spec.max_connections, **spec.client_kwargs()
-    )
-
-
-def _async_client(spec: ClusterSpec) -> BoundedAsyncCluster:
-    """A new async cluster client of ``spec``, for the running event loop."""
-    startup = [acluster.ClusterNode(host, port) for host, port in spec.nodes]
-    return BoundedAsyncCluster(
-        startup_nodes=startup,
-        limit=spec.max_connections,
-        wait=spec.socket_timeout,
-        **spec.client_kwargs(),
     )
 
 
@@ -163,6 +54,8 @@ class ClusterConnection:
 
     The sync client is created on first use, so that an unreachable cluster fails the call
     that needs it (an outage, under the namespace's policy), not the service's creation.
+    Threads that wait while another creates it share that attempt's outcome: while the
+    cluster is unreachable, each fails after at most one attempt's time, not one per waiter.
     """
 
     spec: ClusterSpec
@@ -171,6 +64,9 @@ class ClusterConnection:
     _nodes: dict[str, Connection] = field(default_factory=dict)
     _stale: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Attempts to create the sync client so far, and the last one's failure.
+    _attempts: int = 0
+    _failure: BaseException | None = None
     #: The last loop's handle, for the common case of one loop (no dict lookups).
     _last: tuple[asyncio.AbstractEventLoop, AsyncHandle] | None = None
 
@@ -178,9 +74,20 @@ class ClusterConnection:
     def client(self) -> Any:
         client = self._client
         if client is None:
+            attempts = self._attempts
             with self._lock:
                 if self._client is None:
-                    created = _sync_client(self.spec)
+                    failure = self._failure
+                    if self._attempts != attempts and failure is not None:
+                        raise copy.copy(failure) from failure  # the attempt this one waited for
+                    self._attempts += 1
+                    try:
+                        with reading_slots(self.spec):
+                            created = _sync_client(self.spec)
+                    except BaseException as exc:
+                        self._failure = exc
+                        raise
+                    self._failure = None
                     self._scripts = {n: created.register_script(s) for n, s in SOURCES.items()}
                     self._client = created
                 client = self._client
@@ -222,33 +129,33 @@ class ClusterConnection:
         self._stale = True
 
     def node(self, key: str) -> Connection:
-        """A plain single-node connection to the primary that owns ``key``'s slot now."""
+        """A plain single-node connection to the primary that owns ``key``'s slot now (sync
+        only: the async steps run on ``anode``)."""
         if self._stale:
             self._stale = False
-            self.client.nodes_manager.initialize()
+            with reading_slots(self.spec):
+                self.client.nodes_manager.initialize()
         node = self.client.get_node_from_key(key)
         found = self._nodes.get(node.name)
         if found is None:
             redis_client = self.client.get_redis_connection(node)
-            spec, host, port = self.spec, node.host, node.port
-
-            def make_async_pool() -> aredis.ConnectionPool:
-                # The single-node rule (pools.py): past max_connections a task waits for a
-                # free connection, at most the socket timeout.
-                kwargs = spec.client_kwargs()
-                kwargs.update(max_connections=spec.max_connections, timeout=pool_wait(kwargs))
-                return WaitingConnectionPool(host=host, port=port, **kwargs)
-
             found = Connection(
-                f"{self.signature}@{node.name}", node.name, redis_client, make_async_pool
+                f"{self.signature}@{node.name}", node.name, redis_client, _no_async_pool
             )
             found = self._nodes.setdefault(node.name, found)  # another thread's, if it won
         return found
 
-    def anode(self, key: str) -> AsyncHandle:
-        """This loop's client of the primary that owns ``key``'s slot now (the sync slot map
-        says which; redis-py keeps it current)."""
-        return self.node(key).async_handle()
+    async def anode(self, key: str) -> tuple[str, AsyncHandle]:
+        """The name and this loop's plain client of the primary that owns ``key``'s slot
+        now, found on the loop by the loop's async cluster client."""
+        cluster: BoundedAsyncCluster = self.async_handle().client  # type: ignore[assignment]
+        return await cluster.node_of(key)
+
+    def amark_stale(self) -> None:
+        """A step on this loop met a failed node or a moved slot: the loop's async client
+        re-reads the slot map before the next ``anode``."""
+        cluster: BoundedAsyncCluster = self.async_handle().client  # type: ignore[assignment]
+        cluster.mark_stale()
 
     def async_handle(self) -> AsyncHandle:
         """The running loop's async cluster client (created once per loop)."""
@@ -259,7 +166,7 @@ class ClusterConnection:
         handles = _async_handles.setdefault(loop, {})
         handle = handles.get(self.signature)
         if handle is None:
-            client: Any = _async_client(self.spec)
+            client: Any = async_client(self.spec)
             scripts = {name: client.register_script(src) for name, src in SOURCES.items()}
             handle = handles.setdefault(self.signature, AsyncHandle(client, scripts))
             _arm_close(loop)
@@ -271,9 +178,11 @@ class ClusterConnection:
         self._last = None
         handle = _async_handles.get(loop, {}).pop(self.signature, None)
         if handle is not None:
-            await handle.client.aclose()
-        for connection in list(self._nodes.values()):
-            await connection.aclose()
+            await handle.client.aclose()  # and its nodes' clients
+
+
+def _no_async_pool() -> aredis.ConnectionPool:
+    raise NotSupported("a cluster node's async client comes from ClusterConnection.anode()")
 
 
 _async_handles: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncHandle]] = (

@@ -340,6 +340,13 @@ refresh(idx)
 return count
 """
 
+#: KEYS: key; ARGV: delta. Django's ``incr()`` (``RedisClusterCache``): INCRBY only if the key
+#: exists, in one step (its TTL kept); nil for a missing key, which stays missing.
+INCR_EXISTING = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+return redis.call('INCRBY', KEYS[1], ARGV[1])
+"""
+
 #: Script name -> Lua source (each with the shared helpers in front).
 SOURCES: Final[dict[str, str]] = {
     name: _PRELUDE + body
@@ -349,6 +356,7 @@ SOURCES: Final[dict[str, str]] = {
         "delete": DELETE,
         "pop": POP,
         "incr": INCR,
+        "incr_existing": INCR_EXISTING,
         "touch": TOUCH,
         "live_members": LIVE_MEMBERS,
         "live_entries": LIVE_ENTRIES,
