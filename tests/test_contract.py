@@ -454,6 +454,16 @@ def test_lock_excludes_second_holder(service: CacheService) -> None:
     third.release()
 
 
+def test_lock_with_timeout_forever(service: CacheService) -> None:
+    """``timeout=FOREVER`` (as ``None``) holds the lock until it is released; LocMem, the
+    database and file caches raised TypeError (the raw FOREVER compared with an int)."""
+    for timeout in (FOREVER, None):
+        with service.lock("job", timeout=timeout, blocking_timeout=0.1) as held:
+            assert held.locked()
+            assert service.lock("job", timeout=10, blocking_timeout=0).acquire() is False
+        assert not service.lock("job", timeout=10).locked()
+
+
 # -- secondary indexes ----------------------------------------------------------------------
 
 
