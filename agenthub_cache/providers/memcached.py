@@ -170,7 +170,7 @@ class PyMemcacheProvider(MemcachedProvider):
         if client is None:
             return super().read_entries(keys_)
         make_key = self.backend.make_key  # the keys are valid by construction
-        generation = self.cached_scope()
+        generation = self.known_scope()
         gen_raw = make_key(self.generation_key())
         by_raw = {make_key(self.entry_key(key, generation)): key for key in keys_}
         found: dict[str, Any] = client.get_many([gen_raw, *by_raw])
