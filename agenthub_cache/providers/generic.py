@@ -126,15 +126,24 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
         """An unindexed set of a key that was never filed writes alone (no lock, no
         transaction); one that is filed, or gets indexes, writes and re-files under the index
         guard. The check comes first: checked after the write, an index read in between would
-        see the new value under the old filing."""
+        see the new value under the old filing.
+
+        An indexed set of the same key by another thread can land between the check and the
+        write, and would leave the key filed with this unindexed value. So an index write of
+        the namespace in that interval (``index_mark`` moved) sends this set down the guarded
+        path too: written again and unfiled, as if that indexed set had come first (it did
+        run within this call)."""
         scope = self.cached_scope()
         stored = self.entry_key(key, scope)
-        if indexes or self.maybe_filed(key, scope):
-            with self.index_guard():
-                self.backend.set(stored, value, timeout)
-                self.file_entry(key, indexes or {}, timeout, scope)
-            return True
-        self.write_entry(stored, value, timeout)
+        if not indexes:
+            mark = self.index_mark()
+            if mark is not None and not self.maybe_filed(key, scope):
+                self.write_entry(stored, value, timeout)
+                if self.index_mark() == mark:
+                    return True
+        with self.index_guard():
+            self.backend.set(stored, value, timeout)
+            self.file_entry(key, indexes or {}, timeout, scope)
         return True
 
     def add(
@@ -159,19 +168,21 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
     def set_many(self, mapping: Mapping[str, Any], timeout: float | None) -> list[str]:
         """Unfiled keys are written without a lock; if any key of the batch is filed, the batch
         is written and those keys unfiled under the index guard (checked before the write, so an
-        index read never sees a new value under its old filing)."""
+        index read never sees a new value under its old filing). An index write of the namespace
+        between the check and the write sends the batch down the guarded path too, as ``set``."""
         scope = self.cached_scope()
         by_stored = {self.entry_key(key, scope): key for key in mapping}
         values = {stored: mapping[key] for stored, key in by_stored.items()}
         by_meta = {self.stored_key(keys.META, key, scope=scope): key for key in mapping}
+        mark = self.index_mark()
         filed = [by_meta[meta] for meta in self.backend.get_many(list(by_meta))]
-        if filed:
-            with self.index_guard():
-                failed = self.backend.set_many(values, timeout)
-                for key in filed:
-                    self.unfile_entry(key, scope)
-        else:
+        if not filed and mark is not None:
             failed = self.backend.set_many(values, timeout)
+            if self.index_mark() == mark:
+                return [by_stored[stored] for stored in failed or []]
+        with self.index_guard():
+            failed = self.backend.set_many(values, timeout)
+            self.unfile_entries(mapping, scope)  # those filed now (read again under the guard)
         return [by_stored[stored] for stored in failed or []]
 
     def delete(self, key: str) -> bool:

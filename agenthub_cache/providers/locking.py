@@ -13,7 +13,8 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,36 @@ def process_lock(store: str, namespace: str) -> threading.RLock:
         return _process_locks.setdefault((store, namespace), threading.RLock())
 
 
+class IndexWrites:
+    """How many index writes (``index_guard`` sections) of one (store, namespace) this process
+    has begun and finished: changed under the process lock, read without it.
+
+    A write without indexes checks that its key is not filed, then writes, without the guard.
+    ``mark()`` before the check and again after the write tells it whether an index write of
+    the namespace ran in between (and may have filed the key after the check)."""
+
+    __slots__ = ("finished", "started")
+
+    def __init__(self) -> None:
+        self.started = 0
+        self.finished = 0
+
+    def mark(self) -> int | None:
+        """Index writes begun so far; ``None`` while one is under way."""
+        finished = self.finished  # read first: equal counts then mean none ran in between
+        started = self.started
+        return started if started == finished else None
+
+
+_index_writes: dict[tuple[str, str], IndexWrites] = {}
+
+
+def index_writes(store: str, namespace: str) -> IndexWrites:
+    """The ``IndexWrites`` of (store, namespace) in this process, shared by all threads."""
+    with _process_locks_guard:
+        return _index_writes.setdefault((store, namespace), IndexWrites())
+
+
 class ProcessGuards:
     """Mixin of generic providers: index writes and reads under one process-wide lock."""
 
@@ -63,9 +94,26 @@ class ProcessGuards:
     def _lock(self) -> threading.RLock:
         return process_lock(self.store_id, self.namespace)
 
-    def index_guard(self) -> AbstractContextManager[Any]:
-        """Held by every write that changes index records (a process-wide lock here)."""
-        return self._lock
+    @cached_property
+    def _index_writes(self) -> IndexWrites:
+        return index_writes(self.store_id, self.namespace)
+
+    @contextmanager
+    def index_guard(self) -> Iterator[None]:
+        """Held by every write that changes index records (a process-wide lock here); counted
+        in ``index_mark()``."""
+        with self._lock:
+            writes = self._index_writes
+            writes.started += 1
+            try:
+                yield
+            finally:
+                writes.finished += 1
+
+    def index_mark(self) -> int | None:
+        """Index writes of this namespace begun in this process so far (``None`` while one is
+        under way): equal before and after an unguarded write, none ran in between."""
+        return self._index_writes.mark()
 
     def read_guard(self) -> AbstractContextManager[Any]:
         """Held by index reads: a value and its index records are written one after the other,
