@@ -202,14 +202,31 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
         return bool(self.backend.has_key(self.entry_key(key, self.scope())))
 
     def pop(self, key: str, default: Any = None) -> Any:
-        """Get and delete; the caller whose delete removed the entry is the one winner."""
+        """Get and delete; the caller whose delete removed the entry is the one winner.
+
+        The entry and its meta record are read together: a key that is not filed is popped
+        without the index guard (no lock held across the store's I/O). If an index write of
+        the namespace ran meanwhile, it may have filed the key: unfiled under the guard if
+        the entry is gone."""
         scope = self.scope()
         stored = self.entry_key(key, scope)
-        with self.index_guard():
-            value = self.backend.get(stored, MISSING)
-            if value is MISSING or not self.backend.delete(stored):
-                return default
-            self.unfile_entry(key, scope)
+        meta = self.key_of(keys.META, key, scope)
+        mark = self.index_mark()
+        found = self.backend.get_many([stored, meta])
+        if mark is None or meta in found:
+            with self.index_guard():
+                value = self.backend.get(stored, MISSING)
+                if value is MISSING or not self.backend.delete(stored):
+                    return default
+                self.unfile_entry(key, scope)
+            return value
+        value = found.get(stored, MISSING)
+        if value is MISSING or not self.backend.delete(stored):
+            return default
+        if self.index_mark() != mark:
+            with self.index_guard():
+                if not self.backend.has_key(stored):
+                    self.unfile_entry(key, scope)
         return value
 
     def incr(self, key: str, delta: int, timeout: float | None) -> int:
@@ -269,9 +286,18 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
         return remaining
 
     def touch(self, key: str, timeout: float | None) -> bool:
+        """A key that is not filed is touched without the index guard; a filed one (or one
+        that an index write of the namespace may have filed meanwhile) is touched again under
+        it, with its index filings moved to the new expiry."""
         scope = self.scope()
+        stored = self.entry_key(key, scope)
+        mark = self.index_mark()
+        if mark is not None and not self.maybe_filed(key, scope):
+            touched = bool(self.backend.touch(stored, timeout))
+            if self.index_mark() == mark:
+                return touched
         with self.index_guard():
-            if not self.backend.touch(self.entry_key(key, scope), timeout):
+            if not self.backend.touch(stored, timeout):
                 return False
             self.retime_entry(key, timeout, scope)
         return True
