@@ -28,7 +28,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.core.exceptions import ImproperlyConfigured
 
 from agenthub_cache.factory import namespaces
-from agenthub_cache.policy import FOREVER
+from agenthub_cache.policy import FOREVER, DjangoTimeout
 from agenthub_cache.service import CacheService
 
 _MISSING: Any = object()
@@ -87,16 +87,17 @@ class NamespaceCache(BaseCache):
     def default_timeout(self, value: float | None) -> None:
         """Ignored: ``BaseCache.__init__`` sets it from ``TIMEOUT``, which is not used (E012)."""
 
-    @staticmethod
-    def _ttl(timeout: Any) -> Any:
-        """Django's timeout -> the service's ttl: the default is the namespace's TTL."""
+    def _ttl(self, timeout: Any) -> Any:
+        """Django's timeout -> the service's ttl: the default is the namespace's TTL. A number
+        of seconds is a ``DjangoTimeout``: stored by the Django backend's own rule (where
+        DatabaseCache drops a fraction of a second, the namespace API would add one)."""
         if timeout is DEFAULT_TIMEOUT:
-            return None
+            timeout = self.service.default_ttl
         if timeout is None:
             return FOREVER
-        if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout <= 0:
-            return 0  # Django's rule: zero or negative expires at once
-        return timeout
+        if isinstance(timeout, int | float) and not isinstance(timeout, bool):
+            return 0 if timeout <= 0 else DjangoTimeout(timeout)  # Django's rule: <= 0 expires
+        return timeout  # not a number: the service says so
 
     def _made(self, keys: Iterable[Any], version: int | None) -> dict[str, Any]:
         """``{namespace key: caller's key}`` in the caller's order."""
