@@ -69,7 +69,8 @@ def brief(value: object, limit: int = 60) -> str:
 
 #: What a serializer raises for a value it cannot encode: pickle's own error, ``TypeError``
 #: ("cannot pickle '_thread.lock' object", "not JSON serializable"), ``AttributeError`` (a local
-#: object), ``UnicodeEncodeError`` (pymemcache stores str as UTF-8; a lone surrogate has none).
+#: object), ``UnicodeEncodeError`` (pylibmc, or pymemcache with a serde other than its pickle
+#: serde, stores a str as UTF-8; a lone surrogate has none).
 #: The same types also come from plain bugs, so each is checked against the values written.
 SERIALIZATION_ERRORS = (pickle.PicklingError, TypeError, AttributeError, UnicodeEncodeError)
 
