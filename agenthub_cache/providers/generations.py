@@ -7,8 +7,8 @@ once and age out (or are evicted by the store's LRU).
 The generation is cached per process (per store and namespace). Reads fetch the generation
 together with the values in one ``get_many`` and use the values only if the generation is the
 one they were read under (else they read again under the new one), so a flush by any process
-is seen by the next read. ``set`` writes under the cached generation while it is at most
-``GENERATION_MAX_AGE`` old, and reads it again after that: after another process's flush, a
+is seen by the next read. ``set`` writes under the cached generation while it was read or
+confirmed by a read at most ``GENERATION_MAX_AGE`` ago, and reads it again after that: after another process's flush, a
 write of this process within that window goes under the old generation and is invisible (never
 wrong), like a write just before the flush. Operations whose result depends on what is stored
 (``add``, ``incr``, ``delete``, ...) read the generation first (``scope()``).
@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 #: Reads check the generation with every value they fetch, but a process that only writes
 #: never would: after another process's flush it wrote under the dead generation forever,
 #: every write invisible (while ``set`` returned True). With this bound such a process writes
-#: into the void for at most this long after a flush, for one extra read a second.
+#: into the void for at most this long after a flush, for one extra read a second (none in a
+#: process that also reads: each read that finds the generation unchanged confirms it).
 GENERATION_MAX_AGE = 1.0
 
 #: ``(store, namespace)`` -> (the generation this process last saw, ``time.monotonic()`` then).
@@ -114,6 +115,8 @@ class GenerationScope:
             generation = self.scope()
             by_stored = {self.entry_key(key, generation): key for key in keys_}
             found = self.backend.get_many(list(by_stored)) if by_stored else {}
+        else:
+            self._remember(str(current))  # confirmed: writes may trust it a while longer
         return {by_stored[stored]: value for stored, value in found.items()}
 
     def clear(self, progress: Callable[[int], None] | None = None) -> int | None:

@@ -233,6 +233,7 @@ class PyMemcacheProvider(MemcachedProvider):
         current = found.pop(gen_raw, None)
         if current is None or str(current) != generation:
             return super().read_entries(keys_)  # a flush: read the generation again
+        self._remember(str(current))  # confirmed: writes may trust it a while longer
         return {by_raw[raw]: value for raw, value in found.items()}
 
     def write_entry(self, stored: str, value: Any, timeout: float | None) -> None:
