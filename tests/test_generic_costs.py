@@ -23,7 +23,7 @@ from pymemcache.client.hash import HashClient
 
 from agenthub_cache import CacheService, keys
 from agenthub_cache.providers import indexes
-from agenthub_cache.providers.locking import process_lock
+from agenthub_cache.providers.locking import FILING_SLOTS, process_lock
 from tests.conftest import unique_namespace
 
 #: The requests memcached got from the counting backend: one a round trip.
@@ -171,25 +171,29 @@ def test_memcached_unindexed_pop_and_touch_round_trips(counting: list[str]) -> N
 def test_unindexed_pop_touch_incr_wait_for_no_index_write(
     alias: str, stores: dict[str, Any]
 ) -> None:
-    """With the namespace's process lock held (an index write under way in another thread),
-    pop, touch and incr of keys that are not filed go ahead: they took that lock and held it
-    across their I/O."""
+    """With the namespace's process lock held (an index write of another key under way in
+    another thread), set, set_many, pop, touch and incr of keys that are not filed go ahead:
+    pop, touch and incr took that lock and held it across their I/O."""
     if alias not in stores:
         pytest.skip("memcached is not installed (apt-get install memcached)")
     service = CacheService(unique_namespace(), default_ttl=60, cache=alias)
     service.set_many({"token": "t", "entry": 1, "count": 1})
     provider: Any = service.provider
     lock = process_lock(provider.store_id, service.namespace)
+    slots = {hash(k) % FILING_SLOTS for k in ("token", "entry", "count", "more")}
+    other = next(k for k in map(str, range(1000)) if hash(k) % FILING_SLOTS not in slots)
     held, release, done = threading.Event(), threading.Event(), threading.Event()
     results: list[Any] = []
 
     def hold() -> None:
-        with lock:
+        with lock, provider.filing(other):  # what an indexed set of `other` holds
             held.set()
             release.wait(30)
 
     def work() -> None:
         try:
+            results.append(service.set("entry", 1))
+            results.append(service.set_many({"more": 1}))
             results.append(service.pop("token"))
             results.append(service.touch("entry", 30))
             if alias != "files":  # FileBasedCache has no incr of its own: read-modify-write
@@ -208,8 +212,8 @@ def test_unindexed_pop_touch_incr_wait_for_no_index_write(
     release.set()
     holder.join()
     worker.join()
-    assert finished, "pop/touch/incr of unfiled keys waited for the namespace's process lock"
-    assert results == (["t", True] if alias == "files" else ["t", True, 2])
+    assert finished, "writes of unfiled keys waited for the namespace's process lock"
+    assert results == [True, [], "t", True] + ([] if alias == "files" else [2])
     service.clear()
 
 

@@ -79,7 +79,7 @@ class DatabaseProvider(ListingProvider):
     @contextmanager
     def index_guard(self) -> Iterator[None]:
         """Process lock, then a transaction holding the namespace's lock row."""
-        with super().index_guard():
+        with self._lock:
             connection = self._connection(write=True)
             with transaction.atomic(using=connection.alias):
                 lock_row = self.backend.make_key(keys.build_key(self.namespace, keys.LOCK))
