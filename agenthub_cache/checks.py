@@ -276,6 +276,7 @@ __all__ = [
     "W002",
     "W003",
     "W004",
+    "W005",
     "W006",
     "check_hazards",
     "check_redis_eviction",

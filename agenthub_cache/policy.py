@@ -38,6 +38,16 @@ class _Forever:
 
 #: ``ttl=FOREVER``: the entry never expires (``ttl=None`` means the namespace default).
 FOREVER: Final = _Forever()
+
+
+class DjangoTimeout(float):
+    """A timeout given through Django's cache API (``NamespaceCache``): stored by the Django
+    backend's own rule, which Django's cache tests check (``Provider.django_drops_fraction``),
+    where the namespace API would add a second so that an entry lives at least its TTL."""
+
+    __slots__ = ()
+
+
 #: At most one "cache unavailable" warning per namespace in this many seconds.
 WARNING_INTERVAL = 10.0
 _last_warning: dict[str, float] = {}
@@ -59,7 +69,8 @@ def brief(value: object, limit: int = 60) -> str:
 
 #: What a serializer raises for a value it cannot encode: pickle's own error, ``TypeError``
 #: ("cannot pickle '_thread.lock' object", "not JSON serializable"), ``AttributeError`` (a local
-#: object), ``UnicodeEncodeError`` (pymemcache stores str as UTF-8; a lone surrogate has none).
+#: object), ``UnicodeEncodeError`` (pylibmc, or pymemcache with a serde other than its pickle
+#: serde, stores a str as UTF-8; a lone surrogate has none).
 #: The same types also come from plain bugs, so each is checked against the values written.
 SERIALIZATION_ERRORS = (pickle.PicklingError, TypeError, AttributeError, UnicodeEncodeError)
 
@@ -294,7 +305,8 @@ class ServicePolicy:
         Checked before any I/O: a number of seconds from 0 (expires at once) to the most the
         store can hold. The store keeps the entry at least that long, a fraction rounded up
         (``Provider.stored_seconds``): ``ttl=0.5`` lives 1 s on every store (the database
-        cache and memcached would otherwise drop it at once), and ``ttl()`` reports that.
+        cache and memcached would otherwise drop it at once), and ``ttl()`` reports that. A
+        ``DjangoTimeout`` (from ``NamespaceCache``) is stored by the Django backend's own rule.
         """
         if ttl is None:
             ttl = self.default_ttl
@@ -314,7 +326,7 @@ class ServicePolicy:
                 f"from 0 to {limit} (the most the {self.cache_alias!r} cache can hold; FOREVER "
                 f"never expires) or None (the namespace default), not {brief(ttl)}."
             )
-        return self.provider.stored_seconds(ttl)
+        return self.provider.stored_seconds(ttl, django_rule=isinstance(ttl, DjangoTimeout))
 
     def _wait(self, wait: object) -> float:
         if (

@@ -378,9 +378,15 @@ class CacheService(NamespaceAPI):
         raise error
 
     def lock(
-        self, name: str, timeout: float | None = 60.0, blocking_timeout: float | None = 10.0
+        self, name: str, timeout: Any = 60.0, blocking_timeout: float | None = 10.0
     ) -> GuardedLock:
-        """A lock for ``with``/``async with``; distributed where the store is shared."""
+        """A lock for ``with``/``async with``; distributed where the store is shared.
+
+        ``timeout``: seconds the lock holds unless released first; ``None`` or ``FOREVER``:
+        until released.
+        """
         name = self._key(name, "lock name")
         self._timeout(timeout, "timeout")
+        if timeout is FOREVER:  # checked, and the providers take None for "never expires"
+            timeout = None
         return GuardedLock(self.provider.lock(name, timeout, blocking_timeout), self._admin("lock"))

@@ -167,8 +167,18 @@ def run_threads(count: int, target: Callable[[], Any]) -> None:
 
 def sleep_past(service: CacheService, ttl: float) -> None:
     """Sleep until an entry written now with ``ttl`` has expired on the service's store: the
-    seconds it stores (memcached keeps one more) and a margin for a loaded machine."""
+    seconds it stores (memcached and the database cache keep one more) and a margin for a loaded machine."""
     time.sleep(service.provider.stored_seconds(ttl) + 0.6)
+
+
+def late_in_a_second(after: float = 0.9) -> float:
+    """Wait until the clock is late in a second (its fraction past ``after``); return the time.
+
+    A store that drops the fraction of an expiry (Django's DatabaseCache) or ticks once a
+    second (memcached) shows an early expiry only when an entry is written then."""
+    while not after < (now := time.time()) % 1 < after + (1 - after) / 2:
+        time.sleep(0.01)
+    return now
 
 
 def unique_namespace(stem: str = "t") -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,11 @@ def test_unknown_option_gets_did_you_mean() -> None:
 
 def test_valid_settings_pass_and_ids_are_unique() -> None:
     assert len(set(checks.IDS)) == len(checks.IDS)
+    # every id constant checks.py defines is in its ``__all__`` (W005 was not)
+    source = Path(checks.__file__).read_text()
+    defined = set(re.findall(r"^([EW]\d{3}) = ", source, flags=re.MULTILINE))
+    assert {"E013", "W005"} <= defined
+    assert defined - set(checks.__all__) == set()
     good = {
         "CACHE": "locmem",
         "DEFAULT_TTL": None,

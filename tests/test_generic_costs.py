@@ -9,7 +9,8 @@ every other value.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from pymemcache.client.hash import HashClient
 
 from agenthub_cache import CacheService, keys
 from agenthub_cache.providers import indexes
+from agenthub_cache.providers.locking import FILING_SLOTS, process_lock
 from tests.conftest import unique_namespace
 
 #: The requests memcached got from the counting backend: one a round trip.
@@ -45,6 +47,8 @@ class CountingClient(Client):
     set_many = _counted("set_many")
     add = _counted("add")
     delete = _counted("delete")
+    touch = _counted("touch")
+    incr = _counted("incr")
 
 
 class CountingHashClient(HashClient):
@@ -115,6 +119,102 @@ def test_unindexed_db_set_takes_no_lock_row_nor_more_sql(stores: dict[str, Any])
     assert service.find("g", "x") == []
     service.clear()
     raw.delete_many(["warm", "raw-k"])
+
+
+def test_unindexed_db_pop_incr_touch_take_no_lock_row(stores: dict[str, Any]) -> None:
+    """An unindexed pop, incr or touch ran in a transaction holding the namespace's lock row
+    (pop: BEGIN, UPDATE lock row, SELECT, DELETE, SELECT, COMMIT), so every process queued on
+    one row for its one-time tokens and rate limits."""
+    service = CacheService(unique_namespace(), default_ttl=60, cache="db")
+    raw = caches["db"]
+    lock_row = raw.make_key(keys.build_key(service.namespace, keys.LOCK))
+    service.set("filed", 0, indexes={"g": "x"})  # the namespace has a lock row
+    service.set_many({"token": "t", "count": 1, "entry": 1})
+    raw.set("raw-entry", 1, 60)
+
+    def statements(call: Callable[[], Any]) -> tuple[Any, list[str]]:
+        with CaptureQueriesContext(connections["default"]) as captured:
+            result = call()
+        sql = [str(q["sql"]) for q in captured.captured_queries]
+        assert not [q for q in sql if lock_row in q], sql
+        return result, sql
+
+    popped, sql = statements(lambda: service.pop("token"))
+    assert popped == "t"
+    assert len(sql) <= 2, sql  # the entry and its meta record in one SELECT; a DELETE
+    counted, sql = statements(lambda: service.incr("count"))
+    assert counted == 2
+    assert len(sql) <= 5, sql  # BEGIN, lock the entry's own row, SELECT, UPDATE, COMMIT
+    touched, raw_sql = statements(lambda: raw.touch("raw-entry", 30))
+    touched, sql = statements(lambda: service.touch("entry", 30))
+    assert touched
+    assert len(sql) <= len(raw_sql) + 1, sql  # is it filed? then Django's touch
+    assert service.pop("filed") == 0  # the index path keeps its lock row, and unfiles
+    assert service.find("g", "x") == []
+    service.clear()
+    raw.delete("raw-entry")
+
+
+def test_memcached_unindexed_pop_and_touch_round_trips(counting: list[str]) -> None:
+    service = CacheService(unique_namespace(), default_ttl=60, cache="counted")
+    service.set_many({"token": "t", "entry": 1})
+    counting.clear()
+    assert service.pop("token") == "t"
+    assert counting == ["get", "get_many", "delete"]  # generation; entry and meta; delete
+    counting.clear()
+    assert service.touch("entry", 30)
+    assert counting == ["get", "get", "touch"]  # generation; is it filed?; touch
+    service.clear()
+
+
+@pytest.mark.parametrize("alias", ["locmem", "db", "files", "memcached"])
+def test_unindexed_pop_touch_incr_wait_for_no_index_write(
+    alias: str, stores: dict[str, Any]
+) -> None:
+    """With the namespace's process lock held (an index write of another key under way in
+    another thread), set, set_many, pop, touch and incr of keys that are not filed go ahead:
+    pop, touch and incr took that lock and held it across their I/O."""
+    if alias not in stores:
+        pytest.skip("memcached is not installed (apt-get install memcached)")
+    service = CacheService(unique_namespace(), default_ttl=60, cache=alias)
+    service.set_many({"token": "t", "entry": 1, "count": 1})
+    provider: Any = service.provider
+    lock = process_lock(provider.store_id, service.namespace)
+    slots = {hash(k) % FILING_SLOTS for k in ("token", "entry", "count", "more")}
+    other = next(k for k in map(str, range(1000)) if hash(k) % FILING_SLOTS not in slots)
+    held, release, done = threading.Event(), threading.Event(), threading.Event()
+    results: list[Any] = []
+
+    def hold() -> None:
+        with lock, provider.filing(other):  # what an indexed set of `other` holds
+            held.set()
+            release.wait(30)
+
+    def work() -> None:
+        try:
+            results.append(service.set("entry", 1))
+            results.append(service.set_many({"more": 1}))
+            results.append(service.pop("token"))
+            results.append(service.touch("entry", 30))
+            if alias != "files":  # FileBasedCache has no incr of its own: read-modify-write
+                results.append(service.incr("count"))
+            done.set()
+        finally:
+            caches.close_all()
+            connections.close_all()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(10)
+    worker = threading.Thread(target=work)
+    worker.start()
+    finished = done.wait(10)  # far longer than three round trips; before, it waited for ever
+    release.set()
+    holder.join()
+    worker.join()
+    assert finished, "writes of unfiled keys waited for the namespace's process lock"
+    assert results == [True, [], "t", True] + ([] if alias == "files" else [2])
+    service.clear()
 
 
 @pytest.mark.parametrize("alias", ["locmem", "files", "db"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -313,3 +314,34 @@ def test_expiry_is_real(stores: dict[str, Any]) -> None:
         clock.advance(90)
         assert caches["adapted"].get("default") is None
         namespaces[name].clear()
+
+
+def test_database_cache_keeps_djangos_expiry_rule_through_the_adapter(
+    stores: dict[str, Any],
+) -> None:
+    """DatabaseCache drops an expiry's fraction. The namespace API stores one second more, so
+    that an entry lives at least its TTL; through Django's API the adapter keeps Django's own
+    rule (Django's test_expiration expects a 1 s entry gone for ``add()`` 2 s later)."""
+    name = unique_namespace("nc")
+    adapted = {"BACKEND": BACKEND, "LOCATION": name}
+    setting = {"CACHE": "db", "NAMESPACES": {name: {"TTL": 120}}}
+    with override_settings(CACHES={**stores, "adapted": adapted}, AGENTHUB_CACHE=setting):
+        adapter = caches["adapted"]
+        service = namespaces[name]
+        provider: Any = service.provider
+        while time.time() % 1 > 0.5:  # early in a second: all of it happens within this one
+            time.sleep(0.01)
+        adapter.set("django", "v", timeout=1)
+        service.set("namespace", "v", ttl=1)
+        adapter.set("default", "v")
+        left = {
+            key: provider.stored_ttl(provider.entry_key(made, None))
+            for key, made in [
+                ("django", adapter.make_key("django")),
+                ("namespace", "namespace"),
+                ("default", adapter.make_key("default")),
+            ]
+        }
+        assert left["django"] <= 1.0 < left["namespace"] <= 2.0, left
+        assert 119 < left["default"] <= 120.0, left
+        service.clear()

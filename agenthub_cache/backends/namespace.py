@@ -34,7 +34,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from agenthub_cache.exceptions import NotSupported
 from agenthub_cache.factory import namespaces
-from agenthub_cache.policy import FOREVER
+from agenthub_cache.policy import FOREVER, DjangoTimeout
 from agenthub_cache.service import CacheService
 
 _MISSING: Any = object()
@@ -107,18 +107,20 @@ class NamespaceCache(BaseCache):
         """Ignored: ``BaseCache.__init__`` sets it from ``TIMEOUT``, which is not used (E012)."""
 
     def _ttl(self, timeout: Any) -> Any:
-        """Django's timeout -> the service's ttl: the default is the namespace's TTL, and a
-        timeout longer than the store can hold (``Provider.max_ttl()``: 10 years; memcached:
-        until 2038) is that longest one, where Django's backends take any."""
+        """Django's timeout -> the service's ttl: the default is the namespace's TTL. A number
+        of seconds is a ``DjangoTimeout``: stored by the Django backend's own rule (where
+        DatabaseCache drops a fraction of a second, the namespace API would add one), and one
+        longer than the store can hold (``Provider.max_ttl()``: 10 years; memcached: until
+        2038) is that longest one, where Django's backends take any."""
         if timeout is DEFAULT_TIMEOUT:
-            return None
+            timeout = self.service.default_ttl
         if timeout is None:
             return FOREVER
         if isinstance(timeout, int | float) and not isinstance(timeout, bool):
             if timeout <= 0:
                 return 0  # Django's rule: zero or negative expires at once
-            return min(timeout, self.service.provider.max_ttl())
-        return timeout
+            return DjangoTimeout(min(timeout, self.service.provider.max_ttl()))
+        return timeout  # not a number: the service says so
 
     def namespace_key(self, key: Any, version: int | None = None) -> str:
         """The key inside the namespace for Django's ``key``: ``make_key(key, version)``, or

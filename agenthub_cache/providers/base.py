@@ -113,11 +113,15 @@ class Provider(abc.ABC):
     hash_long_keys: ClassVar[bool] = False
     #: The store's counters cannot go below zero (memcached's own rule).
     counters_floor_at_zero: ClassVar[bool] = False
-    #: The store expires entries at the ticks of a once-a-second clock (memcached), so an entry
-    #: stored for N seconds may go up to a second early: it is stored for one second more (it
-    #: lives N to N+1 s), and ``ttl()`` reports the N. (Django's DatabaseCache also drops the
-    #: expiry's fraction, but Django's own tests hold it to that: it is left as Django has it.)
+    #: The store expires entries at whole seconds (memcached's clock ticks once a second;
+    #: Django's DatabaseCache drops the expiry's fraction), so an entry stored for N seconds may
+    #: go up to a second early: it is stored for one second more (it lives N to N+1 s), and
+    #: ``ttl()`` reports the N.
     whole_second_expiry: ClassVar[bool] = False
+    #: Dropping the fraction is the Django backend's own rule (DatabaseCache), and Django's cache
+    #: tests hold it to that (an entry set for 1 s is gone for ``add()`` 2 s later): a timeout
+    #: given through Django's cache API (``NamespaceCache``) gets no extra second.
+    django_drops_fraction: ClassVar[bool] = False
     #: Errors that mean "the store is unreachable or timed out" (``FAIL_SILENTLY`` covers these).
     unavailable_errors: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
     #: Among those, the ones that are a refusal (bad credentials): ``CacheRefused``, never silenced.
@@ -140,14 +144,17 @@ class Provider(abc.ABC):
         for the store is refused (``InvalidKey``) rather than hashed."""
         return True
 
-    def stored_seconds(self, ttl: float) -> int:
+    def stored_seconds(self, ttl: float, *, django_rule: bool = False) -> int:
         """The whole seconds to store for ``ttl``, so that the entry lives at least that long.
 
-        Rounded up, and one second more where the store expires entries at whole seconds.
+        Rounded up, and one second more where the store expires entries at whole seconds,
+        unless ``django_rule`` (a timeout given through Django's cache API) asks for the Django
+        backend's own rule and that rule is to drop the fraction.
         """
         if ttl <= 0:
             return 0
-        return math.ceil(ttl) + (1 if self.whole_second_expiry else 0)
+        extra = self.whole_second_expiry and not (django_rule and self.django_drops_fraction)
+        return math.ceil(ttl) + (1 if extra else 0)
 
     def __init__(
         self, backend: BaseCache, alias: str, namespace: str, *, shared: bool = True

@@ -7,16 +7,18 @@ once and age out (or are evicted by the store's LRU).
 The generation is cached per process (per store and namespace). Reads fetch the generation
 together with the values in one ``get_many`` and use the values only if the generation is the
 one they were read under (else they read again under the new one), so a flush by any process
-is seen by the next read. ``set`` writes under the cached generation: after another process's
-flush, until this process reads again, such a write is invisible, never wrong. Operations
-whose result depends on what is stored (``add``, ``incr``, ``delete``, ...) read the
-generation first (``scope()``).
+is seen by the next read. ``set`` writes under the cached generation while it was read or
+confirmed by a read at most ``GENERATION_MAX_AGE`` ago, and reads it again after that: after another process's flush, a
+write of this process within that window goes under the old generation and is invisible (never
+wrong), like a write just before the flush. Operations whose result depends on what is stored
+(``add``, ``incr``, ``delete``, ...) read the generation first (``scope()``).
 """
 
 from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -25,8 +27,16 @@ from agenthub_cache import keys
 if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache
 
-#: ``(store, namespace)`` -> the generation this process last saw.
-_generations: dict[tuple[str, str], str] = {}
+#: Seconds a write trusts the generation this process last read before it reads it again.
+#: Reads check the generation with every value they fetch, but a process that only writes
+#: never would: after another process's flush it wrote under the dead generation forever,
+#: every write invisible (while ``set`` returned True). With this bound such a process writes
+#: into the void for at most this long after a flush, for one extra read a second (none in a
+#: process that also reads: each read that finds the generation unchanged confirms it).
+GENERATION_MAX_AGE = 1.0
+
+#: ``(store, namespace)`` -> (the generation this process last saw, ``time.monotonic()`` then).
+_generations: dict[tuple[str, str], tuple[str, float]] = {}
 
 
 def new_generation() -> str:
@@ -55,8 +65,14 @@ class GenerationScope:
         return keys.build_key(self.namespace, keys.GENERATION)
 
     def _remember(self, generation: str) -> str:
-        _generations[(self.store_id, self.namespace)] = generation
+        _generations[(self.store_id, self.namespace)] = (generation, time.monotonic())
         return generation
+
+    def known_scope(self) -> str | None:
+        """The generation this process last saw, however old (read from the store the first
+        time): for reads, which check it with the values they fetch."""
+        seen = _generations.get((self.store_id, self.namespace))
+        return seen[0] if seen is not None else self.scope()
 
     def scope(self) -> str | None:
         """The namespace generation now in force, read from the store."""
@@ -65,7 +81,8 @@ class GenerationScope:
         if generation is None:  # never written, or lost (evicted, a restarted server)
             # Reinstate the one this process knows, if any: nothing flushed it, and what this
             # process wrote since it was lost becomes visible again with it.
-            known = _generations.get((self.store_id, self.namespace)) or new_generation()
+            seen = _generations.get((self.store_id, self.namespace))
+            known = seen[0] if seen is not None else new_generation()
             with self._lock:  # the file cache's add() is not atomic: one creator per process
                 self.backend.add(gen_key, known, None)
                 generation = self.backend.get(gen_key)
@@ -74,9 +91,12 @@ class GenerationScope:
         return self._remember(str(generation))
 
     def cached_scope(self) -> str | None:
-        """The generation this process last saw (read from the store the first time)."""
-        generation = _generations.get((self.store_id, self.namespace))
-        return generation if generation is not None else self.scope()
+        """The generation for a write: the one this process last saw, read again from the
+        store when it is older than ``GENERATION_MAX_AGE``."""
+        seen = _generations.get((self.store_id, self.namespace))
+        if seen is not None and time.monotonic() - seen[1] < GENERATION_MAX_AGE:
+            return seen[0]
+        return self.scope()
 
     def read_entry(self, key: str, default: Any = None) -> Any:
         """``get`` of one entry: value and generation in one round trip."""
@@ -86,7 +106,7 @@ class GenerationScope:
     def read_entries(self, keys_: list[str]) -> dict[str, Any]:
         """``get_many`` of entries, with the generation in the same ``get_many``; read again
         under the new generation if it changed (a flush) since this process last saw it."""
-        generation = self.cached_scope()
+        generation = self.known_scope()
         gen_key = self.generation_key()
         by_stored = {self.entry_key(key, generation): key for key in keys_}
         found = self.backend.get_many([gen_key, *by_stored])
@@ -95,6 +115,8 @@ class GenerationScope:
             generation = self.scope()
             by_stored = {self.entry_key(key, generation): key for key in keys_}
             found = self.backend.get_many(list(by_stored)) if by_stored else {}
+        else:
+            self._remember(str(current))  # confirmed: writes may trust it a while longer
         return {by_stored[stored]: value for stored, value in found.items()}
 
     def clear(self, progress: Callable[[int], None] | None = None) -> int | None:

@@ -135,15 +135,28 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
         """An unindexed set of a key that was never filed writes alone (no lock, no
         transaction); one that is filed, or gets indexes, writes and re-files under the index
         guard. The check comes first: checked after the write, an index read in between would
-        see the new value under the old filing."""
+        see the new value under the old filing.
+
+        An indexed set of the same key by another thread can land between the check and the
+        write, and would leave the key filed with this unindexed value. So a filing of the key
+        in that interval (``index_mark`` moved) sends this set down the guarded path too:
+        written again and unfiled, as if that indexed set had come first (it did run within
+        this call)."""
         scope = self.cached_scope()
         stored = self.entry_key(key, scope)
-        if indexes or self.maybe_filed(key, scope):
+        if not indexes:
+            mark = self.index_mark(key)
+            if mark is not None and not self.maybe_filed(key, scope):
+                self.write_entry(stored, value, timeout)
+                if self.index_mark(key) == mark:
+                    return True
             with self.index_guard():
                 self.backend.set(stored, value, timeout)
-                self.file_entry(key, indexes or {}, timeout, scope)
+                self.unfile_entry(key, scope)
             return True
-        self.write_entry(stored, value, timeout)
+        with self.index_guard(), self.filing(key):
+            self.backend.set(stored, value, timeout)
+            self.file_entry(key, indexes, timeout, scope)
         return True
 
     def add(
@@ -152,7 +165,7 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
         scope = self.scope()
         stored = self.entry_key(key, scope)
         if indexes:
-            with self.index_guard():
+            with self.index_guard(), self.filing(key):
                 if not self.backend.add(stored, value, timeout):
                     return False
                 self.file_entry(key, indexes, timeout, scope)
@@ -168,19 +181,21 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
     def set_many(self, mapping: Mapping[str, Any], timeout: float | None) -> list[str]:
         """Unfiled keys are written without a lock; if any key of the batch is filed, the batch
         is written and those keys unfiled under the index guard (checked before the write, so an
-        index read never sees a new value under its old filing)."""
+        index read never sees a new value under its old filing). A filing of one of its keys
+        between the check and the write sends the batch down the guarded path too, as ``set``."""
         scope = self.cached_scope()
         by_stored = {self.entry_key(key, scope): key for key in mapping}
         values = {stored: mapping[key] for stored, key in by_stored.items()}
         by_meta = {self.stored_key(keys.META, key, scope=scope): key for key in mapping}
+        marks = self.index_marks(mapping)
         filed = [by_meta[meta] for meta in self.backend.get_many(list(by_meta))]
-        if filed:
-            with self.index_guard():
-                failed = self.backend.set_many(values, timeout)
-                for key in filed:
-                    self.unfile_entry(key, scope)
-        else:
+        if not filed and None not in marks:
             failed = self.backend.set_many(values, timeout)
+            if self.index_marks(mapping) == marks:
+                return [by_stored[stored] for stored in failed or []]
+        with self.index_guard():
+            failed = self.backend.set_many(values, timeout)
+            self.unfile_entries(mapping, scope)  # those filed now (read again under the guard)
         return [by_stored[stored] for stored in failed or []]
 
     def delete(self, key: str) -> bool:
@@ -200,14 +215,30 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
         return bool(self.backend.has_key(self.entry_key(key, self.scope())))
 
     def pop(self, key: str, default: Any = None) -> Any:
-        """Get and delete; the caller whose delete removed the entry is the one winner."""
+        """Get and delete; the caller whose delete removed the entry is the one winner.
+
+        The entry and its meta record are read together: a key that is not filed is popped
+        without the index guard (no lock held across the store's I/O). If a filing of the key
+        ran meanwhile, it is unfiled under the guard if the entry is gone."""
         scope = self.scope()
         stored = self.entry_key(key, scope)
-        with self.index_guard():
-            value = self.backend.get(stored, MISSING)
-            if value is MISSING or not self.backend.delete(stored):
-                return default
-            self.unfile_entry(key, scope)
+        meta = self.key_of(keys.META, key, scope)
+        mark = self.index_mark(key)
+        found = self.backend.get_many([stored, meta])
+        if mark is None or meta in found:
+            with self.index_guard():
+                value = self.backend.get(stored, MISSING)
+                if value is MISSING or not self.backend.delete(stored):
+                    return default
+                self.unfile_entry(key, scope)
+            return value
+        value = found.get(stored, MISSING)
+        if value is MISSING or not self.backend.delete(stored):
+            return default
+        if self.index_mark(key) != mark:
+            with self.index_guard():
+                if not self.backend.has_key(stored):
+                    self.unfile_entry(key, scope)
         return value
 
     def incr(self, key: str, delta: int, timeout: float | None) -> int:
@@ -267,9 +298,18 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
         return remaining
 
     def touch(self, key: str, timeout: float | None) -> bool:
+        """A key that is not filed is touched without the index guard; a filed one (or one
+        filed meanwhile) is touched again under it, with its index filings moved to the new
+        expiry."""
         scope = self.scope()
+        stored = self.entry_key(key, scope)
+        mark = self.index_mark(key)
+        if mark is not None and not self.maybe_filed(key, scope):
+            touched = bool(self.backend.touch(stored, timeout))
+            if self.index_mark(key) == mark:
+                return touched
         with self.index_guard():
-            if not self.backend.touch(self.entry_key(key, scope), timeout):
+            if not self.backend.touch(stored, timeout):
                 return False
             self.retime_entry(key, timeout, scope)
         return True

@@ -13,7 +13,8 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,64 @@ def process_lock(store: str, namespace: str) -> threading.RLock:
         return _process_locks.setdefault((store, namespace), threading.RLock())
 
 
+#: ``IndexWrites`` counts filings in this many slots, a key in the one its hash names.
+FILING_SLOTS = 64
+
+
+class IndexWrites:
+    """How many filings (an entry written, then filed under indexes) of one (store, namespace)
+    this process has begun and finished, counted per slot of keys; changed under the process
+    lock, read without it.
+
+    A write without indexes checks that its key is not filed, then writes, without the guard.
+    ``mark(key)`` before the check and again after the write tells it whether a filing of
+    that key (or of another key of its slot) ran in between: the one kind of index write that
+    can file a key after the check said it was not."""
+
+    __slots__ = ("finished", "started")
+
+    def __init__(self) -> None:
+        self.started = [0] * FILING_SLOTS
+        self.finished = [0] * FILING_SLOTS
+
+    def mark(self, key: str) -> int | None:
+        """Filings begun so far in ``key``'s slot; ``None`` while one is under way."""
+        slot = hash(key) % FILING_SLOTS
+        finished = self.finished[slot]  # read first: equal counts mean none ran in between
+        started = self.started[slot]
+        return started if started == finished else None
+
+    def marks(self, keys_: Iterable[str]) -> list[int | None]:
+        """``mark`` of each key (a batch's, in one call)."""
+        started, finished = self.started, self.finished
+        marks: list[int | None] = []
+        for key in keys_:
+            slot = hash(key) % FILING_SLOTS
+            done = finished[slot]
+            begun = started[slot]
+            marks.append(begun if begun == done else None)
+        return marks
+
+    @contextmanager
+    def filing(self, key: str) -> Iterator[None]:
+        """Counts one filing of ``key`` (its caller holds the process lock)."""
+        slot = hash(key) % FILING_SLOTS
+        self.started[slot] += 1
+        try:
+            yield
+        finally:
+            self.finished[slot] += 1
+
+
+_index_writes: dict[tuple[str, str], IndexWrites] = {}
+
+
+def index_writes(store: str, namespace: str) -> IndexWrites:
+    """The ``IndexWrites`` of (store, namespace) in this process, shared by all threads."""
+    with _process_locks_guard:
+        return _index_writes.setdefault((store, namespace), IndexWrites())
+
+
 class ProcessGuards:
     """Mixin of generic providers: index writes and reads under one process-wide lock."""
 
@@ -63,9 +122,27 @@ class ProcessGuards:
     def _lock(self) -> threading.RLock:
         return process_lock(self.store_id, self.namespace)
 
+    @cached_property
+    def _index_writes(self) -> IndexWrites:
+        return index_writes(self.store_id, self.namespace)
+
     def index_guard(self) -> AbstractContextManager[Any]:
         """Held by every write that changes index records (a process-wide lock here)."""
         return self._lock
+
+    def filing(self, key: str) -> AbstractContextManager[None]:
+        """Wraps a write that files ``key`` under indexes, inside ``index_guard()``: counted
+        for ``index_mark``."""
+        return self._index_writes.filing(key)
+
+    def index_marks(self, keys_: Iterable[str]) -> list[int | None]:
+        return self._index_writes.marks(keys_)
+
+    def index_mark(self, key: str) -> int | None:
+        """Filings of ``key`` (and of its slot's other keys) begun in this process so far,
+        ``None`` while one is under way: the same before and after an unguarded write, no
+        filing ran in between."""
+        return self._index_writes.mark(key)
 
     def read_guard(self) -> AbstractContextManager[Any]:
         """Held by index reads: a value and its index records are written one after the other,

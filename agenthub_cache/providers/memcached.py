@@ -109,8 +109,12 @@ class MemcachedProvider(GenericProvider):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "location": getattr(self.backend, "_servers", None)}
 
+    def stores_str_as_text(self) -> bool:
+        """The client writes a str as its UTF-8 text (pymemcache's and pylibmc's default)."""
+        return True
+
     def check_serializable(self, value: Any) -> None:
-        if isinstance(value, str):  # pymemcache stores str as UTF-8, everything else pickled
+        if isinstance(value, str) and self.stores_str_as_text():  # a lone surrogate has no UTF-8
             value.encode("utf-8")
         else:
             super().check_serializable(value)
@@ -142,12 +146,64 @@ class MemcachedProvider(GenericProvider):
             return [key for key, value in mapping.items() if not self.set(key, value, timeout)]
 
 
+class PickledText:
+    """A str for pymemcache to pickle. Its default serde writes a plain str as its UTF-8 text,
+    which memcached's ``incr`` takes for a number (``"5"`` incremented to 6, where every other
+    store refuses a str); pickled, the server refuses it as every store does. It unpickles as
+    the plain str itself, so every reader (``caches[alias]`` too) gets the str back."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __reduce__(self) -> tuple[type[str], tuple[str]]:
+        return (str, (self.text,))
+
+
 class PyMemcacheProvider(MemcachedProvider):
-    """pymemcache speaks memcached ≥ 1.6's meta commands, so it can read a key's TTL."""
+    """pymemcache speaks memcached ≥ 1.6's meta commands, so it can read a key's TTL.
+
+    A str value is stored pickled (``PickledText``) where the backend uses pymemcache's pickle
+    serde (Django's default), so ``incr`` refuses it as on every other store."""
 
     capabilities: ClassVar[Capabilities] = Capabilities(
         flush=Flush.GENERATION, ttl=True, distributed_lock=True
     )
+
+    def stores_str_as_text(self) -> bool:
+        """Whether this thread's backend has a serde other than pymemcache's ``PickleSerde``
+        (Django's default), which cannot be trusted to pickle a ``PickledText``."""
+        backend = self.backend  # binds this thread's backend first
+        bound = self._bound
+        try:
+            as_text: bool = bound.str_as_text
+        except AttributeError:
+            from pymemcache.serde import PickleSerde
+
+            serde = getattr(backend, "_options", {}).get("serde")
+            as_text = bound.str_as_text = not isinstance(serde, PickleSerde)
+        return as_text
+
+    def _stored(self, value: Any) -> Any:
+        if type(value) is str and not self.stores_str_as_text():
+            return PickledText(value)
+        return value
+
+    def set(
+        self, key: str, value: Any, timeout: float | None, indexes: Mapping[str, str] | None = None
+    ) -> bool:
+        return super().set(key, self._stored(value), timeout, indexes)
+
+    def add(
+        self, key: str, value: Any, timeout: float | None, indexes: Mapping[str, str] | None = None
+    ) -> bool:
+        return super().add(key, self._stored(value), timeout, indexes)
+
+    def set_many(self, mapping: Mapping[str, Any], timeout: float | None) -> list[str]:
+        if not self.stores_str_as_text():
+            mapping = {key: self._stored(value) for key, value in mapping.items()}
+        return super().set_many(mapping, timeout)
 
     def _single_client(self) -> Any | None:
         """The pymemcache ``Client`` of the one server, while it is healthy; else ``None``.
@@ -170,13 +226,14 @@ class PyMemcacheProvider(MemcachedProvider):
         if client is None:
             return super().read_entries(keys_)
         make_key = self.backend.make_key  # the keys are valid by construction
-        generation = self.cached_scope()
+        generation = self.known_scope()
         gen_raw = make_key(self.generation_key())
         by_raw = {make_key(self.entry_key(key, generation)): key for key in keys_}
         found: dict[str, Any] = client.get_many([gen_raw, *by_raw])
         current = found.pop(gen_raw, None)
         if current is None or str(current) != generation:
             return super().read_entries(keys_)  # a flush: read the generation again
+        self._remember(str(current))  # confirmed: writes may trust it a while longer
         return {by_raw[raw]: value for raw, value in found.items()}
 
     def write_entry(self, stored: str, value: Any, timeout: float | None) -> None:
