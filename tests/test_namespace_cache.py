@@ -163,7 +163,9 @@ def test_a_timeout_past_the_store_is_its_longest(adapter: NamespaceCache, timeou
     longest = adapter.service.provider.max_ttl()
     remaining = adapter.service.ttl(adapter.make_key("long"))
     assert remaining is not None
-    assert longest - 60 < remaining <= longest + 1
+    # memcached takes a TTL this long as a Unix time and reads its own clock, which runs up to
+    # two seconds off the real one: it may report a second or two more than was stored.
+    assert longest - 60 < remaining <= longest + 3
     assert adapter.add("other", 2, timeout=timeout)
     assert adapter.touch("other", timeout)
     assert adapter.get_or_set("third", 3, timeout=timeout) == 3
