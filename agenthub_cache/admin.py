@@ -41,6 +41,15 @@ ACTIONS = {
 }
 
 
+class Unbuilt(Exception):
+    """The service of a configured namespace cannot be built (its backend cannot be imported
+    or instantiated): its pages say so instead of failing."""
+
+    def __init__(self, name: str, error: Exception) -> None:
+        super().__init__(name, error)
+        self.name, self.error = name, error
+
+
 if TYPE_CHECKING:
     _ModelAdmin = admin.ModelAdmin[Namespace]
 else:
@@ -96,9 +105,30 @@ class NamespaceAdmin(_ModelAdmin):
             raise PermissionDenied
 
     def service(self, name: str) -> CacheService:
+        """The namespace's service: 404 if not configured, ``Unbuilt`` if it cannot be built."""
         if name not in namespaces:
             raise Http404(f"No cache namespace {name!r} is configured.")
-        return namespaces[name]
+        try:
+            return namespaces[name]
+        except Exception as exc:  # its alias's backend cannot be imported or set up
+            raise Unbuilt(name, exc) from exc
+
+    def unavailable(
+        self, request: HttpRequest, unbuilt: Unbuilt, action: str | None = None
+    ) -> HttpResponse:
+        """503 in the admin's look: the namespace's settings and why it cannot be reached;
+        for an action, that nothing was changed."""
+        row = admin_data.unbuilt_row(unbuilt.name, unbuilt.error)
+        context = self.context(
+            request,
+            f"Cache namespace {unbuilt.name} is unavailable",
+            row=row,
+            action_title=ACTIONS.get(action or ""),
+            has_flush_permission=False,  # nothing to offer: the store cannot be reached
+        )
+        response = self.render(request, "unavailable.html", context)
+        response.status_code = 503
+        return response
 
     def context(self, request: HttpRequest, title: str, **extra: Any) -> dict[str, Any]:
         return {
@@ -136,7 +166,10 @@ class NamespaceAdmin(_ModelAdmin):
 
     def namespace_view(self, request: HttpRequest, name: str) -> HttpResponse:
         self.require_view(request)
-        service = self.service(name)
+        try:
+            service = self.service(name)
+        except Unbuilt as unbuilt:
+            return self.unavailable(request, unbuilt)
         prefix = request.GET.get("prefix", "")
         page_size = admin_data.clamp(
             request.GET.get("per_page"), admin_data.PAGE_SIZE, 1, admin_data.MAX_PAGE_SIZE
@@ -189,7 +222,10 @@ class NamespaceAdmin(_ModelAdmin):
 
     def key_view(self, request: HttpRequest, name: str) -> HttpResponse:
         self.require_view(request)
-        service = self.service(name)
+        try:
+            service = self.service(name)
+        except Unbuilt as unbuilt:
+            return self.unavailable(request, unbuilt)
         key = request.GET.get("key", "")
         context = self.context(
             request,
@@ -215,7 +251,10 @@ class NamespaceAdmin(_ModelAdmin):
             raise PermissionDenied
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        service = self.service(name)
+        try:
+            service = self.service(name)
+        except Unbuilt as unbuilt:  # nothing to confirm or do: say so, change nothing
+            return self.unavailable(request, unbuilt, action)
         key = request.POST.get("key", "")
         try:
             if request.POST.get("confirm") != "yes":

@@ -22,6 +22,8 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import override_settings
 
+from agenthub_cache import metrics_redis
+
 ROOT = Path(__file__).resolve().parent.parent
 #: Stores a subprocess shares with the test process (LocMem is private to each process).
 SHARED = ["db", "redis"]
@@ -161,7 +163,14 @@ def cli_stderr_on_terminal(*args: str) -> Result:
 
 
 def dump(alias: str) -> dict[Any, Any]:
-    """Every key of the store behind ``alias`` with its stored bytes (not just our namespaces)."""
+    """Every key of the store behind ``alias`` with its stored bytes (not just our namespaces).
+
+    This process's metrics pusher sends what it still holds first: its daemon thread writes a
+    ``METRICS: "redis"`` namespace's totals hash (``HINCRBY``) up to ``PUSH_INTERVAL`` seconds
+    after the counted calls, so the calls of an earlier test (a ``clear()`` after its last push)
+    would otherwise land in this database between a test's dump before and its dump after.
+    ``push()`` waits for a push under way, and afterwards the thread has nothing to send."""
+    metrics_redis.push()
     backend = caches[alias]
     if alias == "locmem":
         with backend._lock:  # type: ignore[attr-defined]

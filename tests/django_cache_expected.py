@@ -14,7 +14,7 @@ _CULL = (
 )
 _DELETE_MANY_QUERIES = (
     "counts SQL queries: Django's delete_many is one DELETE; a namespace on a DatabaseCache "
-    "deletes key by key and looks up each key's index record (2 queries a key)"
+    "adds one SELECT of the keys' index (meta) records (2 queries for any number of keys)"
 )
 _GET_MANY_EXPIRED = (
     "sets a 0.01 s timeout and expects the entry gone 0.02 s later: a namespace keeps every "

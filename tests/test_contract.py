@@ -85,6 +85,22 @@ def test_delete_many_counts_existing(service: CacheService) -> None:
     assert service.get_many(["a", "b"]) == {}
 
 
+def test_delete_many_of_filed_unfiled_missing_and_repeated_keys(service: CacheService) -> None:
+    """Each existing key counted once; the filed ones leave their indexes, the others' stay."""
+    service.set("f1", 1, indexes={"team": "a"})
+    service.set("f2", 2, indexes={"team": "a", "user": "7"})
+    service.set("kept", 3, indexes={"team": "a"})
+    service.set_many({"u1": 4, "u2": 5})
+    batch = ["u1", "f1", "missing", "u1", "f2", "u2", "f1"]
+    assert service.delete_many(batch) == 4
+    assert service.get_many([*batch, "kept"]) == {"kept": 3}
+    assert service.find("team", "a") == ["kept"]
+    assert service.find("user", "7") == []
+    assert service.stats()["indexes"] == 1
+    assert service.delete_many(batch) == 0
+    assert service.prune() == 0
+
+
 def test_hostile_keys_round_trip_without_colliding(service: CacheService) -> None:
     for i, key in enumerate(HOSTILE_KEYS):
         assert service.set(key, i)

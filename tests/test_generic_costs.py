@@ -243,3 +243,51 @@ def test_a_new_index_value_rewrites_no_record_of_every_value(
     assert service.prune() == 0  # the delete unfiled it: nothing dead to reclaim
     assert service.stats()["indexes"] == values - 1
     service.clear()
+
+
+def delete_many_sql(service: CacheService, keys_: list[str], expected: int) -> list[str]:
+    """The SQL statements of ``service.delete_many(keys_)``, which must count ``expected``."""
+    with CaptureQueriesContext(connections["default"]) as captured:
+        assert service.delete_many(keys_) == expected
+    return [q["sql"] for q in captured.captured_queries]
+
+
+def test_db_delete_many_of_unindexed_keys_is_one_delete_and_one_read(
+    stores: dict[str, Any],
+) -> None:
+    """As Django's own ``DatabaseCache.delete_many`` (one DELETE ... IN), plus one SELECT of the
+    keys' meta records to find those filed under an index: two statements for any number of
+    keys (it was a DELETE and a SELECT per key), and the count still exact."""
+    service = CacheService(unique_namespace(), default_ttl=60, cache="db")
+    service.set_many({f"k{n}": n for n in range(20)})
+    sql = delete_many_sql(service, [f"k{n}" for n in range(20)] + ["missing", "k3"], 20)
+    assert len(sql) == 2, sql
+    assert [s.split()[0].upper() for s in sql] == ["DELETE", "SELECT"], sql
+    assert service.get_many([f"k{n}" for n in range(20)]) == {}
+    assert len(delete_many_sql(service, ["k1", "k2"], 0)) == 2  # already gone: counted 0
+    service.set("one", 1)
+    assert len(delete_many_sql(service, ["one"], 1)) == 2
+
+
+def test_db_delete_many_unfiles_the_filed_keys_and_batches_the_rest(
+    stores: dict[str, Any],
+) -> None:
+    """Keys filed under an index are unfiled under the guard as before; the unindexed keys
+    beside them cost nothing more: the statements do not grow with their number."""
+    service = CacheService(unique_namespace(), default_ttl=60, cache="db")
+
+    def fill(unindexed: int) -> list[str]:
+        service.set("a", 1, indexes={"g": "x"})
+        service.set("b", 2, indexes={"g": "x", "h": "y"})
+        service.set_many({f"u{n}": n for n in range(unindexed)})
+        return ["a", "b", *(f"u{n}" for n in range(unindexed))]
+
+    few = delete_many_sql(service, fill(1), 3)
+    assert (service.find("g", "x"), service.find("h", "y")) == ([], [])
+    assert service.stats()["indexes"] == 0
+    many = delete_many_sql(service, fill(30), 32)
+    assert len(many) == len(few), (few, many)
+    assert (service.find("g", "x"), service.find("h", "y")) == ([], [])
+    assert service.stats()["indexes"] == 0
+    assert service.prune() == 0
+    service.clear()
