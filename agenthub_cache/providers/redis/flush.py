@@ -60,48 +60,75 @@ class SlotListing:
 Listing = ScanListing | SlotListing
 
 
+#: Most index sets one flush remembers to look at again once its listing is done.
+RECHECKED_INDEXES = 100_000
+
+
 def clear(
     layout: KeyLayout, progress: Callable[[int], None] | None, listing: Listing | None = None
 ) -> Steps[int]:
     """List the namespace and delete what it finds, each batch sent with the next listing
-    call (SCAN by default; ``SlotListing`` on a cluster).
+    call (SCAN by default; ``SlotListing`` on a cluster). Returns how many entries were
+    deleted.
 
     Never KEYS, FLUSHDB or a long script: the server serves other clients between calls.
-    Entries (and metas) found go through the ``delete`` script, which files each entry out of
-    its indexes as it goes; an index set found is drained by deleting the entries still filed
-    in it, never UNLINKed whole: a write racing the flush may have filed an entry there after
-    SCAN passed that entry's key, and it must not survive unreachable from its index. Locks
-    and the rest are UNLINKed. Returns how many entries were deleted.
+
+    * Entry keys are UNLINKed as listed, like a raw SCAN + UNLINK: no script, nothing sent
+      but the keys. An entry's index memberships are never read from its entry key but from
+      its meta hash, which is left in place for its own turn.
+    * A meta found goes through the ``delete`` script: its entry is deleted and filed out of
+      the indexes the meta names. So the filings of an entry are dropped only together with
+      its meta, and a later write of the key still finds and undoes them.
+    * An index set found is drained (never UNLINKed whole): the entries still filed in it are
+      deleted (``delete_filed``), so an entry filed there by a write racing the flush, after
+      the listing passed that entry's keys, cannot survive unreachable from its index. The
+      drained index sets are looked at again once the listing is done, and drained again if
+      a racing write filed something in them meanwhile.
+    * Locks are UNLINKed; a key under the prefix with a shape the app never writes stays.
+
+    What a flush racing indexed writes may leave: an entry written during the flush under an
+    index value that did not exist when the flush started (or past ``RECHECKED_INDEXES``),
+    whose entry key was listed after its meta and that index set had been passed, loses its
+    entry but keeps its meta and its membership: never returned by a read (a member is
+    returned only with its value), undone by a later write of the key, reclaimed by ``prune``
+    or when the deleted entry would have expired.
     """
     listing = listing or ScanListing(layout.match())
     prefix = layout.listed_prefix()
-    entry_prefix, meta_prefix = f"{prefix}{keys.ENTRY}:", f"{prefix}{keys.META}:"
-    member_at = len(entry_prefix.encode())  # entry and meta prefixes are equally long
+    entry_prefix = f"{prefix}{keys.ENTRY}:".encode()
+    meta_prefix = f"{prefix}{keys.META}:".encode()
+    member_at = len(entry_prefix)  # entry and meta prefixes are equally long
     entry, meta, index = (kind.encode() for kind in (keys.ENTRY, keys.META, keys.INDEX))
-    kind_of = layout.kind_of
+    kind_of, all_entries = layout.kind_of, layout.all_entries
+    drained: dict[bytes, None] = {}
     deleted = 0
     found, more = listing.found((yield listing.ask(0)))
     while True:
-        members: dict[bytes, None] = {}
-        indexes, others, removed = [], [], 0
-        for stored in found:
-            kind = kind_of(stored)
-            if kind in (entry, meta):
-                members[stored[member_at:]] = None
-                removed += 1
-            elif kind == index:
-                indexes.append(stored)
-            elif kind is not None:  # locks; a key the app cannot have written stays
-                others.append(stored)
-                removed += 1
-        calls: list[Cmd | Lua] = [
-            _delete_call(entry_prefix.encode(), meta_prefix.encode(), group)
-            for group in chunks(list(members), SCAN_COUNT)
+        entries: list[bytes] = []
+        metas: list[bytes] = []  # members whose meta was listed
+        indexes: list[bytes] = []
+        others: list[bytes] = []
+        if all_entries(found):  # the common batch: one pass over it, no regex per key
+            entries = found
+        else:
+            for stored in found:
+                kind = kind_of(stored)
+                if kind == entry:
+                    entries.append(stored)
+                elif kind == meta:
+                    metas.append(stored[member_at:])
+                elif kind == index:
+                    indexes.append(stored)
+                elif kind is not None:  # locks; a key the app cannot have written stays
+                    others.append(stored)
+        calls: list[Cmd | Lua] = [Cmd(("UNLINK", *group)) for group in chunks(entries, SCAN_COUNT)]
+        calls += [
+            _delete_call(entry_prefix, meta_prefix, group) for group in chunks(metas, SCAN_COUNT)
         ]
         deletes = len(calls)
         if others:
             calls.append(Cmd(("UNLINK", *others)))
-        kept = len(found) - removed  # still there when the listing is asked again
+        kept = len(found) - len(entries) - len(metas) - len(others)  # listed again by a SlotListing
         if more and isinstance(listing, SlotListing) and kept > SLOT_KEPT_LIMIT:
             listing = ScanListing(layout.match())  # a slot crowded with others' keys
         if more:
@@ -114,11 +141,27 @@ def clear(
         deleted += sum(int(reply) for reply in replies[:deletes])
         for idx in indexes:
             deleted += yield from _drain_index(layout, idx)
+            if len(drained) < RECHECKED_INDEXES:
+                drained[idx] = None
+        if not more:
+            deleted += yield from _drain_again(layout, list(drained))
         if progress is not None:
             progress(deleted)
         if not more:
             return deleted
         found, more = listing.found(replies[-1])
+
+
+def _drain_again(layout: KeyLayout, drained: list[bytes]) -> Steps[int]:
+    """Drain again the index sets of ``drained`` that a racing write filed entries in since
+    (an index set exists only while it has members)."""
+    deleted = 0
+    for group in chunks(drained, SCAN_COUNT):
+        there = yield Batch([Cmd(("EXISTS", idx)) for idx in group])
+        for idx, exists in zip(group, there, strict=True):
+            if exists:
+                deleted += yield from _drain_index(layout, idx)
+    return deleted
 
 
 def _delete_call(entry_prefix: bytes, meta_prefix: bytes, members: Sequence[bytes]) -> Lua:
