@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from agenthub_cache.keys import ASCII_ESCAPES
 from agenthub_cache.providers.redis.driver import Lua, chunks
 from agenthub_cache.providers.redis.layout import KeyLayout, escape
 from agenthub_cache.providers.redis.scripts import CHUNK
 
-#: A script call: its KEYS and its ARGV.
-ScriptCall = tuple[list[str], list[Any]]
+#: A script call: its KEYS (str, or bytes where built so) and its ARGV.
+ScriptCall = tuple[list[Any], list[Any]]
 
 
 def px(timeout: float | None) -> str:
@@ -65,17 +66,27 @@ class ScriptCalls:
     def _set_many_calls(
         self, mapping: Mapping[str, Any], timeout: float | None
     ) -> list[ScriptCall]:
+        """The ``set_many`` script's calls: per entry its two keys and its value, as bytes
+        where the layout allows (the member follows from the entry key: ``cut``)."""
         encode, expiry = self.encode, px(timeout)
-        calls = []
+        calls: list[ScriptCall] = []
         for layout, items in self._by_layout(list(mapping.items())):
+            entry_head, meta_head = layout.entry_head, layout.meta_head
             for group in chunks(items, CHUNK):
-                args: list[Any] = [expiry]
-                stored: list[str] = []
-                for key, value in group:
-                    member = escape(key)
-                    args += (member, encode(value))
-                    stored += (layout.entry(member), layout.meta(member))
-                calls.append((stored, args))
+                values = [encode(value) for _, value in group]
+                if entry_head is None or meta_head is None:
+                    members = [escape(key) for key, _ in group]
+                    named: list[Any] = []
+                    for member in members:
+                        named += (layout.entry(member), layout.meta(member))
+                    calls.append((named, [expiry, "", *values, *members]))
+                    continue
+                table, slow = ASCII_ESCAPES, escape
+                stored: list[Any] = []
+                for key, _ in group:
+                    raw = (key.translate(table) if key.isascii() else slow(key)).encode()
+                    stored += (entry_head + raw, meta_head + raw)
+                calls.append((stored, [expiry, len(entry_head), *values]))
         return calls
 
     def _keyed_calls(self, keys_: Iterable[str]) -> list[ScriptCall]:

@@ -13,7 +13,6 @@ ASCII without ``:`` or glob characters, from which its entry and meta keys follo
 from __future__ import annotations
 
 import re
-from typing import Final
 
 from django.core.cache.backends.base import BaseCache
 
@@ -21,7 +20,6 @@ from agenthub_cache import keys
 from agenthub_cache.exceptions import NotSupported
 
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
-_ASCII_ESCAPES: Final = keys.ASCII_ESCAPES
 #: One escaped part as the app writes it, and the shapes of the stored keys it writes after
 #: the namespace prefix: an entry or meta (one part), an index (name and value), a lock.
 _SHAPES = rf"(?:{keys.SHAPES})\Z".encode()
@@ -64,6 +62,10 @@ class KeyLayout:
         keeps_prefix = self.prefix is not None
         self._entry = f"{stored}{keys.ENTRY}:" if keeps_prefix else None
         self._meta = f"{stored}{keys.META}:" if keeps_prefix else None
+        #: What an entry's and a meta's stored key start with, before the member, as bytes
+        #: (keys built from them go to redis-py as they are); ``None`` as for ``prefix``.
+        self.entry_head = self._entry.encode() if self._entry is not None else None
+        self.meta_head = self._meta.encode() if self._meta is not None else None
         self._shape = re.compile(re.escape(stored.encode()) + _SHAPES)
 
     def stored(self, suffix: str) -> str:
@@ -79,10 +81,10 @@ class KeyLayout:
     def entry_keys(self, keys_: list[str]) -> list[bytes] | list[str]:
         """``entry(escape(key))`` for many keys, in one tight loop, as bytes where the layout
         allows (redis-py then sends them as they are instead of encoding each str again)."""
-        prefix = self._entry
-        if prefix is None:
+        head = self.entry_head
+        if head is None:
             return [self.entry(escape(key)) for key in keys_]
-        table, slow, head = _ASCII_ESCAPES, keys.escape, prefix.encode()
+        table, slow = keys.ASCII_ESCAPES, keys.escape
         return [
             head + (key.translate(table) if key.isascii() else slow(key)).encode() for key in keys_
         ]

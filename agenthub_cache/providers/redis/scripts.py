@@ -146,11 +146,18 @@ end
 return 1
 """
 
-#: KEYS: entry1, meta1, entry2, meta2..., then added keys; ARGV: px, member1, value1,
-#: member2, value2... Stores every pair unindexed (taking each out of its old indexes).
-#: Returns the count.
+#: KEYS: entry1, meta1, entry2, meta2..., then added keys; ARGV: px, cut, value1, value2...,
+#: where ``cut`` is the length of the entry keys' common prefix (each entry's member is the
+#: rest of its key), or '' when member1, member2... follow the values. Stores every pair
+#: unindexed (taking each out of its old indexes). Returns the count.
 SET_MANY = """
-local px, n = ARGV[1], (#ARGV - 1) / 2
+local px, cut = ARGV[1], ARGV[2]
+local n = #ARGV - 2
+if cut == '' then n = n / 2 end
+local function member(i)
+  if cut == '' then return ARGV[n + 2 + i] end
+  return string.sub(KEYS[2 * i - 1], tonumber(cut) + 1)
+end
 local metas = {}
 for i = 1, n do metas[i] = KEYS[2 * i] end
 if redis.call('EXISTS', unpack(metas)) > 0 then -- rarely: some were filed under indexes
@@ -161,7 +168,10 @@ if redis.call('EXISTS', unpack(metas)) > 0 then -- rarely: some were filed under
   end
   if #missing > 0 then return missing end
   for i = 1, n do
-    if unfile(olds[i], ARGV[2 * i], nil) >= 0 then redis.call('DEL', KEYS[2 * i]) end
+    if #olds[i] > 0 then
+      unfile(olds[i], member(i), nil)
+      redis.call('DEL', KEYS[2 * i])
+    end
   end
 end
 if px == '0' then
@@ -169,11 +179,11 @@ if px == '0' then
 elseif px == '' then
   local flat = {}
   for i = 1, n do
-    flat[2 * i - 1], flat[2 * i] = KEYS[2 * i - 1], ARGV[2 * i + 1]
+    flat[2 * i - 1], flat[2 * i] = KEYS[2 * i - 1], ARGV[i + 2]
   end
   redis.call('MSET', unpack(flat))
 else
-  for i = 1, n do redis.call('SET', KEYS[2 * i - 1], ARGV[2 * i + 1], 'PX', px) end
+  for i = 1, n do redis.call('SET', KEYS[2 * i - 1], ARGV[i + 2], 'PX', px) end
 end
 return n
 """
