@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from agenthub_cache.keys import ASCII_ESCAPES
+from agenthub_cache.keys import escape_many
 from agenthub_cache.providers.redis.driver import Lua, chunks
 from agenthub_cache.providers.redis.layout import KeyLayout, escape
 from agenthub_cache.providers.redis.scripts import CHUNK
@@ -81,11 +81,10 @@ class ScriptCalls:
                         named += (layout.entry(member), layout.meta(member))
                     calls.append((named, [expiry, "", *values, *members]))
                     continue
-                table, slow = ASCII_ESCAPES, escape
-                stored: list[Any] = []
-                for key, _ in group:
-                    raw = (key.translate(table) if key.isascii() else slow(key)).encode()
-                    stored += (entry_head + raw, meta_head + raw)
+                raws = escape_many([key for key, _ in group])
+                stored: list[Any] = [None] * (2 * len(raws))
+                stored[0::2] = [entry_head + raw for raw in raws]
+                stored[1::2] = [meta_head + raw for raw in raws]
                 calls.append((stored, [expiry, len(entry_head), *values]))
         return calls
 

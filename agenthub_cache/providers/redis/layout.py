@@ -84,10 +84,7 @@ class KeyLayout:
         head = self.entry_head
         if head is None:
             return [self.entry(escape(key)) for key in keys_]
-        table, slow = keys.ASCII_ESCAPES, keys.escape
-        return [
-            head + (key.translate(table) if key.isascii() else slow(key)).encode() for key in keys_
-        ]
+        return [head + member for member in keys.escape_many(keys_)]
 
     def entries(self, members: list[bytes]) -> list[bytes] | list[str]:
         """The entry keys of index members as read from Redis (bytes concatenation)."""
