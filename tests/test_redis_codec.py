@@ -35,10 +35,33 @@ class MyInt(int):
     pass
 
 
+class Shade(enum.Enum):
+    DARK = "dark"
+
+
 VALUES: list[Any] = [
-    0, 1, -7, 2**70, True, False, Colour.RED, MyInt(5), 1.5, "", "text", b"bytes", None,
+    0, 1, -7, 2**70, True, False, Colour.RED, MyInt(5), Shade.DARK, 1.5, "", "text", b"bytes", None,
     [1, "a"], {"k": (1, 2)}, {1, 2}, "x" * 5000,
 ]  # fmt: skip
+
+
+def test_default_django_redis_codec_leaves_only_ints_to_the_clients_encode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A value that is no int is pickled by the serializer directly (django-redis's encode
+    adds only its int checks and the identity compression); ints, bools and enums still go
+    through the client's own rule, which differs between django-redis versions."""
+    backend: Any = caches["redis"]
+    seen: list[Any] = []
+    own = backend.client.encode
+    monkeypatch.setattr(backend.client, "encode", lambda value: seen.append(value) or own(value))
+    encode, _ = codec_for(backend)
+    assert encode("text") == own("text")
+    assert encode({"k": 1}) == own({"k": 1})
+    assert seen == []
+    for value in (5, True, Colour.RED):
+        assert encode(value) == own(value)
+    assert seen == [5, True, Colour.RED]
 
 
 @pytest.mark.parametrize("alias", ["redis", "redis_django"])
