@@ -29,6 +29,20 @@ def px(timeout: float | None) -> str:
     return str(max(1, int(timeout * 1000)))
 
 
+#: ``px`` as bytes, by timeout: a namespace sets with a handful of timeouts (cleared past 256).
+_PX_ARGS: dict[float | None, bytes] = {}
+
+
+def px_arg(timeout: float | None) -> bytes:
+    """``px(timeout)`` as the bytes redis-py sends as they are, built once per timeout."""
+    found = _PX_ARGS.get(timeout)
+    if found is None:
+        if len(_PX_ARGS) >= 256:
+            _PX_ARGS.clear()
+        found = _PX_ARGS[timeout] = px(timeout).encode()
+    return found
+
+
 class ScriptCalls:
     """Mixin of the Redis providers: the calls of single-round-trip operations."""
 
@@ -55,12 +69,19 @@ class ScriptCalls:
         indexes: Mapping[str, str] | None,
         only_if_absent: bool,
     ) -> ScriptCall:
-        member, layout = escape(key), self._layout_for(key)
-        stored = [layout.entry(member), layout.meta(member)]
-        args = [self.encode(value), px(timeout), "1" if only_if_absent else "", member]
-        for name, value_ in (indexes or {}).items():
-            stored.append(layout.index(name, value_))
-            args.append(name)
+        member: Any = escape(key)
+        layout = self._layout_for(key)
+        entry_head, meta_head = layout.entry_head, layout.meta_head
+        if entry_head is None or meta_head is None:
+            stored: list[Any] = [layout.entry(member), layout.meta(member)]
+        else:
+            member = member.encode()
+            stored = [entry_head + member, meta_head + member]
+        args = [self.encode(value), px_arg(timeout), b"1" if only_if_absent else b"", member]
+        if indexes:
+            for name, value_ in indexes.items():
+                stored.append(layout.index(name, value_))
+                args.append(name)
         return stored, args
 
     def _set_many_calls(
@@ -68,7 +89,7 @@ class ScriptCalls:
     ) -> list[ScriptCall]:
         """The ``set_many`` script's calls: per entry its two keys and its value, as bytes
         where the layout allows (the member follows from the entry key: ``cut``)."""
-        encode, expiry = self.encode, px(timeout)
+        encode, expiry = self.encode, px_arg(timeout)
         calls: list[ScriptCall] = []
         for layout, items in self._by_layout(list(mapping.items())):
             entry_head, meta_head = layout.entry_head, layout.meta_head

@@ -104,9 +104,21 @@ local function unfile(filings, member, keep)
 end
 """
 
+#: ``SET``'s common call, before the helpers are even defined: no indexes, and a key filed
+#: nowhere (no meta), is a plain SET (or DEL for px '0'); anything else goes on to ``SET``.
+SET_PLAIN = """
+if #ARGV == 4 and redis.call('EXISTS', KEYS[2]) == 0 then
+  if ARGV[3] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+  if ARGV[2] == '' then redis.call('SET', KEYS[1], ARGV[1])
+  elseif ARGV[2] == '0' then redis.call('DEL', KEYS[1])
+  else redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+  return 1
+end
+"""
+
 #: KEYS: entry, meta, index keys..., then the keys ``declared_again`` adds; ARGV: value, px
 #: ('' none, '0' expire now), nx ('1' or ''), member, index names... (one per index key).
-#: Returns 1 if stored, 0 if ``nx`` found the key.
+#: Returns 1 if stored, 0 if ``nx`` found the key. Runs after ``SET_PLAIN``.
 SET = """
 local entry, meta, value, px, member = KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[4]
 local n = #ARGV - 4
@@ -352,7 +364,7 @@ return count
 
 #: Script name -> Lua source (each with the shared helpers in front).
 SOURCES: Final[dict[str, str]] = {
-    name: _PRELUDE + body
+    name: (SET_PLAIN if name == "set" else "") + _PRELUDE + body
     for name, body in {
         "set": SET,
         "set_many": SET_MANY,
