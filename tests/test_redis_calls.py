@@ -84,7 +84,11 @@ def test_set_sends_its_keys_and_arguments_as_bytes(
         ),
         (
             "set",
-            [layout.entry("b").encode(), layout.meta("b").encode(), layout.index("g", "x")],
+            [
+                layout.entry("b").encode(),
+                layout.meta("b").encode(),
+                layout.index("g", "x").encode(),
+            ],
             [encode("w"), b"", b"1", b"b", "g"],
         ),
     ]

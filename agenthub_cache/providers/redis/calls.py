@@ -80,7 +80,7 @@ class ScriptCalls:
         args = [self.encode(value), px_arg(timeout), b"1" if only_if_absent else b"", member]
         if indexes:
             for name, value_ in indexes.items():
-                stored.append(layout.index(name, value_))
+                stored.append(layout.index_key(name, value_))
                 args.append(name)
         return stored, args
 

@@ -66,6 +66,7 @@ class KeyLayout:
         #: (keys built from them go to redis-py as they are); ``None`` as for ``prefix``.
         self.entry_head = self._entry.encode() if self._entry is not None else None
         self.meta_head = self._meta.encode() if self._meta is not None else None
+        self._index_head = f"{stored}{keys.INDEX}:".encode() if keeps_prefix else None
         self._shape = re.compile(re.escape(stored.encode()) + _SHAPES)
 
     def stored(self, suffix: str) -> str:
@@ -99,6 +100,13 @@ class KeyLayout:
 
     def index(self, name: str, value: str) -> str:
         return self.stored(f"{keys.INDEX}:{escape(name)}:{escape(value)}")
+
+    def index_key(self, name: str, value: str) -> bytes | str:
+        """``index(name, value)``, as bytes where the layout keeps prefixes."""
+        head = self._index_head
+        if head is None:
+            return self.index(name, value)
+        return head + f"{escape(name)}:{escape(value)}".encode()
 
     def lock(self, *parts: str) -> str:
         """A lock key; ``lock("get_or_set", key)`` can never equal a one-part ``lock(name)``."""
