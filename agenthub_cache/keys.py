@@ -75,6 +75,30 @@ def escape(part: str) -> str:
     return part.translate(ASCII_ESCAPES) if part.isascii() else quote(part, safe="")
 
 
+#: ``escape_many``: the bytes it leaves (and the line break between parts), and the code of each
+#: other ASCII byte.
+_SAFE_AND_BREAK: Final = (SAFE_CHARS + "\n").encode()
+_CODES: Final = {i: f"%{i:02X}".encode() for i in range(128)}
+
+
+def escape_many(parts: list[str]) -> list[bytes]:
+    """``escape(part).encode()`` of each part. Where every part is ASCII without a line break
+    (the usual keys), the parts are escaped joined by line breaks, one ``bytes.replace`` per
+    distinct character to escape (``%`` first, so no code written is escaped again), then split
+    apart: about half the cost of a ``translate`` per part."""
+    joined = "\n".join(parts)
+    if not (joined.isascii() and joined.count("\n") == len(parts) - 1):
+        return [escape(part).encode() for part in parts]
+    raw = joined.encode()
+    unsafe = set(raw.translate(None, _SAFE_AND_BREAK))
+    if 37 in unsafe:  # "%"
+        raw = raw.replace(b"%", b"%25")
+        unsafe.discard(37)
+    for code in unsafe:
+        raw = raw.replace(bytes((code,)), _CODES[code])
+    return raw.split(b"\n")
+
+
 _ASCII_UNESCAPES: Final = {f"{i:02X}": chr(i) for i in range(128)}
 _CODE = re.compile(r"%[0-9A-F]{2}")
 

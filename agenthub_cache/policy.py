@@ -290,7 +290,9 @@ class ServicePolicy:
                 "index name",
                 f"{brief(index)} is invalid: use 1-64 of [A-Za-z0-9_.-], starting with a letter or digit.",
             )
-        return str(index), self._text(value, f"value of index {brief(index)}")
+        if type(value) is not str or not value.isascii():  # ASCII str is valid text as it is
+            value = self._text(value, f"value of index {brief(index)}")
+        return str(index), value
 
     def _indexes(self, indexes: Mapping[str, str] | None) -> dict[str, str] | None:
         if indexes is None:

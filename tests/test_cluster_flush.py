@@ -13,7 +13,7 @@ from django.core.cache import caches
 from redis.crc import key_slot
 
 from agenthub_cache import CacheService, keys
-from agenthub_cache.providers.redis import steps
+from agenthub_cache.providers.redis import flush
 from tests.conftest import make_service, unique_namespace
 
 pytestmark = pytest.mark.extended
@@ -43,7 +43,7 @@ def crowded(cluster_alias: str) -> Iterator[tuple[CacheService, CacheService]]:
     theirs.clear()
 
 
-@pytest.mark.parametrize("foreign", [1500, steps.SLOT_KEPT_LIMIT + 500])
+@pytest.mark.parametrize("foreign", [1500, flush.SLOT_KEPT_LIMIT + 500])
 def test_flush_by_slot_keeps_every_other_key_in_the_slot(
     crowded: tuple[CacheService, CacheService], foreign: int
 ) -> None:

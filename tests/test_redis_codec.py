@@ -3,8 +3,8 @@
 * values: the inlined codecs for the default serializers produce and accept the same bytes
   as the backends' own ``encode``/``decode``; configured serializers and compressors are
   used as they are (round trip through ``caches[alias]`` both ways);
-* keys: ``keys.unescape`` (its ASCII fast path) and ``keys.unescape_many`` invert ``escape``
-  exactly as ``urllib.parse.unquote`` does.
+* keys: ``keys.escape_many`` is ``escape`` of each part; ``keys.unescape`` (its ASCII fast
+  path) and ``keys.unescape_many`` invert ``escape`` exactly as ``urllib.parse.unquote`` does.
 """
 
 from __future__ import annotations
@@ -35,10 +35,33 @@ class MyInt(int):
     pass
 
 
+class Shade(enum.Enum):
+    DARK = "dark"
+
+
 VALUES: list[Any] = [
-    0, 1, -7, 2**70, True, False, Colour.RED, MyInt(5), 1.5, "", "text", b"bytes", None,
+    0, 1, -7, 2**70, True, False, Colour.RED, MyInt(5), Shade.DARK, 1.5, "", "text", b"bytes", None,
     [1, "a"], {"k": (1, 2)}, {1, 2}, "x" * 5000,
 ]  # fmt: skip
+
+
+def test_default_django_redis_codec_leaves_only_ints_to_the_clients_encode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A value that is no int is pickled by the serializer directly (django-redis's encode
+    adds only its int checks and the identity compression); ints, bools and enums still go
+    through the client's own rule, which differs between django-redis versions."""
+    backend: Any = caches["redis"]
+    seen: list[Any] = []
+    own = backend.client.encode
+    monkeypatch.setattr(backend.client, "encode", lambda value: seen.append(value) or own(value))
+    encode, _ = codec_for(backend)
+    assert encode("text") == own("text")
+    assert encode({"k": 1}) == own({"k": 1})
+    assert seen == []
+    for value in (5, True, Colour.RED):
+        assert encode(value) == own(value)
+    assert seen == [5, True, Colour.RED]
 
 
 @pytest.mark.parametrize("alias", ["redis", "redis_django"])
@@ -123,3 +146,20 @@ def test_escape_is_keys_escape(part: str) -> None:
 @given(st.lists(st.text(), max_size=20))
 def test_unescape_many_is_unescape_of_each(parts: list[str]) -> None:
     assert keys.unescape_many([escape(p).encode() for p in parts]) == parts
+
+
+@given(st.lists(st.text(alphabet=st.sampled_from("a:%0A\n\x00~ü*"), max_size=6), max_size=20))
+def test_escape_many_is_escape_of_each(parts: list[str]) -> None:
+    """Exact whatever the parts hold (``%``, ``0A``, line breaks and non-ASCII: the last two
+    take the part-by-part path)."""
+    assert keys.escape_many(parts) == [keys.escape(p).encode() for p in parts]
+
+
+@given(st.lists(st.text(alphabet=st.characters(max_codepoint=127, exclude_characters="\n"))))
+def test_escape_many_of_ascii_parts_is_escape_of_each(parts: list[str]) -> None:
+    assert keys.escape_many(parts) == [keys.escape(p).encode() for p in parts]
+
+
+def test_escape_many_escapes_percent_first() -> None:
+    parts = ["a:1", "%3A", "3A%", "b c", ""]
+    assert keys.escape_many(parts) == [b"a%3A1", b"%253A", b"3A%25", b"b%20c", b""]

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from agenthub_cache.keys import escape_many
 from agenthub_cache.providers.redis.driver import Lua, chunks
 from agenthub_cache.providers.redis.layout import KeyLayout, escape
 from agenthub_cache.providers.redis.scripts import CHUNK
 
-#: A script call: its KEYS and its ARGV.
-ScriptCall = tuple[list[str], list[Any]]
+#: A script call: its KEYS (str, or bytes where built so) and its ARGV.
+ScriptCall = tuple[list[Any], list[Any]]
 
 
 def px(timeout: float | None) -> str:
@@ -26,6 +27,20 @@ def px(timeout: float | None) -> str:
     if timeout <= 0:
         return "0"
     return str(max(1, int(timeout * 1000)))
+
+
+#: ``px`` as bytes, by timeout: a namespace sets with a handful of timeouts (cleared past 256).
+_PX_ARGS: dict[float | None, bytes] = {}
+
+
+def px_arg(timeout: float | None) -> bytes:
+    """``px(timeout)`` as the bytes redis-py sends as they are, built once per timeout."""
+    found = _PX_ARGS.get(timeout)
+    if found is None:
+        if len(_PX_ARGS) >= 256:
+            _PX_ARGS.clear()
+        found = _PX_ARGS[timeout] = px(timeout).encode()
+    return found
 
 
 class ScriptCalls:
@@ -54,28 +69,44 @@ class ScriptCalls:
         indexes: Mapping[str, str] | None,
         only_if_absent: bool,
     ) -> ScriptCall:
-        member, layout = escape(key), self._layout_for(key)
-        stored = [layout.entry(member), layout.meta(member)]
-        args = [self.encode(value), px(timeout), "1" if only_if_absent else "", member]
-        for name, value_ in (indexes or {}).items():
-            stored.append(layout.index(name, value_))
-            args.append(name)
+        member: Any = escape(key)
+        layout = self._layout_for(key)
+        entry_head, meta_head = layout.entry_head, layout.meta_head
+        if entry_head is None or meta_head is None:
+            stored: list[Any] = [layout.entry(member), layout.meta(member)]
+        else:
+            member = member.encode()
+            stored = [entry_head + member, meta_head + member]
+        args = [self.encode(value), px_arg(timeout), b"1" if only_if_absent else b"", member]
+        if indexes:
+            for name, value_ in indexes.items():
+                stored.append(layout.index_key(name, value_))
+                args.append(name)
         return stored, args
 
     def _set_many_calls(
         self, mapping: Mapping[str, Any], timeout: float | None
     ) -> list[ScriptCall]:
-        encode, expiry = self.encode, px(timeout)
-        calls = []
+        """The ``set_many`` script's calls: per entry its two keys and its value, as bytes
+        where the layout allows (the member follows from the entry key: ``cut``)."""
+        encode, expiry = self.encode, px_arg(timeout)
+        calls: list[ScriptCall] = []
         for layout, items in self._by_layout(list(mapping.items())):
+            entry_head, meta_head = layout.entry_head, layout.meta_head
             for group in chunks(items, CHUNK):
-                args: list[Any] = [expiry]
-                stored: list[str] = []
-                for key, value in group:
-                    member = escape(key)
-                    args += (member, encode(value))
-                    stored += (layout.entry(member), layout.meta(member))
-                calls.append((stored, args))
+                values = [encode(value) for _, value in group]
+                if entry_head is None or meta_head is None:
+                    members = [escape(key) for key, _ in group]
+                    named: list[Any] = []
+                    for member in members:
+                        named += (layout.entry(member), layout.meta(member))
+                    calls.append((named, [expiry, "", *values, *members]))
+                    continue
+                raws = escape_many([key for key, _ in group])
+                stored: list[Any] = [None] * (2 * len(raws))
+                stored[0::2] = [entry_head + raw for raw in raws]
+                stored[1::2] = [meta_head + raw for raw in raws]
+                calls.append((stored, [expiry, len(entry_head), *values]))
         return calls
 
     def _keyed_calls(self, keys_: Iterable[str]) -> list[ScriptCall]:

@@ -43,10 +43,10 @@ from agenthub_cache.providers.redis.cluster_nodes import NotAClusterError
 from agenthub_cache.providers.redis.connections import UNAVAILABLE
 from agenthub_cache.providers.redis.driver import Steps, arun, run
 from agenthub_cache.providers.redis.fanout import run_together
+from agenthub_cache.providers.redis.flush import SlotListing
+from agenthub_cache.providers.redis.flush import clear as clear_steps
 from agenthub_cache.providers.redis.layout import KeyLayout, escape
 from agenthub_cache.providers.redis.provider import RedisProvider
-from agenthub_cache.providers.redis.steps import SlotListing
-from agenthub_cache.providers.redis.steps import clear as clear_steps
 from agenthub_cache.providers.redis.steps import count as count_steps
 from agenthub_cache.providers.redis.steps import delete_by_index as delete_by_index_steps
 from agenthub_cache.providers.redis.steps import live_entries as live_entries_steps

@@ -5,8 +5,9 @@ Both backends store ``int`` plainly (so INCR works) and everything else serializ
 Values are encoded by the backend's public ``encode`` (django-redis) or its serializer's
 ``dumps`` (Django). For the *default* serializer and compressor (exact classes, nothing the
 user configured), the same bytes are decoded without that detour: a pickle of protocol 2 or later starts with
-``\\x80``, which no plain int does. Any other serializer or compressor goes through the
-backend's own methods unchanged.
+``\\x80``, which no plain int does; and a value that is no ``int`` is encoded by the serializer
+alone (the identity compressor returns it unchanged). Any other serializer or compressor goes
+through the backend's own methods unchanged.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def codec_for(backend: BaseCache) -> tuple[Encode, Decode]:
         return serializer.dumps, serializer.loads
     client: Any = backend.client  # type: ignore[attr-defined]  # django-redis's DefaultClient
     if _default_django_redis_codec(client):
-        return client.encode, _pickle_first(client.decode)
+        serializer = internals.django_redis_client(client).serializer
+        return _dumps_first(client.encode, serializer.dumps), _pickle_first(client.decode)
     return client.encode, client.decode
 
 
@@ -67,7 +69,7 @@ def serializer_codec(serializer: Any, compressor: Any) -> tuple[Encode, Decode]:
         return loads(value)
 
     if type(serializer) is PickleSerializer and type(compressor) is IdentityCompressor:
-        return encode, _pickle_first(decode)
+        return _dumps_first(encode, dumps), _pickle_first(decode)
     return encode, decode
 
 
@@ -78,6 +80,18 @@ def _default_django_redis_codec(client: Any) -> bool:
     parts = internals.django_redis_client(client)
     serializer, compressor = parts.serializer, parts.compressor
     return type(serializer) is PickleSerializer and type(compressor) is IdentityCompressor
+
+
+def _dumps_first(encode: Encode, dumps: Callable[[Any], bytes]) -> Encode:
+    """django-redis's ``encode`` for its default serializer and compressor: a value that is
+    not an ``int`` is its serializer's pickle (all ``encode`` makes of it, after its checks
+    and the identity compression: ~0.5 µs less per value); an ``int`` (``bool``, ``IntEnum``)
+    keeps the backend's own rule, which differs between django-redis versions."""
+
+    def fast_encode(value: Any) -> Any:
+        return encode(value) if isinstance(value, int) else dumps(value)
+
+    return fast_encode
 
 
 def _pickle_first(decode: Decode) -> Decode:

@@ -13,7 +13,6 @@ ASCII without ``:`` or glob characters, from which its entry and meta keys follo
 from __future__ import annotations
 
 import re
-from typing import Final
 
 from django.core.cache.backends.base import BaseCache
 
@@ -21,10 +20,12 @@ from agenthub_cache import keys
 from agenthub_cache.exceptions import NotSupported
 
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
-_ASCII_ESCAPES: Final = keys.ASCII_ESCAPES
 #: One escaped part as the app writes it, and the shapes of the stored keys it writes after
 #: the namespace prefix: an entry or meta (one part), an index (name and value), a lock.
 _SHAPES = rf"(?:{keys.SHAPES})\Z".encode()
+#: The bytes an escaped part is made of, and the line break between listed keys (``all_entries``).
+_PART_BYTES_AND_BREAK = (keys.SAFE_CHARS + "%0123456789ABCDEF\n").encode()
+_CODE = re.compile(rb"%[0-9A-F]{2}")
 
 
 def glob_escape(text: str) -> str:
@@ -61,6 +62,11 @@ class KeyLayout:
         keeps_prefix = self.prefix is not None
         self._entry = f"{stored}{keys.ENTRY}:" if keeps_prefix else None
         self._meta = f"{stored}{keys.META}:" if keeps_prefix else None
+        #: What an entry's and a meta's stored key start with, before the member, as bytes
+        #: (keys built from them go to redis-py as they are); ``None`` as for ``prefix``.
+        self.entry_head = self._entry.encode() if self._entry is not None else None
+        self.meta_head = self._meta.encode() if self._meta is not None else None
+        self._index_head = f"{stored}{keys.INDEX}:".encode() if keeps_prefix else None
         self._shape = re.compile(re.escape(stored.encode()) + _SHAPES)
 
     def stored(self, suffix: str) -> str:
@@ -76,13 +82,10 @@ class KeyLayout:
     def entry_keys(self, keys_: list[str]) -> list[bytes] | list[str]:
         """``entry(escape(key))`` for many keys, in one tight loop, as bytes where the layout
         allows (redis-py then sends them as they are instead of encoding each str again)."""
-        prefix = self._entry
-        if prefix is None:
+        head = self.entry_head
+        if head is None:
             return [self.entry(escape(key)) for key in keys_]
-        table, slow, head = _ASCII_ESCAPES, keys.escape, prefix.encode()
-        return [
-            head + (key.translate(table) if key.isascii() else slow(key)).encode() for key in keys_
-        ]
+        return [head + member for member in keys.escape_many(keys_)]
 
     def entries(self, members: list[bytes]) -> list[bytes] | list[str]:
         """The entry keys of index members as read from Redis (bytes concatenation)."""
@@ -97,6 +100,13 @@ class KeyLayout:
 
     def index(self, name: str, value: str) -> str:
         return self.stored(f"{keys.INDEX}:{escape(name)}:{escape(value)}")
+
+    def index_key(self, name: str, value: str) -> bytes | str:
+        """``index(name, value)``, as bytes where the layout keeps prefixes."""
+        head = self._index_head
+        if head is None:
+            return self.index(name, value)
+        return head + f"{escape(name)}:{escape(value)}".encode()
 
     def lock(self, *parts: str) -> str:
         """A lock key; ``lock("get_or_set", key)`` can never equal a one-part ``lock(name)``."""
@@ -132,6 +142,30 @@ class KeyLayout:
         if shape is None:
             return None
         return shape["one"] or shape["index"] or shape["lock"]
+
+    def all_entries(self, listed: list[bytes]) -> bool:
+        """Whether every key of ``listed`` is an entry key of this layout, as ``kind_of``
+        would say one by one (the flush's common batch), in a few passes over the batch
+        joined, not a regular expression per key."""
+        if not listed or self._entry is None:
+            return False
+        head, n = self._entry.encode(), len(listed)
+        joined = b"\n".join(listed)
+        # Every line break is one of the n - 1 joins (no key holds one) and is followed by
+        # the entry prefix, so each key starts with it...
+        if joined.count(b"\n") != n - 1 or joined.count(b"\n" + head) != n - 1:
+            return False
+        if not joined.startswith(head):
+            return False
+        # ...and what follows it in each is one escaped part: not empty, only the bytes
+        # ``escape`` writes, each ``%`` starting a code of two upper-case hex digits.
+        parts = joined.replace(b"\n" + head, b"\n")[len(head) :]
+        if not parts or parts[:1] == b"\n" or parts[-1:] == b"\n" or b"\n\n" in parts:
+            return False
+        if parts.translate(None, _PART_BYTES_AND_BREAK):
+            return False
+        percent = parts.count(b"%")
+        return percent == 0 or len(_CODE.findall(parts)) == percent
 
     def key_of(self, stored: bytes) -> str:
         """The user key of a listed entry key."""

@@ -104,9 +104,21 @@ local function unfile(filings, member, keep)
 end
 """
 
+#: ``SET``'s common call, before the helpers are even defined: no indexes, and a key filed
+#: nowhere (no meta), is a plain SET (or DEL for px '0'); anything else goes on to ``SET``.
+SET_PLAIN = """
+if #ARGV == 4 and redis.call('EXISTS', KEYS[2]) == 0 then
+  if ARGV[3] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+  if ARGV[2] == '' then redis.call('SET', KEYS[1], ARGV[1])
+  elseif ARGV[2] == '0' then redis.call('DEL', KEYS[1])
+  else redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+  return 1
+end
+"""
+
 #: KEYS: entry, meta, index keys..., then the keys ``declared_again`` adds; ARGV: value, px
 #: ('' none, '0' expire now), nx ('1' or ''), member, index names... (one per index key).
-#: Returns 1 if stored, 0 if ``nx`` found the key.
+#: Returns 1 if stored, 0 if ``nx`` found the key. Runs after ``SET_PLAIN``.
 SET = """
 local entry, meta, value, px, member = KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[4]
 local n = #ARGV - 4
@@ -146,11 +158,18 @@ end
 return 1
 """
 
-#: KEYS: entry1, meta1, entry2, meta2..., then added keys; ARGV: px, member1, value1,
-#: member2, value2... Stores every pair unindexed (taking each out of its old indexes).
-#: Returns the count.
+#: KEYS: entry1, meta1, entry2, meta2..., then added keys; ARGV: px, cut, value1, value2...,
+#: where ``cut`` is the length of the entry keys' common prefix (each entry's member is the
+#: rest of its key), or '' when member1, member2... follow the values. Stores every pair
+#: unindexed (taking each out of its old indexes). Returns the count.
 SET_MANY = """
-local px, n = ARGV[1], (#ARGV - 1) / 2
+local px, cut = ARGV[1], ARGV[2]
+local n = #ARGV - 2
+if cut == '' then n = n / 2 end
+local function member(i)
+  if cut == '' then return ARGV[n + 2 + i] end
+  return string.sub(KEYS[2 * i - 1], tonumber(cut) + 1)
+end
 local metas = {}
 for i = 1, n do metas[i] = KEYS[2 * i] end
 if redis.call('EXISTS', unpack(metas)) > 0 then -- rarely: some were filed under indexes
@@ -161,7 +180,10 @@ if redis.call('EXISTS', unpack(metas)) > 0 then -- rarely: some were filed under
   end
   if #missing > 0 then return missing end
   for i = 1, n do
-    if unfile(olds[i], ARGV[2 * i], nil) >= 0 then redis.call('DEL', KEYS[2 * i]) end
+    if #olds[i] > 0 then
+      unfile(olds[i], member(i), nil)
+      redis.call('DEL', KEYS[2 * i])
+    end
   end
 end
 if px == '0' then
@@ -169,11 +191,11 @@ if px == '0' then
 elseif px == '' then
   local flat = {}
   for i = 1, n do
-    flat[2 * i - 1], flat[2 * i] = KEYS[2 * i - 1], ARGV[2 * i + 1]
+    flat[2 * i - 1], flat[2 * i] = KEYS[2 * i - 1], ARGV[i + 2]
   end
   redis.call('MSET', unpack(flat))
 else
-  for i = 1, n do redis.call('SET', KEYS[2 * i - 1], ARGV[2 * i + 1], 'PX', px) end
+  for i = 1, n do redis.call('SET', KEYS[2 * i - 1], ARGV[i + 2], 'PX', px) end
 end
 return n
 """
@@ -349,7 +371,7 @@ return redis.call('INCRBY', KEYS[1], ARGV[1])
 
 #: Script name -> Lua source (each with the shared helpers in front).
 SOURCES: Final[dict[str, str]] = {
-    name: _PRELUDE + body
+    name: (SET_PLAIN if name == "set" else "") + _PRELUDE + body
     for name, body in {
         "set": SET,
         "set_many": SET_MANY,
