@@ -1,4 +1,4 @@
-"""Lint, type-check and test on every supported Python x Django: ``nox`` (``.ci/run`` runs it).
+"""Lint, type-check and test on every supported Python and Django: ``nox`` (``.ci/run`` runs it).
 
 ``nox -s tests`` runs the README's test command (``python -m pytest``) once per cell of the
 matrix, each in a fresh virtualenv that installs the package with its ``test`` extra and the
@@ -13,12 +13,14 @@ import nox
 nox.options.sessions = ["lint", "typecheck", "tests", "redis_versions", "extended"]
 nox.options.error_on_external_run = True
 
-#: (Python, Django) cells: Django 6.x needs Python 3.12+.
+#: (Python, Django) cells: every supported Python and every supported Django, each Django on
+#: the newest Python, the oldest Python with the only Django it supports (Django 6.x needs
+#: Python 3.12+). Not the whole cross product: at ~7 minutes a cell, its 7 cells with the other
+#: sessions took CI past the hour it must stay under; ``redis_versions`` adds Python 3.12 x
+#: Django 5.2 for the Redis tests.
 MATRIX = [
     ("3.11", "5.2"),
-    ("3.12", "5.2"),
     ("3.12", "6.0"),
-    ("3.12", "6.1"),
     ("3.13", "5.2"),
     ("3.13", "6.0"),
     ("3.13", "6.1"),
