@@ -176,14 +176,11 @@ def check_hazards() -> list[CheckMessage]:
     return warnings
 
 
-def _is_redis(backend: type[Any]) -> bool:
+def _sums_metrics(backend: type[Any]) -> bool:
+    """Whether the provider of ``backend`` declares it can hold ``METRICS: "redis"`` totals."""
     try:
-        from agenthub_cache.providers.redis.provider import RedisProvider
-    except ImportError:  # no redis-py: no Redis cache either
-        return False
-    try:
-        return issubclass(provider_class_for(backend), RedisProvider)
-    except (ImportError, LookupError):
+        return provider_class_for(backend).sums_metrics
+    except (ImportError, LookupError):  # no redis-py: no Redis cache either
         return False
 
 
@@ -195,7 +192,7 @@ def metrics_errors() -> list[CheckMessage]:
         if ns.options.get("METRICS") != "redis" or ns.cache is None:
             continue
         backend = backend_class(ns.cache)
-        if backend is None or _is_redis(backend):
+        if backend is None or _sums_metrics(backend):
             continue  # a backend that cannot be loaded is Django's own check's to report
         errors.append(
             Error(

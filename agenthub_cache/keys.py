@@ -26,6 +26,7 @@ META = "m"  # which index values an entry is filed under
 INDEX = "i"  # one index value's members
 LOCK = "l"  # lock and stampede-guard keys
 GENERATION = "g"  # the namespace generation counter (stores that cannot list)
+INDEX_USE = "u"  # whether the namespace was ever indexed (``providers/index_use.py``)
 HASHED = "h"  # an entry key too long for the store, replaced by its digest
 
 
@@ -49,9 +50,10 @@ SHAPES = (
     rf"|(?P<lock>{LOCK})(?::{PART_PATTERN}*)+"
 )
 #: Stores that cannot list add the index directory (bare, or one shard of it), the bare lock
-#: row, the generation, and the digests of keys too long for the store.
+#: row, the generation, and the digests of keys too long for the store; the generic stores
+#: (the database cache too) the namespace's index-use record.
 _WRITTEN = re.compile(
-    rf"(?:{SHAPES}|{INDEX}(?::~[0-9]+)?|{LOCK}|{GENERATION}"
+    rf"(?:{SHAPES}|{INDEX}(?::~[0-9]+)?|{LOCK}|{GENERATION}|{INDEX_USE}"
     rf"|{HASHED}[{ENTRY}{META}{INDEX}{LOCK}]:[0-9a-f]{{64}})\Z"
 )
 #: Suffixes that show whether a backend's key function just appends the key: every character

@@ -75,9 +75,8 @@ class CacheService(NamespaceAPI):
 
     def _push_totals_to_redis(self) -> None:
         from agenthub_cache import metrics_redis
-        from agenthub_cache.providers.redis.provider import RedisProvider
 
-        if not isinstance(self.provider, RedisProvider):
+        if not self.provider.sums_metrics:
             raise ValueError(
                 f"Cache namespace {self.namespace!r}: METRICS='redis' needs a Redis cache, and "
                 f"{self.cache_alias!r} is not one; use METRICS=True (per process) there."

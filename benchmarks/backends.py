@@ -149,12 +149,18 @@ def single_ops(report: Report, aliases: list[str], n: int, rounds: int) -> None:
     from django.core.cache import caches
 
     from agenthub_cache import CacheService
+    from agenthub_cache.providers.index_use import GRACE_SECONDS
 
     for alias in aliases:
         raw, ns = caches[alias], CacheService("bench", default_ttl=600, cache=alias)
+        created = time.monotonic()
         for key in KEYS:
             raw.set(key, VALUE, 600)
             ns.set(key, VALUE)
+        # A namespace's unindexed writes skip "is this key filed?" once it is older than this
+        # (an indexed write within its first moments then waits for nobody): measure the
+        # namespace as it runs for the rest of its life.
+        time.sleep(max(0.0, created + GRACE_SECONDS + 0.1 - time.monotonic()))
         count = max(200, n // {"locmem": 1, "sqlite": 4, "memcached": 4}.get(alias, 8))
         print(f"\n{alias}: get and set (1 KB values, one at a time)")
         results = measure(

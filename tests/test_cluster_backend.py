@@ -72,6 +72,20 @@ def test_settings_become_the_cluster_spec() -> None:
     assert RedisClusterCache("redis://h:1", {}).spec().max_connections == DEFAULT_MAX_CONNECTIONS
 
 
+def test_a_backend_finds_its_alias_by_its_class() -> None:
+    """The alias a cluster backend names in its errors is the one whose BACKEND is its class:
+    it compared the end of the dotted path with its class name, so another package's backend
+    of that name on the same LOCATION (here one that is not installed) was taken for it."""
+    location = "redis://10.0.0.1:7000"
+    caches_ = {
+        **settings.CACHES,
+        "other": {"BACKEND": "otherpackage.cache.RedisClusterCache", "LOCATION": location},
+        "cluster": {"BACKEND": "agenthub_cache.backends.RedisClusterCache", "LOCATION": location},
+    }
+    with override_settings(CACHES=caches_):
+        assert RedisClusterCache(location, {}).alias() == "cluster"
+
+
 def test_a_database_other_than_zero_is_refused_by_name() -> None:
     backend = RedisClusterCache("redis://127.0.0.1:7000/2", {})
     with pytest.raises(ImproperlyConfigured, match=r"database 2.*only database 0"):

@@ -3,13 +3,15 @@
 Counted on real stores: the SQL a DatabaseCache runs, and the calls a memcached backend gets
 (Django's ``PyMemcacheCache`` on pymemcache clients that count the requests they send). These pin the
 costs of issue 13: an unindexed write takes no lock and no transaction of the app's, a read is
-one round trip with the namespace generation, and a new index value rewrites no record of
-every other value.
+one round trip with the namespace generation, a new index value rewrites no record of every
+other value, and a namespace that was never indexed pays nothing for indexes (no "is this key
+filed?" before an unindexed write).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,7 +24,7 @@ from pymemcache.client.base import Client
 from pymemcache.client.hash import HashClient
 
 from agenthub_cache import CacheService, keys
-from agenthub_cache.providers import indexes
+from agenthub_cache.providers import index_use, indexes
 from agenthub_cache.providers.locking import FILING_SLOTS, process_lock
 from tests.conftest import unique_namespace
 
@@ -74,6 +76,52 @@ def counting(stores: dict[str, Any]) -> Iterator[list[str]]:
         yield ROUND_TRIPS
 
 
+def unindexed_for_a_while(service: CacheService) -> None:
+    """Make the namespace's index-use record a NEVER written long ago, as in a namespace used
+    without indexes for more than ``GRACE_SECONDS`` (so that it is trusted at once), and make
+    this process read it again."""
+    provider: Any = service.provider
+    scope = provider.scope()
+    long_ago = time.time() - 10 * index_use.GRACE_SECONDS
+    provider.backend.set(provider.index_use_key(scope), index_use.new_record(long_ago), None)
+    provider.forget_index_use()
+
+
+def test_memcached_unindexed_writes_in_a_never_indexed_namespace_ask_nothing(
+    counting: list[str],
+) -> None:
+    """An unindexed set in a namespace that was never indexed is the one request Django's own
+    ``set`` makes (before: a GET of the key's meta record first, two requests); set_many, add,
+    touch and delete skip that GET too. After the namespace's first indexed write, this
+    process checks again at once, and a re-set without indexes unfiles the key."""
+    service = CacheService(unique_namespace(), default_ttl=60, cache="counted")
+    service.set("k", "v")
+    unindexed_for_a_while(service)
+    service.set("k", "v")  # reads the record (with the generation, when that is due)
+    counting.clear()
+    assert service.set("k", "w")
+    assert counting == ["set"]
+    counting.clear()
+    assert service.set_many({"k": "x", "other": 1}) == []
+    assert counting == ["set_many"]
+    counting.clear()
+    assert service.add("new", 1)
+    assert counting == ["get", "add"]  # the generation (add reads it first); the add
+    counting.clear()
+    assert service.touch("k", 30)
+    assert counting == ["get", "touch"]
+    counting.clear()
+    assert service.delete("new")
+    assert counting == ["get", "delete"]
+    assert service.set("k", "filed", indexes={"g": "v"})
+    assert service.find("g", "v") == ["k"]
+    counting.clear()
+    assert service.set("k", "plain")
+    assert counting[:3] == ["get", "set", "get"], counting  # filed? (yes); value; its meta...
+    assert service.find("g", "v") == []
+    service.clear()
+
+
 def test_memcached_get_is_one_round_trip_and_set_two(counting: list[str]) -> None:
     service = CacheService(unique_namespace(), default_ttl=60, cache="counted")
     service.set("k", "v")
@@ -119,6 +167,34 @@ def test_unindexed_db_set_takes_no_lock_row_nor_more_sql(stores: dict[str, Any])
     assert service.find("g", "x") == []
     service.clear()
     raw.delete_many(["warm", "raw-k"])
+
+
+def test_unindexed_db_set_in_a_never_indexed_namespace_runs_django_statements_only(
+    stores: dict[str, Any],
+) -> None:
+    """In a namespace that was never indexed, an unindexed set runs exactly the statements of
+    DatabaseCache's own ``set`` (before: one SELECT more, of the key's meta record); after
+    the first indexed write, the next one checks again, at once."""
+    service = CacheService(unique_namespace(), default_ttl=60, cache="db")
+    raw = caches["db"]
+    raw.set("raw-k", 1, 60)
+    service.set("k", 1)
+    unindexed_for_a_while(service)
+    service.set("k", 2)  # reads the record
+    with CaptureQueriesContext(connections["default"]) as raw_sql:
+        raw.set("raw-k", 2, 60)
+    with CaptureQueriesContext(connections["default"]) as ours:
+        service.set("k", 3)
+    meta = raw.make_key(keys.build_key(service.namespace, keys.META, "k"))
+    assert len(ours) == len(raw_sql), [q["sql"] for q in ours.captured_queries]
+    assert not [q for q in ours.captured_queries if meta in str(q["sql"])]
+    service.set("k", 4, indexes={"g": "x"})
+    with CaptureQueriesContext(connections["default"]) as after:
+        service.set("k", 5)
+    assert [q for q in after.captured_queries if meta in str(q["sql"])]  # checked again
+    assert service.find("g", "x") == []
+    service.clear()
+    raw.delete("raw-k")
 
 
 def test_unindexed_db_pop_incr_touch_take_no_lock_row(stores: dict[str, Any]) -> None:

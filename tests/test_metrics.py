@@ -9,11 +9,24 @@ import re
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.management import call_command
 from django.test.utils import override_settings
 
-from agenthub_cache import CacheService, CacheUnavailable, checks, metrics, namespaces
+from agenthub_cache import (
+    CacheService,
+    CacheUnavailable,
+    checks,
+    metrics,
+    namespaces,
+    register_provider,
+)
+from agenthub_cache.providers.generic import GenericProvider
+from agenthub_cache.providers.locmem import LocMemProvider
+from agenthub_cache.providers.redis.cluster import RedisClusterProvider
+from agenthub_cache.providers.redis.provider import RedisProvider
 from tests import servers
 from tests.conftest import run_threads, unique_namespace
 
@@ -192,6 +205,30 @@ def test_redis_totals_sum_pushes_and_a_get_stays_one_round_trip(
         client = service.provider.connection.client  # type: ignore[attr-defined]
         client.delete(metrics_redis.totals_key(service))  # in the alias's database, not raw's 0
     raw.close()
+
+
+class SummingCache(LocMemCache):
+    """A store whose provider says that it can sum every process's metrics."""
+
+
+@register_provider(f"{__name__}.SummingCache")
+class SummingProvider(LocMemProvider):
+    sums_metrics = True
+
+
+def test_e013_asks_the_provider_whether_its_store_sums_metrics() -> None:
+    """E013 follows what a provider declares (``sums_metrics``), not whether it is a subclass
+    of the Redis provider (as it checked, with ``isinstance`` in the service too)."""
+    name = unique_namespace("tot")
+    summing = {"BACKEND": f"{__name__}.SummingCache", "LOCATION": name}
+    with override_settings(
+        CACHES={**settings.CACHES, "summing": summing},
+        AGENTHUB_CACHE={"NAMESPACES": {name: {"CACHE": "summing", "METRICS": "redis"}}},
+    ):
+        assert checks.metrics_errors() == []
+    assert RedisProvider.sums_metrics
+    assert RedisClusterProvider.sums_metrics
+    assert not GenericProvider.sums_metrics
 
 
 def test_metrics_redis_on_a_cache_that_is_not_redis_is_an_error() -> None:

@@ -43,6 +43,15 @@ DEFAULT_COMPRESSOR = "django_redis.compressors.identity.IdentityCompressor"
 SCAN_COUNT = 1000
 
 
+def _backend_of(params: Mapping[str, Any]) -> type | None:
+    """The class a ``CACHES`` entry names (``None`` if it cannot be imported)."""
+    try:
+        backend: type = import_string(str(params.get("BACKEND", "")))
+    except ImportError:
+        return None
+    return backend
+
+
 class RedisClusterCache(BaseCache):
     """A Django cache on a Redis Cluster (sync: ``RedisCluster``; async: ``redis.asyncio``)."""
 
@@ -66,9 +75,7 @@ class RedisClusterCache(BaseCache):
         from django.conf import settings
 
         for alias, params in settings.CACHES.items():
-            if params.get("LOCATION") == self._server and str(params.get("BACKEND", "")).endswith(
-                type(self).__name__
-            ):
+            if params.get("LOCATION") == self._server and _backend_of(params) is type(self):
                 return str(alias)
         return "?"
 

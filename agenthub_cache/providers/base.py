@@ -105,6 +105,9 @@ class Provider(abc.ABC):
     capabilities: ClassVar[Capabilities] = Capabilities()
     #: Where the data lives (system check W001/W002, the command's LocMem note).
     store_scope: ClassVar[StoreScope] = StoreScope.SHARED
+    #: The store can sum every process's metrics of a namespace (``METRICS: "redis"``: a hash
+    #: that ``metrics_redis`` increments through the provider's redis-py client; check E013).
+    sums_metrics: ClassVar[bool] = False
     #: What to check when the store is unavailable, beyond "is it up" (the command's hint).
     unavailable_hint: ClassVar[str] = ""
     #: Longest key (after the backend's own prefix and version) the store accepts.

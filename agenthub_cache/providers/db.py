@@ -5,13 +5,21 @@ writers of a namespace are serialized across processes (a row lock on PostgreSQL
 write lock on SQLite). What touches no index record takes no lock row: ``incr`` locks only
 its entry's row, ``pop`` deletes and counts the rows it deleted. Nothing here ever deletes the whole table: flush selects the
 namespace's keys by prefix and deletes exactly those.
+
+The namespace's index-use record (``index_use.py``) is a row like any other. With no
+generation to start it, a missing one is written under the index guard: NEVER if no entry is
+filed. A flush deletes it with the rest, unless a process may still trust a NEVER of the
+namespace: then it leaves a NEVER that says how long. Each indexed write checks, under the
+guard, that the record still says INDEXED: a flush, or culling, may have deleted it, and a
+NEVER written since would otherwise stand beside the new filings.
 """
 
 from __future__ import annotations
 
 import base64
 import pickle
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from typing import Any, ClassVar, cast
@@ -22,8 +30,17 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils.timezone import now as tz_now
 
 from agenthub_cache import keys
+from agenthub_cache.exceptions import NotSupported
 from agenthub_cache.providers.base import Capabilities, Flush, IndexMode, NotAnInteger
 from agenthub_cache.providers.generic import INCR_ATTEMPTS
+from agenthub_cache.providers.index_use import (
+    INDEXED,
+    TRUST_SECONDS,
+    IndexUseChanged,
+    is_indexed,
+    new_record,
+    trust_may_last,
+)
 from agenthub_cache.providers.listing import ListingProvider
 from agenthub_cache.providers.pickling import check_picklable
 
@@ -92,6 +109,73 @@ class DatabaseProvider(ListingProvider):
                         self.backend.add(keys.build_key(self.namespace, keys.LOCK), 0, None)
                         cursor.execute(update, [lock_row])
                 yield
+
+    # -- the index-use record -------------------------------------------------------------------
+
+    def index_use_missing(self, scope: str | None) -> Any:
+        """Write the missing record, under the index guard so that no filing runs meanwhile:
+        INDEXED if an entry is filed, else NEVER. In a namespace that holds nothing at all
+        (a new one, or flushed when nobody trusted its record) nobody can trust an earlier
+        NEVER; in one that holds entries its record was lost (culled, or written by an earlier
+        release), and a NEVER it held may be trusted for ``TRUST_SECONDS`` more."""
+        key = self.index_use_key(scope)
+        with self.index_guard():
+            record = self.backend.get(key)
+            if record is None:
+                now = time.time()
+                filed = self._holds_any(f"{keys.META}:")
+                empty = not filed and not self._holds_any()
+                if filed:
+                    record = (INDEXED, now + TRUST_SECONDS)
+                else:
+                    record = new_record(now, 0.0 if empty else now + TRUST_SECONDS)
+                self.backend.set(key, record, None)
+        return record
+
+    def _holds_any(self, suffix: str = "") -> bool:
+        """Whether a row of the namespace (its lock row aside) has a key that starts with its
+        prefix and ``suffix``: one row, at most, read (``True`` where a KEY_FUNCTION hides the
+        prefix, and it cannot tell)."""
+        try:
+            prefix = self.stored_prefix() + suffix
+        except NotSupported:
+            return True
+        connection = self._connection(write=True)  # where the guard's transaction runs
+        like = cast(Any, connection).operators["startswith"] % "%s"
+        query = (
+            self._sql(connection, "SELECT {key} FROM {table} WHERE {key} <> %s AND {key} ")
+            + like
+            + " "
+            + connection.ops.limit_offset_sql(0, 1)
+        )
+        lock_row = self.backend.make_key(keys.build_key(self.namespace, keys.LOCK))
+        pattern = connection.ops.prep_for_like_query(prefix) + "%"
+        with connection.cursor() as cursor:
+            cursor.execute(query, [lock_row, pattern])
+            return cursor.fetchone() is not None
+
+    def confirm_indexed(self, scope: str | None) -> None:
+        if not is_indexed(self.backend.get(self.index_use_key(scope))):
+            self.forget_index_use()
+            raise IndexUseChanged
+
+    def clear(self, progress: Callable[[int], None] | None = None) -> int:
+        """Every row of the namespace deleted, its index-use record too, unless a process may
+        still trust a NEVER of it: then a NEVER that no one trusts until that trust has run
+        out is left, so that the next first indexed write waits for it."""
+        key = self.index_use_key(None)
+        with self.index_guard():
+            record = self.backend.get(key)
+            if record is not None:
+                trusted = trust_may_last(record, time.time())
+            else:  # lost, if the namespace holds anything (as ``index_use_missing`` takes it)
+                trusted = self._holds_any()
+            cleared = super().clear(progress)
+            if trusted:
+                now = time.time()
+                self.backend.set(key, new_record(now, now + TRUST_SECONDS), None)
+        self.forget_index_use()
+        return cleared
 
     def incr(self, key: str, delta: int, timeout: float | None) -> int:
         """Add ``delta`` in a short transaction that locks the entry's own row (not the

@@ -15,6 +15,12 @@ class DummyProvider(NoGeneration, GenericProvider):
     store_scope: ClassVar[StoreScope] = StoreScope.NOTHING
     max_key_length = None
 
+    def never_indexed(self, scope: str | None) -> bool:
+        return True  # nothing is kept, so nothing is ever filed
+
+    def prepare_filing(self, scope: str | None) -> None:
+        """Nothing is kept: nobody to wait for."""
+
     def iter_keys(self, pattern: str = "*") -> Iterator[str]:
         return iter(())
 

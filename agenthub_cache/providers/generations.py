@@ -11,7 +11,9 @@ is seen by the next read. ``set`` writes under the cached generation while it wa
 confirmed by a read at most ``GENERATION_MAX_AGE`` ago, and reads it again after that: after another process's flush, a
 write of this process within that window goes under the old generation and is invisible (never
 wrong), like a write just before the flush. Operations whose result depends on what is stored
-(``add``, ``incr``, ``delete``, ...) read the generation first (``scope()``).
+(``add``, ``incr``, ``delete``, ...) read the generation first (``scope()``). Each generation
+has its own index-use record (``index_use.py``): read with the generation when both are due,
+written before a new generation is published.
 """
 
 from __future__ import annotations
@@ -61,6 +63,16 @@ class GenerationScope:
 
         def entry_key(self, key: str, scope: str | None) -> str: ...
 
+        def index_use_key(self, scope: str | None) -> str: ...
+
+        def index_use_stale(self, scope: str | None) -> bool: ...
+
+        def remember_index_use(
+            self, scope: str | None, record: Any, asked: float, asked_wall: float
+        ) -> Any: ...
+
+        def open_index_use(self, scope: str, previous: Any) -> None: ...
+
     def generation_key(self) -> str:
         return keys.build_key(self.namespace, keys.GENERATION)
 
@@ -75,17 +87,31 @@ class GenerationScope:
         return seen[0] if seen is not None else self.scope()
 
     def scope(self) -> str | None:
-        """The namespace generation now in force, read from the store."""
+        """The namespace generation now in force, read from the store (with the index-use
+        record of the one this process knows, in the same request, when that is due)."""
         gen_key = self.generation_key()
-        generation = self.backend.get(gen_key)
+        seen = _generations.get((self.store_id, self.namespace))
+        if seen is not None and self.index_use_stale(seen[0]):
+            asked, asked_wall = time.monotonic(), time.time()
+            use_key = self.index_use_key(seen[0])
+            found = self.backend.get_many([gen_key, use_key])
+            generation = found.get(gen_key)
+            if generation is not None and str(generation) == seen[0]:
+                self.remember_index_use(seen[0], found.get(use_key), asked, asked_wall)
+        else:
+            generation = self.backend.get(gen_key)
         if generation is None:  # never written, or lost (evicted, a restarted server)
             # Reinstate the one this process knows, if any: nothing flushed it, and what this
-            # process wrote since it was lost becomes visible again with it.
-            seen = _generations.get((self.store_id, self.namespace))
+            # process wrote since it was lost becomes visible again with it. A new one gets its
+            # index-use record first: nothing can be filed under it before it is published.
             known = seen[0] if seen is not None else new_generation()
             with self._lock:  # the file cache's add() is not atomic: one creator per process
+                if seen is None:
+                    self.open_index_use(known, None)
                 self.backend.add(gen_key, known, None)
                 generation = self.backend.get(gen_key)
+            if seen is None and generation is not None and str(generation) != known:
+                self.backend.delete(self.index_use_key(known))  # another process's won
         if generation is None:  # a store that keeps nothing (or evicted it at once)
             return new_generation()
         return self._remember(str(generation))
@@ -122,9 +148,12 @@ class GenerationScope:
     def clear(self, progress: Callable[[int], None] | None = None) -> int | None:
         """Start a new generation: O(1); the old entries expire on their own.
 
-        A flush by generation is one write and never calls ``progress``.
+        A flush by generation writes the new generation and its index-use record (carried
+        over from the old one's), and never calls ``progress``.
         """
+        previous = self.backend.get(self.index_use_key(self.known_scope()))
         generation = new_generation()
+        self.open_index_use(generation, previous)
         self.backend.set(self.generation_key(), generation, None)
         self._remember(generation)
         return None

@@ -9,7 +9,7 @@ Providers of stores that do better subclass it and override what their store doe
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -20,6 +20,7 @@ from agenthub_cache.exceptions import InvalidKey, NotSupported
 from agenthub_cache.providers import stampede
 from agenthub_cache.providers.base import NotAnInteger
 from agenthub_cache.providers.generations import GenerationScope
+from agenthub_cache.providers.index_use import IndexUse, IndexUseChanged
 from agenthub_cache.providers.indexes import RecordIndexes
 from agenthub_cache.providers.locking import CacheLock, ProcessGuards
 from agenthub_cache.providers.threaded import ThreadedAsync
@@ -29,9 +30,12 @@ MISSING: Any = object()
 #: Rounds of add-then-incr before ``incr`` gives up on a key that keeps vanishing in between
 #: (another process's add wins the next round, so no increment is lost to a racing expiry).
 INCR_ATTEMPTS = 5
+#: Rounds of "mark the namespace indexed, then file" before an indexed write files without
+#: confirming the mark (a store that culls the record as soon as it is written).
+MARK_ATTEMPTS = 3
 
 
-class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsync):
+class GenericProvider(ProcessGuards, RecordIndexes, IndexUse, GenerationScope, ThreadedAsync):
     """Generic provider: every §3 operation through Django's public cache API."""
 
     max_key_length: ClassVar[int | None] = MEMCACHE_MAX_KEY_LENGTH
@@ -114,8 +118,25 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
 
     def maybe_filed(self, key: str, scope: str | None) -> bool:
         """Whether ``key`` may be filed under an index (its meta record exists): what an
-        unindexed write checks before writing, to take the index path only when needed."""
+        unindexed write checks before writing, to take the index path only when needed (not
+        at all in a namespace that was never indexed: ``never_indexed``)."""
         return bool(self.backend.has_key(self.key_of(keys.META, key, scope)))
+
+    def _filing(self, key: str, scope: str | None, write: Callable[[], bool]) -> bool:
+        """``write()`` (the entry), then nothing if it returned False, else file ``key`` under
+        ``indexes``: under the index guard, once the namespace is marked indexed
+        (``prepare_filing``; the database cache undoes and repeats a write that finds the mark
+        gone)."""
+        for attempt in range(MARK_ATTEMPTS):
+            self.prepare_filing(scope)
+            try:
+                with self.index_guard(), self.filing(key):
+                    if attempt < MARK_ATTEMPTS - 1:  # a store that keeps losing it: file anyway
+                        self.confirm_indexed(scope)
+                    return write()
+            except IndexUseChanged:
+                continue
+        raise AssertionError("unreachable: the last attempt confirms nothing")
 
     def make_key(self, key: str) -> str:
         """The key to read this entry through ``caches[alias]`` (before its KEY_PREFIX)."""
@@ -146,7 +167,7 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
         stored = self.entry_key(key, scope)
         if not indexes:
             mark = self.index_mark(key)
-            if mark is not None and not self.maybe_filed(key, scope):
+            if mark is not None and (self.never_indexed(scope) or not self.maybe_filed(key, scope)):
                 self.write_entry(stored, value, timeout)
                 if self.index_mark(key) == mark:
                     return True
@@ -154,10 +175,14 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
                 self.backend.set(stored, value, timeout)
                 self.unfile_entry(key, scope)
             return True
-        with self.index_guard(), self.filing(key):
+        filed = indexes
+
+        def write() -> bool:
             self.backend.set(stored, value, timeout)
-            self.file_entry(key, indexes, timeout, scope)
-        return True
+            self.file_entry(key, filed, timeout, scope)
+            return True
+
+        return self._filing(key, scope, write)
 
     def add(
         self, key: str, value: Any, timeout: float | None, indexes: Mapping[str, str] | None = None
@@ -165,12 +190,17 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
         scope = self.scope()
         stored = self.entry_key(key, scope)
         if indexes:
-            with self.index_guard(), self.filing(key):
+            filed = indexes
+
+            def write() -> bool:
                 if not self.backend.add(stored, value, timeout):
                     return False
-                self.file_entry(key, indexes, timeout, scope)
-            return True
-        if self.maybe_filed(key, scope):  # left by an entry that expired: add and unfile
+                self.file_entry(key, filed, timeout, scope)
+                return True
+
+            return self._filing(key, scope, write)
+        if not self.never_indexed(scope) and self.maybe_filed(key, scope):
+            # filed, its entry expired: add and unfile
             with self.index_guard():
                 if not self.backend.add(stored, value, timeout):
                     return False
@@ -186,10 +216,8 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
         scope = self.cached_scope()
         by_stored = {self.entry_key(key, scope): key for key in mapping}
         values = {stored: mapping[key] for stored, key in by_stored.items()}
-        by_meta = {self.stored_key(keys.META, key, scope=scope): key for key in mapping}
         marks = self.index_marks(mapping)
-        filed = [by_meta[meta] for meta in self.backend.get_many(list(by_meta))]
-        if not filed and None not in marks:
+        if None not in marks and (self.never_indexed(scope) or not self._any_filed(mapping, scope)):
             failed = self.backend.set_many(values, timeout)
             if self.index_marks(mapping) == marks:
                 return [by_stored[stored] for stored in failed or []]
@@ -198,11 +226,16 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
             self.unfile_entries(mapping, scope)  # those filed now (read again under the guard)
         return [by_stored[stored] for stored in failed or []]
 
+    def _any_filed(self, keys_: Iterable[str], scope: str | None) -> bool:
+        """Whether any of ``keys_`` has a meta record (one read)."""
+        metas = [self.stored_key(keys.META, key, scope=scope) for key in keys_]
+        return bool(self.backend.get_many(metas))
+
     def delete(self, key: str) -> bool:
         scope = self.scope()
         stored = self.entry_key(key, scope)
         deleted = bool(self.backend.delete(stored))
-        if self.maybe_filed(key, scope):
+        if not self.never_indexed(scope) and self.maybe_filed(key, scope):
             with self.index_guard():
                 self.backend.delete(stored)  # last writer, then unfiled
                 self.unfile_entry(key, scope)
@@ -323,7 +356,7 @@ class GenericProvider(ProcessGuards, RecordIndexes, GenerationScope, ThreadedAsy
         scope = self.scope()
         stored = self.entry_key(key, scope)
         mark = self.index_mark(key)
-        if mark is not None and not self.maybe_filed(key, scope):
+        if mark is not None and (self.never_indexed(scope) or not self.maybe_filed(key, scope)):
             touched = bool(self.backend.touch(stored, timeout))
             if self.index_mark(key) == mark:
                 return touched

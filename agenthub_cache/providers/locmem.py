@@ -1,16 +1,24 @@
-"""LocMemCache: list, count, flush and TTL straight from the process's own dicts."""
+"""LocMemCache: list, count, flush and TTL straight from the process's own dicts.
+
+Whether a namespace was ever indexed is kept in the process too (no record in the store): no
+other process can reach a LocMemCache, so there is nobody to wait for (``index_use.py``).
+"""
 
 from __future__ import annotations
 
 import pickle
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from agenthub_cache import keys
 from agenthub_cache.providers.base import Capabilities, Flush, StoreScope
 from agenthub_cache.providers.listing import ListingProvider
 from agenthub_cache.providers.pickling import check_picklable
+
+#: ``(id of a LocMemCache's dict, namespace)`` of the namespaces indexed since their last flush.
+#: Django keeps each LOCATION's dict for the life of the process, so its id names it.
+_indexed: set[tuple[int, str]] = set()
 
 
 class LocMemProvider(ListingProvider):
@@ -56,6 +64,23 @@ class LocMemProvider(ListingProvider):
         pickled = pickle.dumps(value, store.pickle_protocol)
         with store._lock:
             store._set(raw, pickled, timeout)
+
+    def never_indexed(self, scope: str | None) -> bool:
+        return (id(self.store._cache), self.namespace) not in _indexed
+
+    def prepare_filing(self, scope: str | None) -> None:
+        """Nothing to wait for: every writer of this store is a thread of this process."""
+
+    def confirm_indexed(self, scope: str | None) -> None:
+        """Marked under the index guard, before the write files anything (and ``clear``
+        forgets it under the same guard)."""
+        _indexed.add((id(self.store._cache), self.namespace))
+
+    def clear(self, progress: Callable[[int], None] | None = None) -> int:
+        with self.index_guard():
+            cleared = super().clear(progress)
+            _indexed.discard((id(self.store._cache), self.namespace))
+        return cleared
 
     def maybe_filed(self, key: str, scope: str | None) -> bool:
         """A dict lookup (an expired meta counts: the index path then checks properly)."""

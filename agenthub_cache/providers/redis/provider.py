@@ -75,6 +75,7 @@ class RedisProvider(ScriptCalls, Provider):
     )
     max_key_length: ClassVar[int | None] = None  # Redis keys may be 512 MB
     hash_long_keys: ClassVar[bool] = False
+    sums_metrics: ClassVar[bool] = True
     #: ``StillRefiled``: other clients kept re-filing a call's entries (a transient outage).
     unavailable_errors: tuple[type[BaseException], ...] = (*UNAVAILABLE, StillRefiled)
     #: A wrong password is a refusal, not an outage: it raises even under ``FAIL_SILENTLY``.
