@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import pickle
 import time
+import zlib
 from collections.abc import Callable, Mapping
+from hashlib import md5
 from typing import Any, ClassVar, cast
 
 from agenthub_cache import keys
@@ -72,7 +74,18 @@ class FileProvider(GenericProvider):
         return super().clear(progress)
 
     def read_entry(self, key: str, default: Any = None) -> Any:
-        return self.backend.get(self.entry_key(key, self.scope()), default)
+        """What ``FileBasedCache.get`` does, on the file of a key that is valid by construction:
+        without validating it again (Django's key warnings walk every character: ~2 µs)."""
+        backend: Any = self.backend
+        stored = backend.make_key(self.entry_key(key, self.scope()))
+        digest = md5(stored.encode(), usedforsecurity=False).hexdigest()
+        try:
+            with open(os.path.join(backend._dir, digest + backend.cache_suffix), "rb") as f:
+                if not backend._is_expired(f):
+                    return pickle.loads(zlib.decompress(f.read()))
+        except FileNotFoundError:
+            pass
+        return default
 
     def read_entries(self, keys_: list[str]) -> dict[str, Any]:
         generation = self.scope()  # a stat, then one file per entry
