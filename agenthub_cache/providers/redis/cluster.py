@@ -1,10 +1,11 @@
 """The Redis provider on a Redis Cluster (``agenthub_cache.backends.RedisClusterCache``).
 
-The single-node provider, layout, scripts and steps, unchanged, with two differences:
+The single-node provider, layout, scripts and steps, unchanged, with three differences:
 
 * **Where keys live.** Every key of a namespace carries a hash tag (``keys.tagged_prefix``):
   its entries, metas, index sets and locks share one slot, so every Lua script is atomic on
   the node that owns it and redis-py routes each call by its first key.
+* **Single-key calls** go straight to the primary of that slot (``cluster_routing``).
 * **Where multi-round-trip steps run.** On the plain client of the primary that owns the
   namespace's slot (``ClusterConnection.node``), where a SCAN sees exactly that node's keys.
 
@@ -25,7 +26,6 @@ from typing import Any, ClassVar, TypeVar
 
 import redis.exceptions as redis_errors
 from django.core.cache.backends.base import BaseCache
-from redis.crc import key_slot
 from redis.exceptions import (
     AskError,
     AuthenticationError,
@@ -38,8 +38,10 @@ from redis.exceptions import (
 from agenthub_cache import conf, keys
 from agenthub_cache.exceptions import NotSupported
 from agenthub_cache.providers.base import Capabilities, Flush, Provider
+from agenthub_cache.providers.redis.cluster_async import BoundedAsyncCluster
 from agenthub_cache.providers.redis.cluster_client import ClusterConnection
 from agenthub_cache.providers.redis.cluster_nodes import NotAClusterError
+from agenthub_cache.providers.redis.cluster_routing import slot_of
 from agenthub_cache.providers.redis.connections import UNAVAILABLE
 from agenthub_cache.providers.redis.driver import Steps, arun, run
 from agenthub_cache.providers.redis.fanout import run_together
@@ -103,6 +105,7 @@ class RedisClusterProvider(RedisProvider):
         self.layout = self.layouts[0]
         for layout in self.layouts:
             self._check_tag(layout)
+            layout.slot = slot_of(layout.listed_prefix())
         self.encode, self.decode = cluster.encode, cluster.decode
 
     @property
@@ -126,6 +129,18 @@ class RedisClusterProvider(RedisProvider):
             grouped.setdefault(id(self._layout_for(item[0])), []).append(item)
         by_id = {id(layout): layout for layout in self.layouts}
         return [(by_id[layout_id], group) for layout_id, group in grouped.items()]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        layout = self._layout_for(key)
+        stored = layout.entry(escape(key))
+        raw = self.connection.on_slot(layout.slot, "GET", stored, keys=[stored])
+        return default if raw is None else self.decode(raw)
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        layout = self._layout_for(key)
+        cluster: BoundedAsyncCluster = self.connection.async_handle().client  # type: ignore[assignment]
+        raw = await cluster.execute_on_slot(layout.slot, "GET", layout.entry(escape(key)))
+        return default if raw is None else self.decode(raw)
 
     def _check_tag(self, layout: KeyLayout) -> None:
         """The backend's key function must keep the tag as the key's first ``{...}``."""
@@ -211,7 +226,7 @@ class RedisClusterProvider(RedisProvider):
     def _listing(layout: KeyLayout) -> SlotListing:
         """Flush lists a tag's keys by its slot (measured: ~40x the keys/s of a SCAN of the
         node when the namespace is a small part of it; see benchmarks/RESULTS.md)."""
-        return SlotListing(key_slot(layout.listed_prefix().encode()))
+        return SlotListing(slot_of(layout.listed_prefix()))
 
     def _by_node(self) -> dict[str, list[KeyLayout]]:
         nodes: dict[str, list[KeyLayout]] = {}

@@ -2,6 +2,8 @@
 
 * Its commands and pipelines wait for a free slot (at most ``max_connections`` in flight)
   instead of failing with redis-py's ``MaxConnectionsError``: concurrency is not an outage.
+* ``execute_on_slot`` sends a command whose slot the caller knows straight to that slot's
+  primary (``cluster_routing``); ``ClusterHandle`` sends the scripts' EVALSHA that way.
 * Its slot map is read on the loop (``ready``), never by the sync client: one task reads it,
   the others wait for that read and share its outcome (a failure is not tried again by each
   waiter in turn).
@@ -16,13 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 import redis.asyncio as aredis
 import redis.asyncio.cluster as acluster
+from redis.exceptions import NoScriptError
 
 from agenthub_cache.providers.redis.cluster_nodes import aanswering, node_name, reading_slots
+from agenthub_cache.providers.redis.cluster_routing import retried, routes_directly
 from agenthub_cache.providers.redis.cluster_settings import ClusterSpec
 from agenthub_cache.providers.redis.connections import AsyncHandle
 from agenthub_cache.providers.redis.scripts import SOURCES
@@ -61,6 +67,8 @@ class BoundedAsyncCluster(acluster.RedisCluster):
         #: whether a read has worked yet.
         self._given_startup = dict(self.nodes_manager.startup_nodes)
         self._has_read = False
+        #: Whether keyed commands may go straight to their slot's primary (``execute_on_slot``).
+        self._direct = routes_directly(self)
 
     def mark_stale(self) -> None:
         self._stale = True
@@ -143,6 +151,33 @@ class BoundedAsyncCluster(acluster.RedisCluster):
             _holding.reset(token)
             self.leave(admitted)
 
+    async def execute_on_slot(self, slot: int | None, *args: Any, **kwargs: Any) -> Any:
+        """``execute_command(*args, **kwargs)`` for a command whose keys all live in ``slot``
+        (the caller's guarantee): straight to the slot's primary by redis-py's per-node send,
+        the generic path where that is not enough (``cluster_routing``) or the slot is not
+        known (``None``). While a connection is free it takes its slot of the semaphore at
+        once, and sets no context variable: the per-node send runs no command of this
+        client's inside it (and ``admit`` still sees a pipeline's or command's own slot)."""
+        if slot is None or self._initialize or self._stale or not self._direct:
+            return await self.execute_command(*args, **kwargs)
+        slots = self._slots
+        if slots is not None and not slots.locked():
+            await slots.acquire()  # free: returns at once
+            admitted = True
+        else:
+            admitted = await self.admit()
+        try:
+            node = self.nodes_manager.get_node_from_slot(slot)
+            return await self._execute_command(node, *args, **kwargs)
+        except TypeError as exc:
+            raise _closed_transport(exc) from exc
+        except Exception as exc:
+            if not retried(self, exc):
+                raise
+        finally:
+            self.leave(admitted)
+        return await self.execute_command(*args, **kwargs)  # redis-py's retries, after its refresh
+
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
         if shard_hint:
             return super().pipeline(transaction, shard_hint)
@@ -169,6 +204,25 @@ class BoundedAsyncCluster(acluster.RedisCluster):
     async def aclose(self) -> None:
         self._node_handles = {}  # their connections are the nodes', closed here
         await super().aclose()
+
+
+@dataclass(eq=False)
+class ClusterHandle(AsyncHandle):
+    """This loop's ``BoundedAsyncCluster`` with its scripts: each EVALSHA goes straight to
+    the primary of its keys' slot (every key of one call carries the entry's hash tag)."""
+
+    async def _evalsha(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        client: BoundedAsyncCluster = self.client  # type: ignore[assignment]
+        script, slot = self.scripts[name], client.keyslot(keys[0])
+        try:
+            return await client.execute_on_slot(
+                slot, "EVALSHA", script.sha, len(keys), *keys, *args
+            )
+        except NoScriptError:
+            script.sha = await client.script_load(script.script)
+            return await client.execute_on_slot(
+                slot, "EVALSHA", script.sha, len(keys), *keys, *args
+            )
 
 
 class _NodePool(aredis.ConnectionPool):

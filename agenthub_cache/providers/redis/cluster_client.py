@@ -2,7 +2,8 @@
 process (the spec itself comes from the alias's settings, in ``cluster_settings``).
 
 * **sync**: one ``redis.cluster.RedisCluster`` per distinct configuration; redis-py follows
-  MOVED/ASK and refreshes its slot map. Operations of several round trips run on the plain
+  MOVED/ASK and refreshes its slot map. A single-key call whose slot the caller knows goes
+  straight to that slot's primary (``on_slot``, see ``cluster_routing``). Operations of several round trips run on the plain
   ``redis.Redis`` client of the primary that owns the namespace's slot (``node``): every key of
   one hash tag lives there, so the single-node steps run unchanged.
 * **async**: one ``BoundedAsyncCluster`` (``cluster_async``) per event loop, closed with the
@@ -28,8 +29,13 @@ from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
 from agenthub_cache.exceptions import NotSupported
-from agenthub_cache.providers.redis.cluster_async import BoundedAsyncCluster, async_client
+from agenthub_cache.providers.redis.cluster_async import (
+    BoundedAsyncCluster,
+    ClusterHandle,
+    async_client,
+)
 from agenthub_cache.providers.redis.cluster_nodes import answering, reading_slots
+from agenthub_cache.providers.redis.cluster_routing import retried, routes_directly
 from agenthub_cache.providers.redis.cluster_settings import ClusterSpec
 from agenthub_cache.providers.redis.connections import AsyncHandle, Connection
 from agenthub_cache.providers.redis.scripts import SOURCES, declared_again
@@ -63,6 +69,8 @@ class ClusterConnection:
     _scripts: dict[str, Script] = field(default_factory=dict)
     _nodes: dict[str, Connection] = field(default_factory=dict)
     _stale: bool = False
+    #: Whether keyed commands may go straight to their slot's primary (``on_slot``).
+    _direct: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
     #: Attempts to create the sync client so far, and the last one's failure.
     _attempts: int = 0
@@ -89,6 +97,7 @@ class ClusterConnection:
                         raise
                     self._failure = None
                     self._scripts = {n: created.register_script(s) for n, s in SOURCES.items()}
+                    self._direct = routes_directly(created)
                     self._client = created
                 client = self._client
         return client
@@ -117,12 +126,32 @@ class ClusterConnection:
         return reply
 
     def _evalsha(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        script = self.scripts[name]
+        script, slot = self.scripts[name], self.client.keyslot(keys[0])
         try:
-            return self.client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            return self.on_slot(slot, "EVALSHA", script.sha, len(keys), *keys, *args)
         except NoScriptError:
             script.sha = self.client.script_load(script.script)
-            return self.client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            return self.on_slot(slot, "EVALSHA", script.sha, len(keys), *keys, *args)
+
+    def on_slot(self, slot: int | None, *args: Any, **kwargs: Any) -> Any:
+        """``client.execute_command(*args, **kwargs)`` for a command whose keys all live in
+        ``slot`` (the caller's guarantee): straight to the slot's primary by redis-py's
+        per-node send, the generic path where that is not enough (``cluster_routing``) or
+        the slot is not known (``None``)."""
+        client = self.client
+        if (
+            slot is None
+            or not self._direct
+            or getattr(client.nodes_manager, "_refresh_requested", False)
+        ):
+            return client.execute_command(*args, **kwargs)
+        try:
+            node = client.nodes_manager.get_node_from_slot(slot)
+            return client._execute_command(node, *args, **kwargs)
+        except Exception as exc:
+            if not retried(client, exc):
+                raise
+        return client.execute_command(*args, **kwargs)  # redis-py's retries, after its refresh
 
     def mark_stale(self) -> None:
         """A node failed or moved a slot: re-read the slot map before the next ``node``."""
@@ -168,7 +197,7 @@ class ClusterConnection:
         if handle is None:
             client: Any = async_client(self.spec)
             scripts = {name: client.register_script(src) for name, src in SOURCES.items()}
-            handle = handles.setdefault(self.signature, AsyncHandle(client, scripts))
+            handle = handles.setdefault(self.signature, ClusterHandle(client, scripts))
             _arm_close(loop)
         self._last = (loop, handle)
         return handle

@@ -67,6 +67,9 @@ class KeyLayout:
         self.entry_head = self._entry.encode() if self._entry is not None else None
         self.meta_head = self._meta.encode() if self._meta is not None else None
         self._index_head = f"{stored}{keys.INDEX}:".encode() if keeps_prefix else None
+        #: The cluster hash slot of every key of this layout (its hash tag's), set by the
+        #: cluster provider; ``None`` on one server.
+        self.slot: int | None = None
         self._shape = re.compile(re.escape(stored.encode()) + _SHAPES)
 
     def stored(self, suffix: str) -> str:
