@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from django.test.utils import override_settings
 
-from agenthub_cache import checks, checks_cluster, namespaces
+from agenthub_cache import CacheUnavailable, checks, checks_cluster, namespaces
 from tests import servers
 from tests.conftest import cluster_cache_settings, make_service, unique_namespace
 
@@ -120,6 +120,39 @@ async def test_no_node_ever_holds_more_than_max_connections(
     primaries = [server.location for server in redis_cluster.primaries]
     assert all(peak[node] > 0 for node in primaries), peak  # the load reached every primary
     assert max(peak.values()) <= CAP, peak
+
+
+@pytest.fixture
+def one_connection(stores: dict[str, Any], redis_cluster: servers.Cluster) -> Iterator[str]:
+    options = {"SOCKET_TIMEOUT": 0.5, "CONNECTION_POOL_KWARGS": {"max_connections": 1}}
+    configured = {**stores, "one": cluster_cache_settings(redis_cluster, OPTIONS=options)}
+    with override_settings(CACHES=configured):
+        yield "one"
+
+
+async def test_a_task_waits_for_a_connection_up_to_the_socket_timeout(one_connection: str) -> None:
+    """max_connections 1, held by another task: a call waits for it (in turn, behind the
+    waiters before it), and past SOCKET_TIMEOUT fails as an outage naming the cap; once it
+    is given back, calls go through again, the single-key ones (straight to their slot's
+    primary) and the generic ones alike."""
+    service = make_service(one_connection, unique_namespace("onecon"), default_ttl=60)
+    assert await service.aset("k", 1)
+    cluster: Any = service.provider.connection.async_handle().client  # type: ignore[attr-defined]
+    assert await cluster.admit()  # another task's command holds the only connection
+    try:
+        with pytest.raises(CacheUnavailable, match="no free connection") as raised:
+            await service.aget("k")
+        assert "(1 in use)" in str(raised.value)
+        waiting = asyncio.create_task(service.aget("k"))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+    finally:
+        cluster.leave(True)
+    assert await waiting == 1
+    assert await service.aget("k") == 1
+    assert await service.ahas_key("k")
+    assert (cluster._gate.free, len(cluster._gate.waiters)) == (1, 0)
+    await service.aclear()
 
 
 def test_a_healthy_cluster_passes_the_deploy_check(cluster_alias: str) -> None:

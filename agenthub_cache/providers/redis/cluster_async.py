@@ -1,7 +1,8 @@
 """The async client of a Redis Cluster: one ``BoundedAsyncCluster`` per event loop.
 
-* Its commands and pipelines wait for a free slot (at most ``max_connections`` in flight)
-  instead of failing with redis-py's ``MaxConnectionsError``: concurrency is not an outage.
+* Its commands and pipelines wait for a free place at its ``Gate`` (at most
+  ``max_connections`` in flight) instead of failing with redis-py's ``MaxConnectionsError``:
+  concurrency is not an outage.
 * ``execute_on_slot`` sends a command whose slot the caller knows straight to that slot's
   primary (``cluster_routing``); ``ClusterHandle`` sends the scripts' EVALSHA that way.
 * Its slot map is read on the loop (``ready``), never by the sync client: one task reads it,
@@ -9,8 +10,8 @@
   waiter in turn).
 * ``node_of`` gives the plain ``redis.asyncio`` client of one node, on which the single-node
   steps run (every key of a hash tag lives on the node that owns its slot). It draws on the
-  cluster client's own connections to that node (``_NodePool``) and takes a slot of the same
-  semaphore for each command or pipeline: so ``max_connections`` caps what a loop has in
+  cluster client's own connections to that node (``_NodePool``) and takes a place at the same
+  gate for each command or pipeline: so ``max_connections`` caps what a loop has in
   flight over all nodes together, and no node ever holds more connections than that.
 """
 
@@ -31,6 +32,7 @@ from agenthub_cache.providers.redis.cluster_nodes import aanswering, node_name, 
 from agenthub_cache.providers.redis.cluster_routing import retried, routes_directly
 from agenthub_cache.providers.redis.cluster_settings import ClusterSpec
 from agenthub_cache.providers.redis.connections import AsyncHandle
+from agenthub_cache.providers.redis.gate import Gate
 from agenthub_cache.providers.redis.scripts import SOURCES
 
 _holding: contextvars.ContextVar[bool] = contextvars.ContextVar(
@@ -39,7 +41,7 @@ _holding: contextvars.ContextVar[bool] = contextvars.ContextVar(
 
 
 class BoundedAsyncCluster(acluster.RedisCluster):
-    """``redis.asyncio`` RedisCluster whose commands and pipelines wait for a free slot.
+    """``redis.asyncio`` RedisCluster whose commands and pipelines wait for a free place.
 
     At most ``limit`` commands (or pipelines) are in flight at once, so no node ever needs
     more than ``limit`` connections; the rest wait up to ``wait`` seconds, then raise
@@ -50,11 +52,11 @@ class BoundedAsyncCluster(acluster.RedisCluster):
     def __init__(
         self, *args: Any, limit: int, wait: float, spec: ClusterSpec, **kwargs: Any
     ) -> None:
-        # The nodes' own limit is never reached: the semaphore admits at most ``limit``.
+        # The nodes' own limit is never reached: the gate admits at most ``limit``.
         kwargs["max_connections"] = 2**31
         super().__init__(*args, **kwargs)
         self._limit, self._wait, self._spec = limit, wait, spec
-        self._slots: asyncio.Semaphore | None = None
+        self._gate = Gate(limit)
         self._init_lock = asyncio.Lock()
         #: A step met a failed node or a moved slot: re-read the slot map before the next.
         self._stale = False
@@ -109,36 +111,32 @@ class BoundedAsyncCluster(acluster.RedisCluster):
             self._stale, self._failure, self._has_read = False, None, True
 
     async def admit(self) -> bool:
-        """Wait for a free slot (``False``: this task already holds one, for a command inside
-        a pipeline it runs). Then make sure the slot map has been read: a read holds a slot
-        too, so it never needs a connection past the cap."""
+        """Wait for a free place at the gate (``False``: this task already holds one, for a
+        command inside a pipeline it runs). Then make sure the slot map has been read: a
+        read holds a place too, so it never needs a connection past the cap."""
         if _holding.get():
             return False
-        slots = self._slots
-        if slots is None:
-            slots = self._slots = asyncio.Semaphore(self._limit)
-        if slots.locked():
+        gate = self._gate
+        if not gate.enter_now():  # free: no timer, no coroutine
             try:
                 async with asyncio.timeout(self._wait):
-                    await slots.acquire()
+                    await gate.wait()
             except TimeoutError:
                 raise redis.exceptions.TimeoutError(
                     f"no free connection to the Redis Cluster within {self._wait} s "
                     f"({self._limit} in use)"
                 ) from None
-        else:
-            await slots.acquire()  # free: returns at once, without a timer
         if self._initialize or self._stale:  # redis-py 8.1 breaks if tasks initialize at once
             try:
                 await self.ready()
             except BaseException:
-                slots.release()
+                gate.leave()
                 raise
         return True
 
     def leave(self, admitted: bool) -> None:
-        if admitted and self._slots is not None:
-            self._slots.release()
+        if admitted:
+            self._gate.leave()
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         admitted = await self.admit()
@@ -155,17 +153,13 @@ class BoundedAsyncCluster(acluster.RedisCluster):
         """``execute_command(*args, **kwargs)`` for a command whose keys all live in ``slot``
         (the caller's guarantee): straight to the slot's primary by redis-py's per-node send,
         the generic path where that is not enough (``cluster_routing``) or the slot is not
-        known (``None``). While a connection is free it takes its slot of the semaphore at
-        once, and sets no context variable: the per-node send runs no command of this
-        client's inside it (and ``admit`` still sees a pipeline's or command's own slot)."""
+        known (``None``). While a connection is free it takes its place at the gate at once,
+        and sets no context variable: the per-node send runs no command of this client's
+        inside it (and ``admit`` still sees a pipeline's or command's own place)."""
         if slot is None or self._initialize or self._stale or not self._direct:
             return await self.execute_command(*args, **kwargs)
-        slots = self._slots
-        if slots is not None and not slots.locked():
-            await slots.acquire()  # free: returns at once
-            admitted = True
-        else:
-            admitted = await self.admit()
+        gate = self._gate
+        admitted = gate.enter_now() or await self.admit()
         try:
             node = self.nodes_manager.get_node_from_slot(slot)
             return await self._execute_command(node, *args, **kwargs)
@@ -175,7 +169,8 @@ class BoundedAsyncCluster(acluster.RedisCluster):
             if not retried(self, exc):
                 raise
         finally:
-            self.leave(admitted)
+            if admitted:
+                gate.leave()
         return await self.execute_command(*args, **kwargs)  # redis-py's retries, after its refresh
 
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
@@ -190,7 +185,7 @@ class BoundedAsyncCluster(acluster.RedisCluster):
     async def node_of(self, key: str) -> tuple[str, AsyncHandle]:
         """The name (``host:port``) and plain client of the primary that owns ``key``'s slot
         now, the slot map read on the loop first where it is due."""
-        self.leave(await self.admit())  # reads the slot map if due, holding a slot
+        self.leave(await self.admit())  # reads the slot map if due, holding a place
         node = self.get_node_from_key(key)
         if node is None:  # redis-py raises SlotNotCoveredError first; typed as Optional
             raise redis.exceptions.ClusterDownError(f"no node serves the slot of {key!r}")
@@ -228,7 +223,7 @@ class ClusterHandle(AsyncHandle):
 class _NodePool(aredis.ConnectionPool):
     """One node's connections of a ``BoundedAsyncCluster``, as the pool of a plain client.
 
-    Each command or pipeline first takes a slot of the cluster client's semaphore (waiting as
+    Each command or pipeline first takes a place at the cluster client's gate (waiting as
     the client's own commands do), then one of the node's connections, and gives both back
     when done. The cluster client owns the connections: closing this pool closes nothing.
     """
