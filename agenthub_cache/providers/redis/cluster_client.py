@@ -3,9 +3,10 @@ process (the spec itself comes from the alias's settings, in ``cluster_settings`
 
 * **sync**: one ``redis.cluster.RedisCluster`` per distinct configuration; redis-py follows
   MOVED/ASK and refreshes its slot map. A single-key call whose slot the caller knows goes
-  straight to that slot's primary (``on_slot``, see ``cluster_routing``). Operations of several round trips run on the plain
-  ``redis.Redis`` client of the primary that owns the namespace's slot (``node``): every key of
-  one hash tag lives there, so the single-node steps run unchanged.
+  straight to that slot's primary (``on_slot``, see ``cluster_routing``). Operations of
+  several round trips run on the plain ``redis.Redis`` client of the primary that owns the
+  namespace's slot (``node``): every key of one hash tag lives there, so the single-node steps
+  run unchanged.
 * **async**: one ``BoundedAsyncCluster`` (``cluster_async``) per event loop, closed with the
   loop like the single-node clients. Everything async, the slot map and the node of a step
   included, is found on the loop by that client (``anode``): nothing async waits on the sync
