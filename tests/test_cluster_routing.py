@@ -14,7 +14,6 @@ import redis
 import redis.cluster as scluster
 from django.test.utils import override_settings
 from redis.backoff import NoBackoff
-from redis.cluster import LoadBalancingStrategy
 from redis.retry import Retry
 
 from agenthub_cache import CacheService
@@ -23,7 +22,12 @@ from tests.conftest import cluster_cache_settings, make_service, unique_namespac
 
 pytestmark = pytest.mark.extended
 
-ROUND_ROBIN = LoadBalancingStrategy.ROUND_ROBIN
+try:  # redis-py 5.1+; older releases read from replicas with read_from_replicas=True
+    from redis.cluster import LoadBalancingStrategy
+
+    REPLICA_READS: dict[str, Any] = {"load_balancing_strategy": LoadBalancingStrategy.ROUND_ROBIN}
+except ImportError:
+    REPLICA_READS = {"read_from_replicas": True}
 
 
 def spy(monkeypatch: pytest.MonkeyPatch, client: Any) -> list[str]:
@@ -139,7 +143,7 @@ def test_spread_namespaces_route_each_tag_to_its_own_slot(
 
 @pytest.fixture
 def replica_reads(stores: dict[str, Any], redis_cluster: servers.Cluster) -> Iterator[str]:
-    options = {"CONNECTION_POOL_KWARGS": {"load_balancing_strategy": ROUND_ROBIN}}
+    options = {"CONNECTION_POOL_KWARGS": REPLICA_READS}
     configured = {**stores, "replicas": cluster_cache_settings(redis_cluster, OPTIONS=options)}
     with override_settings(CACHES=configured):
         yield "replicas"
