@@ -189,16 +189,18 @@ def test_out_of_range_ttls_rejected_before_any_io(service: CacheService, ttl: An
 
 def test_an_entry_lives_its_ttl_and_stays_findable_while_it_lives(service: CacheService) -> None:
     """At least its TTL, then gone within a second or so; while it can be read, its index finds
-    it. memcached's clock ticks once a second: stored for 1 s, an item was gone after 0.6 to
-    1.0 s, and an index record stored for 1.9 s (rounded down to 1) before its member. Django's
-    DatabaseCache drops the expiry's fraction: written late in a second, a 1 s entry was gone
-    within 0.1 s. (Through ``NamespaceCache`` it keeps Django's own rule: tests/test_namespace_cache.)"""
+    it (or, read just at its deadline, a read right after the find misses it too). memcached's
+    clock ticks once a second: stored for 1 s, an item was gone after 0.6 to 1.0 s, and an index
+    record stored for 1.9 s (rounded down to 1) before its member. Django's DatabaseCache drops
+    the expiry's fraction: written late in a second, a 1 s entry was gone within 0.1 s. (Through ``NamespaceCache`` it keeps Django's own rule: tests/test_namespace_cache.)"""
     late_in_a_second()
     started = time.monotonic()
     service.set("k", "v", ttl=1, indexes={"g": "v"})
     while (value := service.get("k")) is not None and time.monotonic() - started < 5:
         assert value == "v"
-        assert service.find("g", "v") == ["k"], time.monotonic() - started
+        found = service.find("g", "v")
+        # It may expire between the two reads: then a read after the find misses it too.
+        assert found == ["k"] or service.get("k") is None, time.monotonic() - started
         time.sleep(0.05)
     lived = time.monotonic() - started
     assert 1.0 <= lived <= service.provider.stored_seconds(1) + 0.6, lived
