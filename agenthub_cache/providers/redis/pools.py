@@ -86,14 +86,27 @@ class BlockingSentinelConnectionPool(
 ):
     """redis-py's async Sentinel pool with ``BlockingConnectionPool``'s wait for a free slot.
 
-    It owns its ``Sentinel`` manager: closing the pool closes the sentinel clients too.
+    It owns its ``Sentinel`` manager: closing the pool closes the sentinel clients too. (A
+    client's ``aclose`` calls the pool's ``aclose`` from redis-py 5.1 on, ``disconnect``
+    before; a failover's ``disconnect(inuse_connections=False)`` leaves them open.)
     """
 
-    async def aclose(self) -> None:
+    async def disconnect(self, inuse_connections: bool = True) -> None:
         try:  # a connection broken by a failover may raise as it closes: close the rest
-            await super().aclose()
+            await super().disconnect(inuse_connections)
         finally:
-            await self.sentinel_manager.aclose()
+            if inuse_connections:
+                await _close_sentinels(self.sentinel_manager)
+
+
+async def _close_sentinels(manager: asentinel.Sentinel) -> None:
+    """``Sentinel.aclose()``, or each sentinel client's where it has none (redis-py < 5.1)."""
+    close = getattr(manager, "aclose", None)
+    if close is not None:
+        await close()
+        return
+    for client in manager.sentinels:
+        await client.aclose()
 
 
 def pool_wait(options: dict[str, Any]) -> float:
