@@ -29,6 +29,8 @@ BIG = {"MAX_ENTRIES": 10_000_000}
 
 #: Contract-suite backends: alias -> what it needs. The suite runs once per alias.
 BACKENDS = ["locmem", "db", "files", "memcached", "redis", "redis_django", "in_memory"]
+#: The two Redis aliases: django-redis's backend and Django's own RedisCache.
+REDIS_BACKENDS = ["redis", "redis_django"]
 
 
 def pytest_report_header() -> str:
@@ -194,6 +196,12 @@ def backend(request: pytest.FixtureRequest, stores: dict[str, Any]) -> str:
             "memcached is not installed (apt-get install memcached); its contract tests did not run"
         )
     return alias
+
+
+@pytest.fixture(params=REDIS_BACKENDS)
+def redis_backend(request: pytest.FixtureRequest) -> str:
+    """Each Redis alias in turn, for the Redis provider's own tests."""
+    return str(request.param)
 
 
 def make_service(alias: str, namespace: str | None = None, **kwargs: Any) -> CacheService:

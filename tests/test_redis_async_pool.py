@@ -53,11 +53,6 @@ def capped_alias(
     }
 
 
-@pytest.fixture(params=["redis", "redis_django"])
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 def named_clients(redis_server: servers.Server, name: str) -> int:
     with redis.Redis(host=redis_server.host, port=redis_server.port) as probe:
         return sum(1 for c in probe.client_list() if c.get("name") == name)
@@ -88,10 +83,10 @@ class Sampler(threading.Thread):
 
 @pytest.fixture
 def capped(
-    kind: str, stores: dict[str, Any], redis_server: servers.Server
+    redis_backend: str, stores: dict[str, Any], redis_server: servers.Server
 ) -> Iterator[tuple[CacheService, str]]:
     name = f"capped-{uuid.uuid4().hex[:8]}"
-    alias = capped_alias(kind, redis_server, name, CAP, QUEUE_TIMEOUT)
+    alias = capped_alias(redis_backend, redis_server, name, CAP, QUEUE_TIMEOUT)
     with override_settings(CACHES={**stores, "capped": alias}):
         svc = CacheService(unique_namespace("pool"), default_ttl=60, cache="capped")
         yield svc, name
@@ -128,9 +123,9 @@ def test_thousands_of_concurrent_tasks_wait_for_the_capped_pool(
 
 
 def test_the_wait_for_a_free_connection_is_bounded_by_the_socket_timeout(
-    kind: str, stores: dict[str, Any], redis_server: servers.Server
+    redis_backend: str, stores: dict[str, Any], redis_server: servers.Server
 ) -> None:
-    alias = capped_alias(kind, redis_server, f"one-{uuid.uuid4().hex[:8]}", 1, 0.5)
+    alias = capped_alias(redis_backend, redis_server, f"one-{uuid.uuid4().hex[:8]}", 1, 0.5)
     with override_settings(CACHES={**stores, "one": alias}):
         strict = CacheService(unique_namespace("wait"), default_ttl=60, cache="one")
         silent = CacheService(

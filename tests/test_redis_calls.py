@@ -26,9 +26,9 @@ from tests.conftest import make_service
 pytestmark = pytest.mark.filterwarnings("error")
 
 
-@pytest.fixture(params=["redis", "redis_django"])
-def svc(request: pytest.FixtureRequest) -> Iterator[CacheService]:
-    service = make_service(request.param, default_ttl=600)
+@pytest.fixture
+def svc(redis_backend: str) -> Iterator[CacheService]:
+    service = make_service(redis_backend, default_ttl=600)
     yield service
     service.clear()
 

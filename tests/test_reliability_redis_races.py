@@ -32,9 +32,9 @@ from tests.reliability_workload import Threads, raw_client, redis_dangling
 pytestmark = pytest.mark.filterwarnings("error")
 
 
-@pytest.fixture(params=["redis", "redis_django"])
-def svc(request: pytest.FixtureRequest) -> Iterator[CacheService]:
-    service = make_service(request.param, unique_namespace("race"), default_ttl=600)
+@pytest.fixture
+def svc(redis_backend: str) -> Iterator[CacheService]:
+    service = make_service(redis_backend, unique_namespace("race"), default_ttl=600)
     yield service
     service.clear()
 
