@@ -270,6 +270,8 @@ class ServicePolicy:
         return value
 
     def _key(self, key: object, argument: str = "key") -> str:
+        if type(key) is str and key and key.isascii():  # the usual key: valid as it is
+            return key
         text = self._text(key, argument)
         if text == "":
             raise self._error(argument, "must not be empty.")
@@ -278,7 +280,7 @@ class ServicePolicy:
     def _keys(self, keys: Iterable[object], argument: str = "keys") -> list[str]:
         if isinstance(keys, str):
             raise self._error(argument, "must be an iterable of keys, not one str.")
-        key_of = self._key  # a non-empty ASCII str is valid as it is: checked inline
+        key_of = self._key  # a non-empty ASCII str is valid as it is: checked inline too
         return [
             key if type(key) is str and key and key.isascii() else key_of(key, argument)
             for key in keys

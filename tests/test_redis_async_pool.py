@@ -155,6 +155,41 @@ def test_the_wait_for_a_free_connection_is_bounded_by_the_socket_timeout(
     assert after == "v"
 
 
+def test_a_task_queued_while_a_release_waits_for_the_pool_lock_is_woken(
+    redis_backend: str, stores: dict[str, Any], redis_server: servers.Server
+) -> None:
+    """A release skips the pool's condition while nobody is queued; a task that queues while
+    that release waits for the pool's lock must still be woken when it lands, not left to time
+    out (0.5 s here) with the only connection free."""
+    alias = capped_alias(redis_backend, redis_server, f"race-{uuid.uuid4().hex[:8]}", 1, 0.5)
+    with override_settings(CACHES={**stores, "race": alias}):
+        svc = CacheService(unique_namespace("race"), default_ttl=60, cache="race")
+
+        async def race() -> Any:
+            assert await svc.aset("k", "v")
+            provider = svc.provider
+            assert isinstance(provider, RedisProvider)
+            pool = provider.connection.async_handle().client.connection_pool
+            taken = await pool.get_connection()  # the only connection, held
+            lock = getattr(pool, "_lock", None)  # redis-py's pool lock (5.x releases without it)
+            if lock is not None:
+                await lock.acquire()  # the release below waits for it
+            releasing = asyncio.ensure_future(pool.release(taken))
+            await asyncio.sleep(0)
+            waiting = asyncio.ensure_future(svc.aget("k"))  # no free connection yet: queues
+            await asyncio.sleep(0.05)
+            if lock is not None:
+                lock.release()
+            await releasing
+            value = await asyncio.wait_for(waiting, 5)
+            await svc.aclose()
+            return value
+
+        value = asyncio.run(race())
+        svc.clear()
+    assert value == "v"
+
+
 def test_the_sync_side_shares_the_backends_own_pool(
     stores: dict[str, Any], redis_server: servers.Server
 ) -> None:

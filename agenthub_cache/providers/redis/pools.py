@@ -74,6 +74,17 @@ class WaitingConnectionPool(aredis.BlockingConnectionPool):
         finally:
             self._queued -= 1
 
+    async def release(self, connection: Any) -> None:
+        """Gives ``connection`` back; the condition is entered (to wake a waiter) only if a
+        task is queued, before the release or while it waited for the pool's lock."""
+        if self._queued:
+            await super().release(connection)
+            return
+        await aredis.ConnectionPool.release(self, connection)
+        if self._queued:
+            async with self._condition:
+                self._condition.notify()
+
 
 def _in_maintenance(pool: Any) -> bool:
     """redis-py 8's maintenance mode (server push notifications) serializes pool changes."""
