@@ -51,13 +51,22 @@ local function refresh(idx)
   if top[2] == 'inf' then redis.call('PERSIST', idx) else redis.call('PEXPIREAT', idx, top[2]) end
 end
 
+local redis7 = redis.REDIS_VERSION_NUM ~= nil
+
+-- The index score of entry, whose expiry was just set from px: on Redis 7 its expiry read
+-- back (PEXPIRETIME: the same server milliseconds, without TIME and number formatting).
+local function score_of(entry, px)
+  if px == '' then return '+inf' end
+  if redis7 then return redis.call('PEXPIRETIME', entry) end
+  return score_for(px)
+end
+
 -- refresh(idx) just after giving a member that was filed here already the score. An index
 -- that expires does so at its highest score (refresh), so on Redis 7 two cheaper checks
 -- usually do: PEXPIREAT GT moves an expiry only later, and only an index that expires, so
 -- when it does, score was past every other member's and is the highest now; and an index
 -- that already expires at score has no member above it. Otherwise (an index that never
 -- expires, or the member's own score lowered) it is refreshed from its members.
-local redis7 = redis.REDIS_VERSION_NUM ~= nil
 local function refresh_after(idx, score)
   if score == '+inf' then redis.call('PERSIST', idx); return end
   if redis7 then
@@ -136,7 +145,7 @@ local keep = {}
 for i = 1, n do keep[ARGV[i + 4]] = KEYS[i + 2] end
 local removed, filed, moved = unfile(old, member, keep)
 if n > 0 then
-  local score, was = score_for(px), {}
+  local score, was = score_of(entry, px), {}
   for i = 2, #old, 2 do was[old[i]] = true end
   for i = 3, n + 2 do
     redis.call('ZADD', KEYS[i], score, member)
@@ -260,7 +269,7 @@ if px == '0' then
 end
 if px == '' then redis.call('PERSIST', entry) else redis.call('PEXPIRE', entry, px) end
 if #filed > 0 then
-  local score = score_for(px)
+  local score = score_of(entry, px)
   for i = 2, #filed, 2 do
     redis.call('ZADD', filed[i], 'XX', score, member)
     refresh(filed[i])
