@@ -83,7 +83,7 @@ def check_redis_cluster(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
         ClusterSettingsError,
         parse_location,
     )
-    from agenthub_cache.providers.redis.connections import cluster_node_problem
+    from agenthub_cache.providers.redis.probes import cluster_node_problem
 
     errors: list[CheckMessage] = []
     for alias in aliases:

@@ -26,8 +26,8 @@ from django.test.utils import override_settings
 
 from agenthub_cache import CacheService, CacheUnavailable
 from agenthub_cache.providers.redis import RedisProvider
-from agenthub_cache.providers.redis import scripts as redis_scripts
-from agenthub_cache.providers.redis.scripts import MAX_REDECLARES, SOURCES
+from agenthub_cache.providers.redis.declared import MAX_REDECLARES, StillRefiled
+from agenthub_cache.providers.redis.scripts import SOURCES
 from tests import servers
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -291,7 +291,7 @@ def test_a_call_outrun_every_time_gives_up_as_an_outage_having_changed_nothing(
     replies = _hook_sync(monkeypatch, svc, between)
     with pytest.raises(CacheUnavailable, match="undeclared index keys") as caught:
         svc.delete("k")
-    assert isinstance(caught.value.__cause__, redis_scripts.StillRefiled)
+    assert isinstance(caught.value.__cause__, StillRefiled)
     assert len(replies) == MAX_REDECLARES + 1
     assert all(isinstance(reply, list) for reply in replies)
     last = MAX_REDECLARES + 1

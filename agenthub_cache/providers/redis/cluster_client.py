@@ -39,7 +39,8 @@ from agenthub_cache.providers.redis.cluster_nodes import answering, reading_slot
 from agenthub_cache.providers.redis.cluster_routing import retried, routes_directly
 from agenthub_cache.providers.redis.cluster_settings import ClusterSpec
 from agenthub_cache.providers.redis.connections import AsyncHandle, Connection
-from agenthub_cache.providers.redis.scripts import SOURCES, declared_again
+from agenthub_cache.providers.redis.declared import declared_again
+from agenthub_cache.providers.redis.scripts import SOURCES
 
 
 def _sync_client(spec: ClusterSpec) -> Any:

@@ -31,13 +31,14 @@ from redis.exceptions import NoScriptError
 
 from agenthub_cache.exceptions import NotSupported
 from agenthub_cache.providers.redis import internals
+from agenthub_cache.providers.redis.declared import declared_again
 from agenthub_cache.providers.redis.pools import (
     DEFAULT_SOCKET_TIMEOUT,
     SentinelSettings,
     async_pool,
     sentinel_location,
 )
-from agenthub_cache.providers.redis.scripts import SOURCES, declared_again
+from agenthub_cache.providers.redis.scripts import SOURCES
 
 #: redis-py's "server unreachable / timed out" errors (AuthenticationError is a subclass).
 UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -57,7 +58,7 @@ class AsyncHandle:
 
     async def run_script(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """EVALSHA one of ``SOURCES`` (loading it again after a SCRIPT FLUSH or restart), sent
-        again with the index keys it asks to have declared (``scripts.declared_again``)."""
+        again with the index keys it asks to have declared (``declared.declared_again``)."""
         reply = await self._evalsha(name, keys, args)
         attempt = 0
         while (more := declared_again(name, keys, reply, attempt)) is not None:
@@ -91,7 +92,7 @@ class Connection:
 
     def run_script(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """EVALSHA one of ``SOURCES`` (loading it again after a SCRIPT FLUSH or restart), sent
-        again with the index keys it asks to have declared (``scripts.declared_again``).
+        again with the index keys it asks to have declared (``declared.declared_again``).
 
         Straight to ``execute_command``: ``Script.__call__`` costs ~2 µs more per call.
         """
@@ -341,65 +342,10 @@ def _async_pool_factory(spec: _Spec) -> Callable[[], aredis.ConnectionPool]:
     return lambda: async_pool(spec.url, spec.options, spec.sentinel)
 
 
-def probe_client(backend: BaseCache, timeout: float) -> redis.Redis | None:
-    """A throw-away client for the backend's server: short timeouts, no retries, one socket.
-
-    ``None`` where the server cannot be reached from the URL alone (Sentinel).
-    """
+def server_settings(backend: BaseCache) -> tuple[str, dict[str, Any]] | None:
+    """The backend's (first) URL and pool options, for a throw-away client of its server
+    (``probes``); ``None`` where the URL alone does not say where the server is (Sentinel)."""
     spec = _spec(backend)
     if _sentinel(spec.pool_class):
         return None
-    options = {
-        **spec.options,
-        "socket_timeout": timeout,
-        "socket_connect_timeout": timeout,
-        "retry": redis.retry.Retry(redis.backoff.NoBackoff(), 0),
-        "max_connections": 1,
-    }
-    return redis.Redis(connection_pool=redis.ConnectionPool.from_url(spec.url, **options))
-
-
-def eviction_policy(backend: BaseCache, timeout: float = 1.0) -> str | None:
-    """The server's ``maxmemory-policy``, or ``None`` if it cannot be asked right now."""
-    try:
-        client = probe_client(backend, timeout)
-    except (NotSupported, ValueError):
-        return None
-    if client is None:
-        return None
-    try:
-        info = client.info("memory")
-    except redis.exceptions.RedisError:
-        return None
-    finally:
-        client.connection_pool.disconnect()
-    policy = info.get("maxmemory_policy")
-    return None if policy is None else str(policy)
-
-
-def cluster_node_problem(host: str, port: int, password: str | None, timeout: float) -> str | None:
-    """What is wrong with one startup node as a cluster node; None if it serves a healthy
-    cluster. Short timeouts, no retries: a deployment check never hangs."""
-    client = redis.Redis(
-        host=host,
-        port=port,
-        password=password,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),
-    )
-    try:
-        if not client.info("cluster").get("cluster_enabled"):
-            return "is a Redis server without cluster support (cluster-enabled no)"
-        state = client.execute_command("CLUSTER INFO")  # type: ignore[no-untyped-call]
-        if state.get("cluster_state") != "ok":
-            return (
-                f"reports cluster_state:{state.get('cluster_state')} (slots assigned: "
-                f"{state.get('cluster_slots_assigned')} of 16384, failing: "
-                f"{state.get('cluster_slots_fail')})"
-            )
-        return None
-    except redis.exceptions.RedisError as exc:
-        return f"cannot be reached ({exc})"
-    finally:
-        client.close()
+    return spec.url, spec.options

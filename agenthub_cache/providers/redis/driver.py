@@ -22,7 +22,7 @@ from redis.exceptions import NoScriptError
 
 from agenthub_cache.providers.redis import lock
 from agenthub_cache.providers.redis.connections import AsyncHandle, Connection
-from agenthub_cache.providers.redis.scripts import declared_again
+from agenthub_cache.providers.redis.declared import declared_again
 
 T = TypeVar("T")
 
@@ -43,7 +43,7 @@ class Lua:
 class Batch:
     """Commands sent together in one pipeline; replies as a list. ``atomic`` wraps them in
     MULTI/EXEC, so they run back to back with no other client's command in between (not for
-    ``scripts.READS_FILINGS``: a call of those may have to be sent again, which EXEC cannot)."""
+    ``declared.READS_FILINGS``: a call of those may have to be sent again, which EXEC cannot)."""
 
     calls: Sequence[Cmd | Lua]
     atomic: bool = False
@@ -204,7 +204,7 @@ def _unloaded(step: Batch, replies: list[Any]) -> list[tuple[int, Lua]]:
 def again(call: Cmd | Lua, reply: Any) -> Lua | None:
     """A pipelined script call to send again by itself, or ``None`` if ``reply`` is its answer:
     a script the server lost (SCRIPT FLUSH, restart), or one that asked for index keys its
-    call did not declare (sent with them declared: ``scripts.declared_again``)."""
+    call did not declare (sent with them declared: ``declared.declared_again``)."""
     if not isinstance(call, Lua):
         return None
     if isinstance(reply, NoScriptError):

@@ -24,12 +24,13 @@ from agenthub_cache import keys
 from agenthub_cache.providers.base import Capabilities, Flush, IndexMode, Provider
 from agenthub_cache.providers.redis.calls import ScriptCalls, px
 from agenthub_cache.providers.redis.codec import codec_for
-from agenthub_cache.providers.redis.connections import UNAVAILABLE, connection_for, eviction_policy
+from agenthub_cache.providers.redis.connections import UNAVAILABLE, connection_for
+from agenthub_cache.providers.redis.declared import StillRefiled
 from agenthub_cache.providers.redis.driver import Steps, arun, run
 from agenthub_cache.providers.redis.flush import clear as clear_steps
 from agenthub_cache.providers.redis.layout import KeyLayout, escape
 from agenthub_cache.providers.redis.lock import RedisLock
-from agenthub_cache.providers.redis.scripts import StillRefiled
+from agenthub_cache.providers.redis.probes import eviction_policy
 from agenthub_cache.providers.redis.steps import count as count_steps
 from agenthub_cache.providers.redis.steps import delete_by_index as delete_by_index_steps
 from agenthub_cache.providers.redis.steps import get_or_set as get_or_set_steps

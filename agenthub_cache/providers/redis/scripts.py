@@ -12,23 +12,20 @@ Layout they maintain (all keys already prefixed by the Django backend's key func
 Every key a script touches is in its ``KEYS`` (Redis's rule, and what lets redis-py route a
 call to the cluster node of its slot). Python computes every key but one kind: the index keys
 an entry is filed under, which only its meta hash knows. A script that files entries out of
-their indexes (``READS_FILINGS``) reads their metas first, and if they name index keys its
-``KEYS`` did not declare, it changes nothing and returns those keys (a list, which none of
+their indexes (``declared.READS_FILINGS``) reads their metas first, and if they name index keys
+its ``KEYS`` did not declare, it changes nothing and returns those keys (a list, which none of
 these scripts returns otherwise); the caller sends it again with them appended to ``KEYS``
-(``declared_again``, applied by every driver). An entry filed under no index, or under the
-index keys the call already declared (a set that keeps its indexes), takes one call.
+(``declared.declared_again``, applied by every driver). An entry filed under no index, or
+under the index keys the call already declared (a set that keeps its indexes), takes one call.
 
-Scores come from the server's ``TIME``, so clients with skewed clocks still agree on what is
-expired. Each script does a bounded amount of work: callers split large jobs into chunks
-(``CHUNK``).
+Scores come from the server's clock (an entry's expiry as the server set it, or ``TIME``), so
+clients with skewed clocks still agree on what is expired. Each script does a bounded amount
+of work: callers split large jobs into chunks (``CHUNK``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Final
-
-from redis.exceptions import TryAgainError
+from typing import Final
 
 #: Most members or entries one script call handles, so no call blocks the server for long.
 CHUNK: Final = 500
@@ -396,32 +393,3 @@ SOURCES: Final[dict[str, str]] = {
         "prune_members": PRUNE_MEMBERS,
     }.items()
 }
-
-#: The scripts that read their entries' metas and file them out of the index keys named
-#: there: their reply may be the list of those keys the call did not declare.
-READS_FILINGS: Final = frozenset(
-    {"set", "set_many", "delete", "pop", "incr", "touch", "delete_filed", "prune_members"}
-)
-#: How many times one call is sent again with more index keys declared. Each time needs
-#: another client to have filed the entry under yet another index key in between.
-MAX_REDECLARES: Final = 8
-
-
-class StillRefiled(TryAgainError):
-    """Other clients kept filing the entries under new index keys faster than this call could
-    declare them (``MAX_REDECLARES``): a transient outage of this call, as a cluster's
-    TRYAGAIN is."""
-
-
-def declared_again(name: str, keys: Sequence[Any], reply: Any, attempt: int) -> list[Any] | None:
-    """The KEYS to send script ``name`` again with (``keys`` plus the index keys it asked
-    for), if ``reply`` asks for them (the script changed nothing); ``None`` if ``reply`` is
-    the result. ``attempt``: how many times this call was sent again already."""
-    if reply.__class__ is not list or name not in READS_FILINGS:
-        return None
-    if attempt >= MAX_REDECLARES:
-        raise StillRefiled(
-            f"the {name!r} script still met undeclared index keys after {attempt} attempts "
-            "(other clients kept re-filing its entries); try again"
-        )
-    return [*keys, *reply]
