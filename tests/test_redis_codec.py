@@ -22,7 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agenthub_cache import CacheService, keys
-from agenthub_cache.providers.redis.codec import codec_for
+from agenthub_cache.providers.redis.codec import batch_decoder, codec_for
 from agenthub_cache.providers.redis.layout import escape
 from tests import servers
 
@@ -79,6 +79,40 @@ def test_default_codecs_match_the_backends_own(alias: str) -> None:
         as_bytes = stored if isinstance(stored, bytes) else str(stored).encode()
         assert decode(as_bytes) == reference_decode(as_bytes)
         assert type(decode(as_bytes)) is type(reference_decode(as_bytes))
+
+
+@pytest.mark.parametrize("alias", ["redis", "redis_django"])
+def test_batch_decoding_gives_what_decoding_each_value_gives(alias: str) -> None:
+    """``batch_decoder``: a batch of pickles only takes the mapped ``pickle.loads``; a batch
+    holding a plain int (or an empty value, unreadable either way) decodes value by value."""
+    encode, decode = codec_for(caches[alias])
+    decode_all = batch_decoder(decode)
+    stored = [v if isinstance(v, bytes) else str(v).encode() for v in map(encode, VALUES)]
+    pickles = [v for v in stored if v[:1] == b"\x80"]
+    assert 0 < len(pickles) < len(stored)  # both kinds of batch below
+    for batch in (stored, pickles, stored[::-1], []):
+        assert list(decode_all(batch)) == [decode(value) for value in batch]
+        assert [type(v) for v in decode_all(batch)] == [type(decode(value)) for value in batch]
+    with pytest.raises(EOFError):
+        decode(b"")
+    with pytest.raises(EOFError):
+        list(decode_all([*pickles, b""]))
+
+
+@pytest.mark.parametrize("alias", ["redis", "redis_django"])
+def test_get_many_decodes_a_mixed_batch_in_key_order(alias: str) -> None:
+    svc = CacheService("codec-batch", default_ttl=60, cache=alias)
+    values = {f"k{i}": value for i, value in enumerate(VALUES) if value is not None}
+    try:
+        assert svc.set_many(values) == []
+        asked = ["missing-0", *reversed(values), "missing-1"]
+        found = svc.get_many(asked)
+        assert list(found) == list(reversed(values))
+        assert found == values
+        assert found == {key: svc.get(key) for key in reversed(values)}
+        assert [type(v) for v in found.values()] == [type(svc.get(k)) for k in reversed(values)]
+    finally:
+        svc.clear()
 
 
 class JSONSerializer:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from agenthub_cache.keys import escape_many
+from agenthub_cache.providers.redis.codec import DecodeAll
 from agenthub_cache.providers.redis.driver import Lua, chunks
 from agenthub_cache.providers.redis.layout import KeyLayout, escape
 from agenthub_cache.providers.redis.scripts import CHUNK
@@ -49,6 +50,8 @@ class ScriptCalls:
     layout: KeyLayout
     encode: Callable[[Any], Any]
     decode: Callable[[Any], Any]
+    #: ``decode`` over many values (``codec.batch_decoder``).
+    decode_all: DecodeAll
 
     def _layout_for(self, key: str) -> KeyLayout:
         """The layout ``key`` lives in (one per namespace here; one per hash tag on a cluster)."""
@@ -133,8 +136,10 @@ class ScriptCalls:
         return store
 
     def _decode_many(self, keys_: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
-        decode = self.decode
-        return {k: decode(v) for k, v in zip(keys_, values, strict=True) if v is not None}
+        found = [value for value in values if value is not None]
+        if len(found) != len(values):
+            keys_ = [k for k, value in zip(keys_, values, strict=True) if value is not None]
+        return dict(zip(keys_, self.decode_all(found), strict=True))
 
     @staticmethod
     def _seconds(pttl: int) -> float | None:

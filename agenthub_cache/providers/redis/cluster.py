@@ -42,6 +42,7 @@ from agenthub_cache.providers.redis.cluster_async import BoundedAsyncCluster
 from agenthub_cache.providers.redis.cluster_client import ClusterConnection
 from agenthub_cache.providers.redis.cluster_nodes import NotAClusterError
 from agenthub_cache.providers.redis.cluster_routing import slot_of
+from agenthub_cache.providers.redis.codec import batch_decoder
 from agenthub_cache.providers.redis.connections import UNAVAILABLE
 from agenthub_cache.providers.redis.driver import Steps, arun, run
 from agenthub_cache.providers.redis.fanout import run_together
@@ -107,6 +108,7 @@ class RedisClusterProvider(RedisProvider):
             self._check_tag(layout)
             layout.slot = slot_of(layout.listed_prefix())
         self.encode, self.decode = cluster.encode, cluster.decode
+        self.decode_all = batch_decoder(self.decode)
 
     @property
     def _client(self) -> Any:  # type: ignore[override]

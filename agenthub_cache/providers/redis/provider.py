@@ -23,7 +23,7 @@ from redis.exceptions import AuthenticationError, ResponseError
 from agenthub_cache import keys
 from agenthub_cache.providers.base import Capabilities, Flush, IndexMode, Provider
 from agenthub_cache.providers.redis.calls import ScriptCalls, px
-from agenthub_cache.providers.redis.codec import codec_for
+from agenthub_cache.providers.redis.codec import batch_decoder, codec_for
 from agenthub_cache.providers.redis.connections import UNAVAILABLE, connection_for
 from agenthub_cache.providers.redis.declared import StillRefiled
 from agenthub_cache.providers.redis.driver import Steps, arun, run
@@ -91,6 +91,7 @@ class RedisProvider(ScriptCalls, Provider):
         if self.layout.prefix is None:  # a KEY_FUNCTION that hides prefixes: no SCAN can list
             self.capabilities = UNLISTED  # type: ignore[misc]
         self.encode, self.decode = codec_for(backend)
+        self.decode_all = batch_decoder(self.decode)
         self._client = self.connection.client
         self._run = self.connection.run_script
 
