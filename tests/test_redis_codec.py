@@ -102,7 +102,15 @@ def test_batch_decoding_gives_what_decoding_each_value_gives(alias: str) -> None
 @pytest.mark.parametrize("alias", ["redis", "redis_django"])
 def test_get_many_decodes_a_mixed_batch_in_key_order(alias: str) -> None:
     svc = CacheService("codec-batch", default_ttl=60, cache=alias)
-    values = {f"k{i}": value for i, value in enumerate(VALUES) if value is not None}
+    encode, _ = codec_for(caches[alias])
+    # Values every supported redis-py sends as encoded: before 8, redis-py hands an int subclass
+    # (IntEnum, MyInt) to hiredis as it is, which refuses it, for the backend's own set() too.
+    values = {
+        f"k{i}": value
+        for i, value in enumerate(VALUES)
+        if value is not None and type(encode(value)) in (bytes, str, int, float)
+    }
+    assert len(values) >= len(VALUES) - 4
     try:
         assert svc.set_many(values) == []
         asked = ["missing-0", *reversed(values), "missing-1"]
