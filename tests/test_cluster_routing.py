@@ -6,6 +6,7 @@ routing, and a failure redis-py retries is retried."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Iterator
 from typing import Any
 
@@ -197,6 +198,12 @@ def drop_connections(cluster: servers.Cluster, name: str) -> int:
     return dropped
 
 
+# The server kills connections under redis-py's cluster client, whose generic retry path
+# reinitializes its nodes; once in CI (redis-py 8.2, never in four runs here) a connection of a
+# node it let go was collected unclosed, an unraisable ResourceWarning. It is redis-py's
+# object, so its leftovers are collected inside this test, under this filter (as in
+# test_cluster_failover), instead of failing whichever test runs next.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_a_dropped_connection_is_retried_as_redis_py_does(
     named: str, redis_cluster: servers.Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -215,6 +222,8 @@ async def test_a_dropped_connection_is_retried_as_redis_py_does(
     assert await service.aget("a") == 2
     monkeypatch.undo()
     await service.aclear()
+    await service.aclose()
+    gc.collect()
 
 
 def test_the_sync_client_survives_dropped_connections(
