@@ -196,6 +196,9 @@ def test_index_expiry_stays_exact_when_a_kept_member_moves_down_or_forever(
     assert 29_000 < expiry() <= 30_000
     scores = own.zrange(index, 0, -1, withscores=True)
     assert own.pexpiretime(index) == max(score for _, score in scores)
+    for member, score in scores:  # each member scored by its entry's own expiry, to the ms
+        entry = caches["star"].make_key(svc.make_key(member.decode()))
+        assert own.pexpiretime(entry) == score, member
     svc.clear()
 
 
