@@ -1,6 +1,6 @@
 """Settings for ``cache_namespaces`` run as a real subprocess by the command tests.
 
-The test process hands over its stores in environment variables: ``AGENTHUB_CACHE_TEST_DIR``
+The test process hands over its stores in environment variables: ``AGENTHUB_CACHE_TEST_DB``
 (the SQLite file of ``tests.settings``), ``AGENTHUB_CACHE_TEST_CACHES`` (its ``CACHES``: the
 private redis-server, the DB cache table, the files directory) and
 ``AGENTHUB_CACHE_TEST_NAMESPACES`` (its ``AGENTHUB_CACHE``), all as JSON.

@@ -23,6 +23,7 @@ from django.db import connection
 from django.test.utils import override_settings
 
 from agenthub_cache import metrics_redis
+from tests.conftest import shared_database
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Stores a subprocess shares with the test process (LocMem is private to each process).
@@ -60,7 +61,7 @@ def environment() -> dict[str, str]:
         "PYTHONPATH": str(ROOT),
         "PYTHONWARNINGS": "error",
         "DJANGO_SETTINGS_MODULE": "tests.command_settings",
-        "AGENTHUB_CACHE_TEST_DIR": str(Path(settings.DATABASES["default"]["NAME"]).parent),
+        **shared_database(),
         "AGENTHUB_CACHE_TEST_CACHES": json.dumps(settings.CACHES),
         "AGENTHUB_CACHE_TEST_NAMESPACES": json.dumps(settings.AGENTHUB_CACHE),
         "COLUMNS": "100",

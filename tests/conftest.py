@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.cache import caches
 from django.core.management import call_command
 from django.db import connections
@@ -181,6 +182,12 @@ def late_in_a_second(after: float = 0.9) -> float:
     while not after < (now := time.time()) % 1 < after + (1 - after) / 2:
         time.sleep(0.01)
     return now
+
+
+def shared_database() -> dict[str, str]:
+    """The environment variable that points a worker process at this process's SQLite file:
+    the file itself, since pytest-django names it per xdist worker (``tests.settings``)."""
+    return {"AGENTHUB_CACHE_TEST_DB": str(settings.DATABASES["default"]["NAME"])}
 
 
 def unique_namespace(stem: str = "t") -> str:

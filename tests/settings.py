@@ -43,17 +43,20 @@ TEMPLATES = [
 ]
 # Fast password hashing: the admin tests log users in many times.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-# Worker processes of the cross-process tests share the parent's database through this variable.
-_TMP = os.environ.get("AGENTHUB_CACHE_TEST_DIR") or ""
-if not _TMP:  # this process made it, so this process removes it (a run leaves nothing in /tmp)
+# Worker processes of the cross-process tests open the parent's database file, named in this
+# variable (``shared_database``): the file itself, as pytest-django names it per xdist worker.
+_SHARED = os.environ.get("AGENTHUB_CACHE_TEST_DB") or ""
+_TMP = os.path.dirname(_SHARED)
+if not _SHARED:  # this process made it, so this process removes it (a run leaves nothing in /tmp)
     _TMP = tempfile.mkdtemp(prefix="agenthub-cache-tests-")
     atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
+_DATABASE = _SHARED or f"{_TMP}/test.sqlite3"
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": f"{_TMP}/test.sqlite3",
+        "NAME": _DATABASE,
         "OPTIONS": {"timeout": 20},  # deferred (Django's default): the lock row must serialize
-        "TEST": {"NAME": f"{_TMP}/test.sqlite3"},
+        "TEST": {"NAME": _DATABASE},
     }
 }
 CACHES = {

@@ -7,9 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from django.conf import settings
-
-from tests.conftest import DB_CACHE_TABLE, make_service, unique_namespace
+from tests.conftest import DB_CACHE_TABLE, make_service, shared_database, unique_namespace
 
 WORKERS = 4
 ROUNDS = 40
@@ -22,7 +20,7 @@ def test_processes_lose_no_count_pop_once_and_file_each_entry_once() -> None:
         service.set(f"token-{i}", i)
     env = {
         **os.environ,
-        "AGENTHUB_CACHE_TEST_DIR": str(Path(settings.DATABASES["default"]["NAME"]).parent),
+        **shared_database(),
         "AGENTHUB_CACHE_TEST_TABLE": DB_CACHE_TABLE,
         "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
     }

@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from django.conf import settings
 
 from agenthub_cache import CacheService
 from agenthub_cache.providers import index_use
-from tests.conftest import make_service, unique_namespace
+from tests.conftest import make_service, shared_database, unique_namespace
 
 ROUNDS = 3
 
@@ -40,7 +39,7 @@ class Worker:
     def __init__(self, alias: str, stores: dict[str, Any]) -> None:
         env = {
             **os.environ,
-            "AGENTHUB_CACHE_TEST_DIR": str(Path(settings.DATABASES["default"]["NAME"]).parent),
+            **shared_database(),
             "AGENTHUB_CACHE_TEST_CACHE": json.dumps(stores[alias]),
             "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
         }

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_the_test_settings_remove_the_directory_they_make(tmp_path: Path) -> None:
     env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
-    env.pop("AGENTHUB_CACHE_TEST_DIR", None)
+    env.pop("AGENTHUB_CACHE_TEST_DB", None)
     made = subprocess.run(
         [
             sys.executable,
@@ -32,7 +32,11 @@ def test_the_test_settings_remove_the_directory_they_make(tmp_path: Path) -> Non
 
 
 def test_a_directory_handed_over_is_left_to_its_owner(tmp_path: Path) -> None:
-    """A worker process given the parent's directory must not remove it under the parent."""
-    env = {**os.environ, "AGENTHUB_CACHE_TEST_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    """A worker process given the parent's database must not remove its directory under the parent."""
+    env = {
+        **os.environ,
+        "AGENTHUB_CACHE_TEST_DB": str(tmp_path / "test.sqlite3"),
+        "PYTHONPATH": str(ROOT),
+    }
     subprocess.run([sys.executable, "-c", "import tests.settings"], env=env, cwd=ROOT, check=True)
     assert tmp_path.is_dir()

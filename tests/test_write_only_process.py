@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 
 from agenthub_cache.providers.generations import GENERATION_MAX_AGE
-from tests.conftest import make_service, unique_namespace
+from tests.conftest import make_service, shared_database, unique_namespace
 
 
 @pytest.mark.parametrize("alias", ["memcached", "files"])
@@ -32,7 +31,7 @@ def test_a_write_only_process_writes_under_the_new_generation_after_a_flush(
     namespace = unique_namespace("writer")
     env = {
         **os.environ,
-        "AGENTHUB_CACHE_TEST_DIR": str(Path(settings.DATABASES["default"]["NAME"]).parent),
+        **shared_database(),
         "AGENTHUB_CACHE_TEST_CACHE": json.dumps(stores[alias]),
         "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
     }
