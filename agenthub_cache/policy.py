@@ -356,6 +356,31 @@ class ServicePolicy:
         """The failure policy of one call; ``values``: what it writes, for error translation."""
         return FailurePolicy(self, operation, values)
 
+    def _read(self, started: int, value: Any, default: Any) -> Any:
+        """What ``get`` returns for ``value`` (``MISS`` or what the provider read), recorded as a
+        ``get`` started at ``started`` (``perf_counter_ns``).
+
+        ``get``/``aget`` do what ``with self._policy("get") as call: call.read(...)`` does
+        without building a ``FailurePolicy`` per call: at 64 tasks on uvloop that object cost
+        about 3 of the 7 µs a namespace ``aget`` added to a raw one. Only a failure builds one
+        (``_read_failed``)."""
+        metrics = self._metrics
+        if value is MISS:
+            if metrics is not None:
+                metrics.observe("get", time.perf_counter_ns() - started, None, 0, 1, 0, 0)
+            return default
+        if metrics is not None:
+            metrics.observe("get", time.perf_counter_ns() - started, None, 1, 0, 0, 0)
+        return value
+
+    def _read_failed(self, started: int, exc: BaseException) -> bool:
+        """The failure policy for a ``get`` started at ``started`` that raised ``exc``: True
+        when it is silenced (return the default), False to re-raise it; or raises the error it
+        translates ``exc`` to."""
+        call = FailurePolicy(self, "get")
+        call.started = started
+        return call.__exit__(type(exc), exc, exc.__traceback__)
+
     def _admin(self, operation: str) -> FailurePolicy:
         """Whole-namespace operations always raise: an operator must see a failed flush."""
         return FailurePolicy(self, operation, silenceable=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -117,15 +118,23 @@ class CacheService(NamespaceAPI):
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, or ``default`` when missing or expired."""
         key = self._key(key)
-        with self._policy("get") as call:
-            return call.read(self.provider.get(key, MISS), default)
-        return default
+        started = perf_counter_ns()
+        try:
+            return self._read(started, self.provider.get(key, MISS), default)
+        except BaseException as exc:
+            if self._read_failed(started, exc):
+                return default
+            raise
 
     async def aget(self, key: str, default: Any = None) -> Any:
         key = self._key(key)
-        with self._policy("get") as call:
-            return call.read(await self.provider.aget(key, MISS), default)
-        return default
+        started = perf_counter_ns()
+        try:
+            return self._read(started, await self.provider.aget(key, MISS), default)
+        except BaseException as exc:
+            if self._read_failed(started, exc):
+                return default
+            raise
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The found entries among ``keys``, as a dict."""

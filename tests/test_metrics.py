@@ -101,6 +101,32 @@ def test_errors_are_counted_by_kind() -> None:
     assert "unavailable" not in refused.metrics()["errors"]
 
 
+async def test_a_failed_aget_is_a_get_with_its_error_counted() -> None:
+    """``get``/``aget`` apply the failure policy without a ``FailurePolicy`` per call
+    (``ServicePolicy._read``): a failure still builds one, counted as a ``get`` with its kind."""
+    location = f"redis://127.0.0.1:{servers.free_port()}/0"  # nothing listens there
+    dead = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": location}
+    with override_settings(CACHES={**caches_settings(), "dead": dead}):
+        try:
+            loud = CacheService(unique_namespace("m"), default_ttl=60, cache="dead")
+            with pytest.raises(CacheUnavailable, match=r"during get\(\)"):
+                await loud.aget("k")
+            silent = CacheService(
+                unique_namespace("m"), default_ttl=60, cache="dead", fail_silently=True
+            )
+            assert await silent.aget("k", "dflt") == "dflt"
+            for service in (loud, silent):
+                await service.aclose()
+        finally:
+            caches["dead"].close()
+    for service in (loud, silent):
+        counted = service.metrics()
+        assert counted["errors"] == {"unavailable": 1}
+        assert (counted["hits"], counted["misses"]) == (0, 0)
+        assert counted["operations"]["get"]["count"] == 1
+        assert counted["operations"]["get"]["sum_seconds"] > 0
+
+
 def test_a_callers_own_error_is_not_a_store_error() -> None:
     service = CacheService(unique_namespace("m"), default_ttl=60)
 
