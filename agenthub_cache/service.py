@@ -122,7 +122,7 @@ class CacheService(NamespaceAPI):
         try:
             return self._read(started, self.provider.get(key, MISS), default)
         except BaseException as exc:
-            if self._read_failed(started, exc):
+            if self._failed("get", started, exc):
                 return default
             raise
 
@@ -132,7 +132,7 @@ class CacheService(NamespaceAPI):
         try:
             return self._read(started, await self.provider.aget(key, MISS), default)
         except BaseException as exc:
-            if self._read_failed(started, exc):
+            if self._failed("get", started, exc):
                 return default
             raise
 
@@ -154,21 +154,27 @@ class CacheService(NamespaceAPI):
     ) -> bool:
         """Store ``value``; file it under ``indexes`` (and out of any it was filed under)."""
         key, timeout, indexes_ = self._key(key), self._timeout(ttl), self._indexes(indexes)
-        with self._policy("set", values=(value,)) as call:
+        started = perf_counter_ns()
+        try:
             stored = self.provider.set(key, value, timeout, indexes_)
-            call.wrote(stored)
-            return stored
-        return False
+        except BaseException as exc:
+            if self._failed("set", started, exc, (value,)):
+                return False
+            raise
+        return self._wrote("set", started, stored)
 
     async def aset(
         self, key: str, value: Any, ttl: Any = None, indexes: Mapping[str, str] | None = None
     ) -> bool:
         key, timeout, indexes_ = self._key(key), self._timeout(ttl), self._indexes(indexes)
-        with self._policy("set", values=(value,)) as call:
+        started = perf_counter_ns()
+        try:
             stored = await self.provider.aset(key, value, timeout, indexes_)
-            call.wrote(stored)
-            return stored
-        return False
+        except BaseException as exc:
+            if self._failed("set", started, exc, (value,)):
+                return False
+            raise
+        return self._wrote("set", started, stored)
 
     def add(
         self, key: str, value: Any, ttl: Any = None, indexes: Mapping[str, str] | None = None
