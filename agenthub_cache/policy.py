@@ -363,14 +363,10 @@ class ServicePolicy:
     def _read(self, started: int, value: Any, default: Any) -> Any:
         """What ``get`` returns for ``value`` (``MISS`` or what the provider read), recorded as
         a ``get`` started at ``started`` (``perf_counter_ns``)."""
-        metrics = self._metrics
-        if value is MISS:
-            if metrics is not None:
-                metrics.observe("get", time.perf_counter_ns() - started, None, 0, 1, 0, 0)
-            return default
+        metrics, hit = self._metrics, value is not MISS
         if metrics is not None:
-            metrics.observe("get", time.perf_counter_ns() - started, None, 1, 0, 0, 0)
-        return value
+            metrics.observe("get", time.perf_counter_ns() - started, None, hit, not hit, 0, 0)
+        return value if hit else default
 
     def _wrote(self, operation: str, started: int, stored: bool) -> bool:
         """``stored``, recorded as an ``operation`` started at ``started``."""

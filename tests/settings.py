@@ -45,12 +45,11 @@ TEMPLATES = [
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Worker processes of the cross-process tests open the parent's database file, named in this
 # variable (``shared_database``): the file itself, as pytest-django names it per xdist worker.
-_SHARED = os.environ.get("AGENTHUB_CACHE_TEST_DB") or ""
-_TMP = os.path.dirname(_SHARED)
-if not _SHARED:  # this process made it, so this process removes it (a run leaves nothing in /tmp)
+_DATABASE = os.environ.get("AGENTHUB_CACHE_TEST_DB") or ""
+if not _DATABASE:  # this process made it, so this process removes it (a run leaves nothing in /tmp)
     _TMP = tempfile.mkdtemp(prefix="agenthub-cache-tests-")
     atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
-_DATABASE = _SHARED or f"{_TMP}/test.sqlite3"
+    _DATABASE = f"{_TMP}/test.sqlite3"
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
