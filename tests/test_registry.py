@@ -5,11 +5,12 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import pytest
 from django.core.cache.backends.base import BaseCache
 from django.core.cache.backends.db import DatabaseCache
 from django.core.cache.backends.locmem import LocMemCache
 
-from agenthub_cache import register_provider
+from agenthub_cache import register_provider, registry
 from agenthub_cache.providers.db import DatabaseProvider
 from agenthub_cache.providers.generic import GenericProvider
 from agenthub_cache.providers.locmem import LocMemProvider
@@ -35,7 +36,9 @@ def test_unknown_backend_falls_back_to_generic() -> None:
     assert provider_class_for(ThirdPartyCache) is GenericProvider
 
 
-def test_decorator_registers_third_party_provider() -> None:
+def test_decorator_registers_third_party_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "_registry", dict(registry._registry))  # undone after the test
+
     @register_provider(f"{__name__}.ThirdPartyCache")
     class ThirdPartyProvider(GenericProvider):
         pass
