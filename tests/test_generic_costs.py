@@ -25,7 +25,7 @@ from pymemcache.client.hash import HashClient
 
 from agenthub_cache import CacheService, keys
 from agenthub_cache.providers import index_use, indexes
-from agenthub_cache.providers.locking import FILING_SLOTS, process_lock
+from agenthub_cache.providers.locking import FILING_SLOTS, index_writes, process_lock
 from tests.conftest import unique_namespace
 
 #: The requests memcached got from the counting backend: one a round trip.
@@ -256,13 +256,16 @@ def test_unindexed_pop_touch_incr_wait_for_no_index_write(
     service.set_many({"token": "t", "entry": 1, "count": 1})
     provider: Any = service.provider
     lock = process_lock(provider.store_id, service.namespace)
+    counted = index_writes(provider.store_id, service.namespace)
     slots = {hash(k) % FILING_SLOTS for k in ("token", "entry", "count", "more")}
     other = next(k for k in map(str, range(1000)) if hash(k) % FILING_SLOTS not in slots)
     held, release, done = threading.Event(), threading.Event(), threading.Event()
     results: list[Any] = []
 
     def hold() -> None:
-        with lock, provider.filing(other):  # what an indexed set of `other` holds
+        # an indexed set of `other` in this process (not its store's own locks: the database
+        # cache's transaction holds SQLite's one write lock, which every writer waits for)
+        with lock, counted.filing(other):
             held.set()
             release.wait(30)
 

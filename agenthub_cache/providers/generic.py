@@ -58,7 +58,7 @@ class GenericProvider(
         for attempt in range(MARK_ATTEMPTS):
             self.prepare_filing(scope)
             try:
-                with self.index_guard(), self.filing(key):
+                with self.filing(key):
                     if attempt < MARK_ATTEMPTS - 1:  # a store that keeps losing it: file anyway
                         self.confirm_indexed(scope)
                     return write()

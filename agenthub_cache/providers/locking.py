@@ -130,10 +130,14 @@ class ProcessGuards:
         """Held by every write that changes index records (a process-wide lock here)."""
         return self._lock
 
-    def filing(self, key: str) -> AbstractContextManager[None]:
-        """Wraps a write that files ``key`` under indexes, inside ``index_guard()``: counted
-        for ``index_mark``."""
-        return self._index_writes.filing(key)
+    @contextmanager
+    def filing(self, key: str) -> Iterator[None]:
+        """Holds ``index_guard()`` for a write that files ``key`` under indexes, counted for
+        ``index_mark`` from before the guard is taken until after it is left: a guard that is
+        a transaction (the database cache's) has committed the filing by the time the count
+        says it is over, so an unindexed write that checks meanwhile takes the guarded path."""
+        with self._lock, self._index_writes.filing(key), self.index_guard():
+            yield
 
     def index_marks(self, keys_: Iterable[str]) -> list[int | None]:
         return self._index_writes.marks(keys_)
