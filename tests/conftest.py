@@ -23,15 +23,34 @@ from django.db import connections
 from django.test.utils import override_settings
 
 from agenthub_cache import CacheService, checks
+from agenthub_cache.providers.redis.connections import connection_for
+from agenthub_cache.providers.redis.scripts import SOURCES
 from tests import servers
 
 DB_CACHE_TABLE = "agenthub_cache_test_table"
 BIG = {"MAX_ENTRIES": 10_000_000}
 
+#: django-redis on a server without the commands Redis 6.0 lacks, whose scripts take their
+#: branches for servers before Redis 7 (``before_redis7``).
+BEFORE_REDIS7 = "redis_before7"
 #: Contract-suite backends: alias -> what it needs. The suite runs once per alias.
-BACKENDS = ["locmem", "db", "files", "memcached", "redis", "redis_django", "in_memory"]
+BACKENDS = [
+    "locmem",
+    "db",
+    "files",
+    "memcached",
+    "redis",
+    "redis_django",
+    BEFORE_REDIS7,
+    "in_memory",
+]
 #: The two Redis aliases: django-redis's backend and Django's own RedisCache.
 REDIS_BACKENDS = ["redis", "redis_django"]
+#: The scripts' test of the server's version (``redis.REDIS_VERSION_NUM`` is new in Redis 7.0).
+REDIS7_TEST = "local redis7 = redis.REDIS_VERSION_NUM ~= nil"
+#: What Redis 6.0 does not have and the app uses where the server has it: PEXPIRETIME (7.0;
+#: ``EXPIRE``'s GT option came with it) and ZMSCORE (6.2).
+NEWER_COMMANDS = ("PEXPIRETIME", "ZMSCORE")
 
 
 def pytest_report_header() -> str:
@@ -48,6 +67,21 @@ def redis_server() -> Iterator[servers.Server]:
 
 
 @pytest.fixture(scope="session")
+def redis_before7_server() -> Iterator[servers.Server]:
+    """A Redis 7 server with the commands Redis 6.0 lacks renamed away: a script or step
+    that still sends one fails there instead of passing unnoticed."""
+    renamed = [arg for command in NEWER_COMMANDS for arg in ("--rename-command", command, "")]
+    server = servers.redis_server(None, *renamed).start()
+    yield server
+    server.stop()
+
+
+def before_redis7(source: str) -> str:
+    """``source`` as it runs on a server before Redis 7 (which lacks the version it tests)."""
+    return source.replace(REDIS7_TEST, "local redis7 = false")
+
+
+@pytest.fixture(scope="session")
 def memcached_server() -> Iterator[servers.Server | None]:
     server = servers.memcached_server()
     if server is None:
@@ -59,7 +93,10 @@ def memcached_server() -> Iterator[servers.Server | None]:
 
 
 def cache_settings(
-    redis: servers.Server, memcached: servers.Server | None, files_dir: str
+    redis: servers.Server,
+    memcached: servers.Server | None,
+    files_dir: str,
+    redis_before7: servers.Server | None = None,
 ) -> dict[str, Any]:
     caches_ = {
         "default": {
@@ -94,6 +131,12 @@ def cache_settings(
         },
         "dummy": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
     }
+    if redis_before7 is not None:
+        caches_[BEFORE_REDIS7] = {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"{redis_before7.url}/1",
+            "KEY_PREFIX": "d6",
+        }
     if memcached is not None:
         caches_["memcached"] = {
             "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
@@ -106,16 +149,32 @@ def cache_settings(
 
 @pytest.fixture(scope="session", autouse=True)
 def stores(
-    django_db_blocker: Any, redis_server: servers.Server, memcached_server: servers.Server | None
+    django_db_blocker: Any,
+    redis_server: servers.Server,
+    memcached_server: servers.Server | None,
+    redis_before7_server: servers.Server,
 ) -> Iterator[dict[str, Any]]:
     """Point CACHES at the private stores and create the DB cache table, once per session."""
     files_dir = tempfile.mkdtemp(prefix="agenthub-cache-files-")
-    configured = cache_settings(redis_server, memcached_server, files_dir)
+    configured = cache_settings(redis_server, memcached_server, files_dir, redis_before7_server)
     with django_db_blocker.unblock(), override_settings(CACHES=configured):
         call_command("createcachetable", verbosity=0)
+        _connect_before_redis7()
         yield configured
         caches.close_all()
     shutil.rmtree(files_dir, ignore_errors=True)
+
+
+def _connect_before_redis7() -> None:
+    """Create the ``BEFORE_REDIS7`` alias's connection (one per server for the whole process)
+    from the scripts as they run before Redis 7: it registers them when created, sync and
+    async alike."""
+    older = {name: before_redis7(source) for name, source in SOURCES.items()}
+    assert older != SOURCES, f"no script tests the server's version with {REDIS7_TEST!r}"
+    with pytest.MonkeyPatch.context() as patch:
+        for name, source in older.items():
+            patch.setitem(SOURCES, name, source)
+        connection_for(caches[BEFORE_REDIS7])
 
 
 #: The ``CACHES`` alias of the Redis Cluster the extended suites start (``cluster_alias``).

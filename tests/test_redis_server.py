@@ -26,6 +26,7 @@ from agenthub_cache import FOREVER, CacheService, CacheUnavailable, NotSupported
 from agenthub_cache.checks import W003, check_redis_eviction
 from agenthub_cache.providers.redis import steps as redis_steps
 from tests import servers
+from tests.conftest import BEFORE_REDIS7, unique_namespace
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -386,6 +387,35 @@ def test_index_reads_without_zmscore(
                     plain.zmscore("any", ["member"])
     finally:
         server.stop()
+
+
+def _calls(client: redis.Redis, command: str) -> int:
+    return int(client.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+@pytest.mark.parametrize("alias", [BEFORE_REDIS7, "redis"])
+def test_the_before_redis7_alias_runs_the_scripts_as_on_older_servers(
+    alias: str, redis_server: servers.Server, redis_before7_server: servers.Server
+) -> None:
+    """The contract suite's ``BEFORE_REDIS7`` alias runs what a server before Redis 7 runs:
+    scores from TIME and indexes refreshed from their members, on a server that has no
+    PEXPIRETIME or ZMSCORE (the ``redis`` alias, beside it, reads scores with PEXPIRETIME)."""
+    server = redis_before7_server if alias == BEFORE_REDIS7 else redis_server
+    svc = CacheService(unique_namespace(), default_ttl=60, cache=alias)
+    with redis.Redis(host=server.host, port=server.port) as plain:
+        before = {command: _calls(plain, command) for command in ("time", "pexpiretime")}
+        assert svc.set("a", 1, indexes={"g": "x"})
+        assert svc.set("a", 2, indexes={"g": "x"}, ttl=30)  # kept where it was filed
+        assert asyncio.run(svc.aset("b", 3, indexes={"g": "x"}))
+        assert svc.get_by_index("g", "x") == {"a": 2, "b": 3}
+        ran = {command: _calls(plain, command) - n for command, n in before.items()}
+        if alias == BEFORE_REDIS7:
+            assert ran == {"time": 3, "pexpiretime": 0}
+            with pytest.raises(redis.ResponseError, match="unknown command"):
+                plain.execute_command("PEXPIRETIME", "any")
+        else:  # one more where the shorter ttl made PEXPIREAT GT leave the index's expiry
+            assert ran == {"time": 0, "pexpiretime": 4}
+    svc.clear()
 
 
 # -- outages ---------------------------------------------------------------------------------

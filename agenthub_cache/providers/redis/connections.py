@@ -120,7 +120,9 @@ class Connection:
         handle = _loop_handles(loop).get(self.signature)
         if handle is None:
             client = aredis.Redis(connection_pool=self.make_async_pool())
-            scripts = {name: client.register_script(src) for name, src in SOURCES.items()}
+            # The sources this connection's sync scripts were registered from, so both run
+            # the same scripts (tests run the pre-Redis-7 branches through one connection).
+            scripts = {n: client.register_script(s.script) for n, s in self.scripts.items()}
             handle = _loop_handles(loop).setdefault(self.signature, AsyncHandle(client, scripts))
         self._last = (loop, handle)
         return handle
