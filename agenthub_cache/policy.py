@@ -51,6 +51,10 @@ class DjangoTimeout(float):
 #: At most one "cache unavailable" warning per namespace in this many seconds.
 WARNING_INTERVAL = 10.0
 _last_warning: dict[str, float] = {}
+#: Index names found valid: names are a schema, a handful per project, so the check runs once
+#: per name (cleared past ``INDEX_NAMES_KEPT``, should a caller build them from data).
+_VALID_INDEX_NAMES: set[str] = set()
+INDEX_NAMES_KEPT = 1024
 #: The default a service passes to the provider's reads, to tell a miss from a stored value.
 MISS: Final[Any] = object()
 
@@ -292,6 +296,10 @@ class ServicePolicy:
                 "index name",
                 f"{brief(index)} is invalid: use 1-64 of [A-Za-z0-9_.-], starting with a letter or digit.",
             )
+        if type(index) is str:
+            if len(_VALID_INDEX_NAMES) >= INDEX_NAMES_KEPT:
+                _VALID_INDEX_NAMES.clear()
+            _VALID_INDEX_NAMES.add(index)
         if type(value) is not str or not value.isascii():  # ASCII str is valid text as it is
             value = self._text(value, f"value of index {brief(index)}")
         return str(index), value
@@ -301,7 +309,16 @@ class ServicePolicy:
             return None
         if not isinstance(indexes, Mapping):
             raise self._error("indexes", "must be a dict of index name to value.")
-        return dict(self._index(name, value) for name, value in indexes.items())
+        checked: dict[str, str] = {}
+        known = _VALID_INDEX_NAMES
+        for name, value in indexes.items():
+            # The usual index: a name checked before, an ASCII str value (valid as it is).
+            if type(name) is str and name in known and type(value) is str and value.isascii():
+                checked[name] = value
+            else:
+                name_, checked_value = self._index(name, value)
+                checked[name_] = checked_value
+        return checked
 
     def _timeout(self, ttl: object, argument: str = "ttl") -> int | None:
         """``None`` -> the namespace default; ``FOREVER`` -> no expiry; else whole seconds.

@@ -18,7 +18,8 @@ from asgiref.sync import sync_to_async
 from django.core.cache import caches
 from django.db import connections
 
-from agenthub_cache import FOREVER, CacheService, InvalidKey, NotSupported
+from agenthub_cache import FOREVER, CacheService, InvalidKey, NotSupported, policy
+from agenthub_cache.providers.redis import layout as redis_layout
 from agenthub_cache.providers.redis.provider import RedisProvider
 from agenthub_cache.providers.scanning import ScanBudget
 from tests.conftest import late_in_a_second, make_service, run_threads, sleep_past
@@ -701,6 +702,39 @@ def test_bad_arguments_rejected_and_nothing_lost(service: CacheService) -> None:
     assert service.get("k") == "kept"
     assert service.find("email", "a@b.c") == ["k"]
     assert service.find("email", "other@x") == []
+
+
+@pytest.mark.parametrize("bad", [5, None, "\ud800"])
+def test_a_known_index_name_still_has_its_value_checked(service: CacheService, bad: Any) -> None:
+    """An index name is checked once (``policy._VALID_INDEX_NAMES``); its values every time."""
+    assert service.set("k", "kept", indexes={"email": "a@b.c"})
+    assert "email" in policy._VALID_INDEX_NAMES
+    with pytest.raises(InvalidKey, match=rf"{service.namespace}.*value of index 'email'"):
+        service.set("k", "x", indexes={"email": bad})
+    with pytest.raises(InvalidKey, match="index name"):
+        service.set("k", "x", indexes={"email": "b@c.d", "bad name!": "v"})
+    assert service.get("k") == "kept"
+    assert service.find("email", "a@b.c") == ["k"]
+
+
+def test_index_names_past_what_is_kept_still_work(
+    service: CacheService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Index names built from data overflow the kept ones (valid names, and on Redis each
+    name's key head): they are forgotten and checked or built again, nothing else changes."""
+    monkeypatch.setattr(policy, "INDEX_NAMES_KEPT", 4)
+    monkeypatch.setattr(redis_layout, "NAMES_KEPT", 4)
+    names = [f"n{i}.x-{i}" for i in range(10)]
+    for round_ in range(2):
+        for i, name in enumerate(names):
+            assert service.set(f"k{i}", round_, indexes={name: "v", "all": "yes"})
+        assert len(policy._VALID_INDEX_NAMES) <= 4
+    with pytest.raises(InvalidKey, match="index name"):
+        service.set("k0", "x", indexes={"bad name!": "v"})
+    for i, name in enumerate(names):
+        assert service.find(name, "v") == [f"k{i}"]
+    assert sorted(service.find("all", "yes")) == sorted(f"k{i}" for i in range(10))
+    assert service.get_many([f"k{i}" for i in range(10)]) == {f"k{i}": 1 for i in range(10)}
 
 
 def test_rejected_set_many_writes_nothing(service: CacheService) -> None:

@@ -39,6 +39,8 @@ def glob_escape(text: str) -> str:
 
 
 escape = keys.escape
+#: The most index names a layout keeps the key head of (``KeyLayout.index_key``).
+NAMES_KEPT = 1024
 
 
 def literal_prefix(pattern: str) -> str:
@@ -67,6 +69,9 @@ class KeyLayout:
         self.entry_head = self._entry.encode() if self._entry is not None else None
         self.meta_head = self._meta.encode() if self._meta is not None else None
         self._index_head = f"{stored}{keys.INDEX}:".encode() if keeps_prefix else None
+        #: ``index_key``'s head for each index name seen: names are the namespace's schema,
+        #: a handful (cleared past ``NAMES_KEPT`` should a caller build them from data).
+        self._index_heads: dict[str, bytes] = {}
         #: The cluster hash slot of every key of this layout (its hash tag's), set by the
         #: cluster provider; ``None`` on one server.
         self.slot: int | None = None
@@ -106,10 +111,14 @@ class KeyLayout:
 
     def index_key(self, name: str, value: str) -> bytes | str:
         """``index(name, value)``, as bytes where the layout keeps prefixes."""
-        head = self._index_head
+        head = self._index_heads.get(name)
         if head is None:
-            return self.index(name, value)
-        return head + f"{escape(name)}:{escape(value)}".encode()
+            if self._index_head is None:
+                return self.index(name, value)
+            if len(self._index_heads) >= NAMES_KEPT:
+                self._index_heads.clear()
+            head = self._index_heads[name] = self._index_head + f"{escape(name)}:".encode()
+        return head + escape(value).encode()
 
     def lock(self, *parts: str) -> str:
         """A lock key; ``lock("get_or_set", key)`` can never equal a one-part ``lock(name)``."""
