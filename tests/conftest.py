@@ -96,7 +96,7 @@ def cache_settings(
     redis: servers.Server,
     memcached: servers.Server | None,
     files_dir: str,
-    redis_before7: servers.Server | None = None,
+    redis_before7: servers.Server,
 ) -> dict[str, Any]:
     caches_ = {
         "default": {
@@ -129,14 +129,13 @@ def cache_settings(
             "LOCATION": f"{redis.url}/2",
             "KEY_PREFIX": "dj",
         },
-        "dummy": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
-    }
-    if redis_before7 is not None:
-        caches_[BEFORE_REDIS7] = {
+        BEFORE_REDIS7: {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": f"{redis_before7.url}/1",
             "KEY_PREFIX": "d6",
-        }
+        },
+        "dummy": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
+    }
     if memcached is not None:
         caches_["memcached"] = {
             "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
